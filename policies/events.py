@@ -1,0 +1,481 @@
+"""Normalized events (CONTRACT §2) as typed values, and the one parser that makes them.
+
+`parse_event` takes a JSON object and returns an `Event` or a `Rejection` with a reason; it
+never raises on bad input. Unknown extra fields are kept in `source` and otherwise ignored, so
+gateways may add fields freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import tzinfo
+from typing import Any
+
+import orjson
+
+from policies.site import Site, suggest
+from policies.timefmt import format_ts, parse_ts
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+
+
+@dataclass(slots=True)
+class Event:
+    ts: int
+    device: str
+    type: str
+    source: dict[str, Any] = field(repr=False, compare=False)
+
+    def restamped(self, ts_us: int, tz: tzinfo) -> Event:
+        """The same event at another time; the original time is kept as `device_ts`."""
+        src = dict(self.source)
+        src.setdefault("device_ts", src["ts"])
+        src["ts"] = format_ts(ts_us, tz)
+        return replace(self, ts=ts_us, source=src)
+
+
+@dataclass(slots=True)
+class DoorEvent(Event):
+    pass
+
+
+@dataclass(slots=True)
+class BadgeEvent(Event):
+    badge: str = ""
+    direction: str = "in"
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class AlarmInputEvent(Event):
+    state: str = "normal"
+
+
+@dataclass(slots=True)
+class AlarmPanelEvent(Event):
+    armed: bool | None = None
+    mains: str | None = None
+    battery: str | None = None
+    tamper: bool | None = None
+
+
+@dataclass(slots=True)
+class JammerStatus(Event):
+    output: bool = True
+    bands: dict[str, float] = field(default_factory=dict)
+    faults: tuple[str, ...] = ()
+    temperature_c: float | None = None
+
+
+@dataclass(slots=True)
+class CameraStatus(Event):
+    stream: str = "up"
+    tamper: str | None = None
+    fps: float | None = None
+
+
+@dataclass(slots=True)
+class RecordingInventory(Event):
+    oldest: int | None = None
+    newest: int | None = None
+    gaps: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(slots=True)
+class PhoneDetected(Event):
+    band: str | None = None
+    rssi_dbm: float | None = None
+
+
+@dataclass(slots=True)
+class PatrolCheckpoint(Event):
+    badge: str = ""
+
+
+@dataclass(slots=True)
+class OperatorDuty(Event):
+    badge: str = ""
+    state: str = "on"
+
+
+@dataclass(slots=True)
+class CallRecorded(Event):
+    start: int = 0
+    end: int = 0
+    recording: str | None = None
+    supervisors: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class ApprovalGranted(Event):
+    badge: str = ""
+    valid_s: float = 0.0
+
+
+@dataclass(slots=True)
+class InspectionDone(Event):
+    zone: str = ""
+    badge: str = ""
+
+
+@dataclass(slots=True)
+class ReviewDone(Event):
+    camera: str | None = None
+    zone: str | None = None
+    badge: str = ""
+
+
+@dataclass(slots=True)
+class AlertAck(Event):
+    alert_id: str = ""
+    badge: str = ""
+    comment: str | None = None
+
+
+@dataclass(slots=True)
+class AlertShelve(Event):
+    alert_id: str = ""
+    badge: str = ""
+    until: int = 0
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class AlertUnshelve(Event):
+    alert_id: str = ""
+    badge: str = ""
+
+
+@dataclass(slots=True)
+class SealEvent(Event):
+    seal: str = ""
+    name: str | None = None
+    classification: str | None = None
+    end: int | None = None
+
+
+@dataclass(slots=True)
+class DeviceEvent(Event):
+    """device.heartbeat and device.status."""
+
+    state: str | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing
+
+
+class _Bad(Exception):
+    pass
+
+
+def _str(obj: Mapping[str, Any], key: str) -> str:
+    v = obj.get(key)
+    if not isinstance(v, str) or not v:
+        raise _Bad(f"field '{key}' must be a non-empty string" if key in obj
+                   else f"missing field '{key}'")
+    return v
+
+
+def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
+    v = obj.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise _Bad(f"field '{key}' must be a string")
+    return v
+
+
+def _enum(obj: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    v = obj.get(key)
+    if v not in choices:
+        if key not in obj:
+            raise _Bad(f"missing field '{key}'")
+        raise _Bad(f"field '{key}' must be one of {', '.join(choices)}, got {v!r}")
+    return str(v)
+
+
+def _bool(obj: Mapping[str, Any], key: str, required: bool = True) -> bool | None:
+    v = obj.get(key)
+    if v is None and not required:
+        return None
+    if not isinstance(v, bool):
+        raise _Bad(f"field '{key}' must be true or false" if key in obj
+                   else f"missing field '{key}'")
+    return v
+
+
+def _num(obj: Mapping[str, Any], key: str, required: bool = True) -> float | None:
+    v = obj.get(key)
+    if v is None and not required:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != v or v in (
+            float("inf"), float("-inf")):
+        raise _Bad(f"field '{key}' must be a number" if key in obj
+                   else f"missing field '{key}'")
+    return float(v)
+
+
+_ts_cache: dict[str, int] = {}
+
+
+def _time(value: Any, key: str) -> int:
+    if not isinstance(value, str):
+        raise _Bad(f"field '{key}' must be an RFC 3339 time string")
+    us = _ts_cache.get(value)
+    if us is None:
+        try:
+            us = parse_ts(value)
+        except ValueError:
+            raise _Bad(f"field '{key}' is not an RFC 3339 time with an offset: {value!r}"
+                       ) from None
+        if len(_ts_cache) > 4096:
+            _ts_cache.clear()
+        _ts_cache[value] = us
+    return us
+
+
+def _time_field(obj: Mapping[str, Any], key: str, required: bool = True) -> int | None:
+    if obj.get(key) is None:
+        if required:
+            raise _Bad(f"missing field '{key}'")
+        return None
+    return _time(obj[key], key)
+
+
+def _badges(obj: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    v = obj.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise _Bad(f"field '{key}' must be a list of badges")
+    return tuple(v)
+
+
+_Base = tuple[int, str, str, dict[str, Any]]
+_Build = Callable[[_Base, Mapping[str, Any], Site], Event]
+
+
+def _door(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    return DoorEvent(*b)
+
+
+def _badge(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    return BadgeEvent(*b, badge=_str(o, "badge"), direction=_enum(o, "direction", ("in", "out")),
+                      reason=_opt_str(o, "reason"))
+
+
+def _alarm_input(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    return AlarmInputEvent(*b, state=_enum(o, "state", ("normal", "alarm", "tamper", "fault")))
+
+
+def _alarm_panel(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    mains = o.get("mains")
+    battery = o.get("battery")
+    if mains is not None:
+        _enum(o, "mains", ("ok", "lost"))
+    if battery is not None:
+        _enum(o, "battery", ("ok", "low"))
+    return AlarmPanelEvent(*b, armed=_bool(o, "armed", False), mains=mains, battery=battery,
+                           tamper=_bool(o, "tamper", False))
+
+
+def _jammer(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    bands = o.get("bands", {})
+    if not isinstance(bands, dict):
+        raise _Bad("field 'bands' must be an object {band: dBm}")
+    for k, v in bands.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
+            raise _Bad(f"band '{k}' must be a number of dBm")
+    faults = o.get("faults", [])
+    if not isinstance(faults, list) or not all(isinstance(x, str) for x in faults):
+        raise _Bad("field 'faults' must be a list of strings")
+    out = _bool(o, "output")
+    return JammerStatus(*b, output=bool(out), bands=bands, faults=tuple(faults),
+                        temperature_c=_num(o, "temperature_c", False))
+
+
+def _camera(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    tamper = o.get("tamper")
+    if tamper is not None and tamper not in ("covered", "defocused", "moved", "frozen"):
+        raise _Bad(f"field 'tamper' must be null, covered, defocused, moved or frozen, "
+                   f"got {tamper!r}")
+    return CameraStatus(*b, stream=_enum(o, "stream", ("up", "down")), tamper=tamper,
+                        fps=_num(o, "fps", False))
+
+
+def _inventory(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    gaps_raw = o.get("gaps", [])
+    if not isinstance(gaps_raw, list):
+        raise _Bad("field 'gaps' must be a list of [start, end]")
+    gaps: list[tuple[int, int]] = []
+    for g in gaps_raw:
+        if not isinstance(g, list) or len(g) != 2:
+            raise _Bad("each gap must be [start, end]")
+        gaps.append((_time(g[0], "gaps"), _time(g[1], "gaps")))
+    return RecordingInventory(*b, oldest=_time_field(o, "oldest", False),
+                              newest=_time_field(o, "newest", False), gaps=tuple(gaps))
+
+
+def _phone(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    return PhoneDetected(*b, band=_opt_str(o, "band"), rssi_dbm=_num(o, "rssi_dbm", False))
+
+
+def _patrol(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    return PatrolCheckpoint(*b, badge=_str(o, "badge"))
+
+
+def _duty(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    return OperatorDuty(*b, badge=_str(o, "badge"), state=_enum(o, "state", ("on", "off")))
+
+
+def _call(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    start = _time_field(o, "start")
+    end = _time_field(o, "end")
+    assert start is not None and end is not None
+    if "recording" not in o:
+        raise _Bad("missing field 'recording' (an id, or null for none)")
+    return CallRecorded(*b, start=start, end=end, recording=_opt_str(o, "recording"),
+                        supervisors=_badges(o, "supervisors"))
+
+
+def _approval(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    valid = _num(o, "valid_s")
+    assert valid is not None
+    if valid <= 0:
+        raise _Bad("field 'valid_s' must be greater than 0")
+    return ApprovalGranted(*b, badge=_str(o, "badge"), valid_s=valid)
+
+
+def _inspection(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    zone = _str(o, "zone")
+    if zone not in s.zones:
+        raise _Bad(f"unknown zone '{zone}'{suggest(zone, s.zones)}")
+    return InspectionDone(*b, zone=zone, badge=_str(o, "badge"))
+
+
+def _review(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    camera, zone = _opt_str(o, "camera"), _opt_str(o, "zone")
+    if camera is None and zone is None:
+        raise _Bad("missing field 'camera' (or 'zone')")
+    if camera is not None and camera not in s.cameras:
+        raise _Bad(f"unknown camera '{camera}'{suggest(camera, s.cameras)}")
+    if zone is not None and zone not in s.zones:
+        raise _Bad(f"unknown zone '{zone}'{suggest(zone, s.zones)}")
+    return ReviewDone(*b, camera=camera, zone=zone, badge=_str(o, "badge"))
+
+
+def _ack(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    return AlertAck(*b, alert_id=_str(o, "alert_id"), badge=_str(o, "badge"),
+                    comment=_opt_str(o, "comment"))
+
+
+def _shelve(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    until = _time_field(o, "until")
+    assert until is not None
+    return AlertShelve(*b, alert_id=_str(o, "alert_id"), badge=_str(o, "badge"), until=until,
+                       reason=_str(o, "reason"))
+
+
+def _unshelve(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    return AlertUnshelve(*b, alert_id=_str(o, "alert_id"), badge=_str(o, "badge"))
+
+
+def _seal(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    classification = _opt_str(o, "classification")
+    if classification is not None:
+        _enum(o, "classification", ("top_secret", "secret", "confidential"))
+    return SealEvent(*b, seal=_str(o, "seal"), name=_opt_str(o, "name"),
+                     classification=classification, end=_time_field(o, "end", False))
+
+
+def _heartbeat(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    return DeviceEvent(*b)
+
+
+def _status(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    return DeviceEvent(*b, state=_enum(o, "state", ("online", "offline")))
+
+
+_ANY = ()  # any known device
+# type -> (device kinds it may come from, builder)
+EVENT_TYPES: dict[str, tuple[tuple[str, ...], _Build]] = {
+    "door.opened": (("door",), _door),
+    "door.closed": (("door",), _door),
+    "door.forced": (("door",), _door),
+    "badge.granted": (("door",), _badge),
+    "badge.denied": (("door",), _badge),
+    "alarm.input": (("alarm_input",), _alarm_input),
+    "alarm.panel": (("alarm_panel",), _alarm_panel),
+    "jammer.status": (("jammer",), _jammer),
+    "camera.status": (("camera",), _camera),
+    "recording.inventory": (("camera",), _inventory),
+    "phone.detected": (("phone_detector",), _phone),
+    "patrol.checkpoint": (("checkpoint",), _patrol),
+    "operator.duty": (("console",), _duty),
+    "call.recorded": (("duty_phone",), _call),
+    "approval.granted": (("console",), _approval),
+    "inspection.done": (("console",), _inspection),
+    "review.done": (("console",), _review),
+    "alert.ack": (("console",), _ack),
+    "alert.shelve": (("console",), _shelve),
+    "alert.unshelve": (("console",), _unshelve),
+    "seal.start": (("console",), _seal),
+    "seal.end": (("console",), _seal),
+    "device.heartbeat": (_ANY, _heartbeat),
+    "device.status": (_ANY, _status),
+}
+
+
+def parse_event(obj: Any, site: Site, *, device: str | None = None,
+                now_us: int | None = None) -> Event | Rejection:
+    """A JSON object → an Event, or a Rejection saying why not.
+
+    `device` and `now_us` are defaults for a missing `device` / `ts` (CONTRACT §5: the topic's
+    last level and the receive time).
+    """
+    if not isinstance(obj, dict):
+        return Rejection(f"expected a JSON object, got {type(obj).__name__}")
+    etype = obj.get("type")
+    spec = EVENT_TYPES.get(etype) if isinstance(etype, str) else None
+    if spec is None:
+        if "type" not in obj:
+            return Rejection("missing field 'type'")
+        return Rejection(f"unknown event type {etype!r}{suggest(str(etype), EVENT_TYPES)}")
+    kinds, build = spec
+    dev = obj.get("device", device)
+    if not isinstance(dev, str) or not dev:
+        return Rejection("missing field 'device'" if dev is None
+                         else "field 'device' must be a non-empty string")
+    kind = site.device_kind.get(dev)
+    if kind is None:
+        return Rejection(f"unknown device '{dev}'{suggest(dev, site.device_kind)}")
+    if kinds and kind not in kinds:
+        return Rejection(f"device '{dev}' is a {kind}, not a {' or '.join(kinds)} "
+                         f"(type {etype})")
+    src = obj
+    raw_ts = obj.get("ts")
+    try:
+        if raw_ts is None:
+            if now_us is None:
+                return Rejection("missing field 'ts'")
+            src = {**obj, "ts": format_ts(now_us, site.tz)}
+            ts = now_us
+        else:
+            ts = _time(raw_ts, "ts")
+        if "device" not in obj:
+            src = {**src, "device": dev}
+        return build((ts, dev, etype, src), obj, site)
+    except _Bad as exc:
+        return Rejection(str(exc))
+
+
+def parse_line(line: str | bytes, site: Site) -> Event | Rejection:
+    """One line of JSON text → an Event or a Rejection."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(f"not valid JSON: {exc}")
+    return parse_event(obj, site)

@@ -1,0 +1,57 @@
+"""EXAM-2.8.14: "Before the seal: full inspection that … every protective device works reliably."
+
+Run when the engine sees a seal start: every readiness check at once, one latched alert that
+lists each failure.
+"""
+
+from __future__ import annotations
+
+from policies.core import Rule
+from policies.rules.staffing import ON_DUTY_ROLES
+
+
+class PreSeal(Rule):
+    policy = "pre-seal"
+    clause = "EXAM-2.8.14"
+    severity = "critical"
+    latched = True
+
+    def failures(self) -> list[str]:
+        site, ctx, w = self.site, self.ctx, self.ctx.world
+        out: list[str] = []
+        offline = ctx.active_alerts("device-offline")
+        out += [f"{d} offline" for d in sorted(offline)]
+        for group in (site.jammers, site.cameras, site.alarm_panels, site.phone_detectors):
+            out += [f"{d} never heard" for d in group if d not in w.last_seen]
+        doors = {d.id for d in site.boundary_doors}
+        if site.entrance is not None:
+            doors |= {site.entrance.outer, site.entrance.inner}
+        out += [f"door {d} open" for d in sorted(doors) if d in w.doors_open]
+        for jid, jammer in site.jammers.items():
+            status = w.jammer.get(jid)
+            if status is None:
+                continue
+            if not status.output:
+                out.append(f"jammer {jid} output off")
+            out += [f"jammer {jid} band {b.id} below floor" for b in jammer.bands
+                    if status.bands.get(b.id, float("-inf")) < b.min_dbm]
+        for cid, cam in w.camera.items():
+            if cam.stream == "down" or cam.tamper is not None:
+                out.append(f"camera {cid} {'down' if cam.stream == 'down' else cam.tamper}")
+        out += [f"perimeter panel {p} disarmed" for p in site.perimeter_panels()
+                if w.panel_armed.get(p) is False]
+        need = self.tunables.min_operators_on_duty
+        for zone in site.monitoring_zones:
+            have = sum(1 for b in w.on_duty.get(zone, ()) if b in site.people
+                       and site.people[b].role in ON_DUTY_ROLES)
+            if have < need:
+                out.append(f"{zone}: {have} of {need} operators on duty")
+        out += [f"camera {c} out of retention"
+                for c in sorted(ctx.active_alerts("video-retention"))]
+        return out
+
+    def check(self, seal_id: str) -> None:
+        problems = self.failures()
+        if problems:
+            self.raise_(seal_id, f"seal {seal_id} started with {len(problems)} readiness "
+                                 f"failure(s): " + "; ".join(problems))
