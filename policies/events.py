@@ -467,7 +467,7 @@ def parse_event(obj: Any, site: Site, *, device: str | None = None,
             ts = _time(raw_ts, "ts")
         if "device" not in obj:
             src = {**src, "device": dev}
-        return build((ts, dev, etype, src), obj, site)
+        return build((ts, dev, str(etype), src), obj, site)
     except _Bad as exc:
         return Rejection(str(exc))
 

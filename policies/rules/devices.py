@@ -7,8 +7,8 @@ silent for `heartbeat_timeout_s`, is offline until it is heard again.
 from __future__ import annotations
 
 from policies.core import Context, Deadlines, Rule
-from policies.events import DeviceEvent, Event
 from policies.events import EVENT_TYPES as _TYPES
+from policies.events import DeviceEvent, Event
 from policies.timefmt import seconds
 
 
