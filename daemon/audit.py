@@ -1,0 +1,94 @@
+"""The tamper-evident audit chain: each record carries the sha256 of the one before.
+
+A record's hash covers its sequence number, time, kind, body and the previous hash, so editing,
+deleting or reordering any stored record breaks the chain at that record. When retention prunes
+the oldest records, the hash of the last pruned one is kept as the chain's anchor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+GENESIS = "0" * 64
+
+
+def canonical(body: dict[str, Any]) -> str:
+    """The one text a body is hashed and stored as (sorted keys, no spaces)."""
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def record_hash(prev: str, seq: int, ts: int, kind: str, body: str) -> str:
+    h = hashlib.sha256()
+    h.update(f"{prev}\n{seq}\n{ts}\n{kind}\n".encode())
+    h.update(body.encode())
+    return h.hexdigest()
+
+
+class AuditChain:
+    """Appends records to the `audit` table inside the caller's transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is None:
+            anchor = conn.execute("SELECT value FROM meta WHERE key='audit_anchor'").fetchone()
+            seq_row = conn.execute(
+                "SELECT value FROM meta WHERE key='audit_anchor_seq'").fetchone()
+            self.head = anchor[0] if anchor else GENESIS
+            self.seq = int(seq_row[0]) if seq_row else 0
+        else:
+            self.seq, self.head = int(row[0]), str(row[1])
+
+    def append(self, ts: int, kind: str, body: dict[str, Any]) -> str:
+        """Add one record (call inside a transaction); returns its hash."""
+        text = canonical(body)
+        seq = self.seq + 1
+        digest = record_hash(self.head, seq, ts, kind, text)
+        self.conn.execute("INSERT INTO audit(seq, ts, kind, body, prev, hash) "
+                          "VALUES (?, ?, ?, ?, ?, ?)", (seq, ts, kind, text, self.head, digest))
+        self.seq, self.head = seq, digest
+        return digest
+
+    def rollback(self) -> None:
+        """Forget appends of a transaction that was rolled back."""
+        self.__init__(self.conn)  # type: ignore[misc]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    ok: bool
+    records: int
+    head: str
+    broken_seq: int | None = None
+    problem: str = ""
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"audit chain intact: {self.records} records, head {self.head}"
+        return f"audit chain broken at record {self.broken_seq}: {self.problem}"
+
+
+def verify(conn: sqlite3.Connection) -> Verdict:
+    """Walk the chain from its anchor; name the first record that does not fit."""
+    anchor = conn.execute("SELECT value FROM meta WHERE key='audit_anchor'").fetchone()
+    anchor_seq = conn.execute("SELECT value FROM meta WHERE key='audit_anchor_seq'").fetchone()
+    prev = anchor[0] if anchor else GENESIS
+    expected_seq = (int(anchor_seq[0]) if anchor_seq else 0) + 1
+    count = 0
+    for seq, ts, kind, body, stored_prev, stored_hash in conn.execute(
+            "SELECT seq, ts, kind, body, prev, hash FROM audit ORDER BY seq"):
+        if seq != expected_seq:
+            return Verdict(False, count, prev, expected_seq,
+                           f"record {expected_seq} is missing (next stored is {seq})")
+        if stored_prev != prev:
+            return Verdict(False, count, prev, seq,
+                           "its previous-hash does not match the record before it")
+        if record_hash(prev, seq, ts, kind, body) != stored_hash:
+            return Verdict(False, count, prev, seq, "its content does not match its hash")
+        prev, expected_seq, count = stored_hash, seq + 1, count + 1
+    return Verdict(True, count, prev)
