@@ -25,7 +25,9 @@ def replay_lines(site: Site, lines: Iterable[bytes | str], *, until: int | None 
             reason = ev.reason
         else:
             try:
-                yield from engine.feed(ev)
+                out = engine.feed(ev)
+                if out:
+                    yield from out
                 continue
             except EventRejected as exc:
                 reason = exc.reason
@@ -40,7 +42,7 @@ def run_replay(site: Site, path: str, *, until: int | None, strict: bool) -> int
     """Write the transitions as JSON lines to stdout; exit status per CONTRACT §3."""
     tz = site.tz
     out = sys.stdout.buffer
-    stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    stream = sys.stdin.buffer if path == "-" else open(path, "rb")
     rejected = 0
 
     class CountingStderr:

@@ -124,6 +124,8 @@ class Rule:
         self.ctx = ctx
         self.site = ctx.site
         self.tunables = ctx.site.policies
+        # this policy's active alerts by subject (the context's own dict, never replaced)
+        self.mine = ctx.active_alerts(self.policy)
 
     def applies(self) -> bool:
         """False when the site has nothing this rule could watch."""
@@ -150,10 +152,11 @@ class Rule:
             seal_only=self.seal_only, fold=fold)
 
     def clear(self, subject: str) -> None:
-        self.ctx.clear_alert(self.policy, subject)
+        if subject in self.mine:  # the common case, a report that all is well, stays cheap
+            self.ctx.clear_alert(self.policy, subject)
 
     def active(self, subject: str) -> Alert | None:
-        return self.ctx.active_alert(self.policy, subject)
+        return self.mine.get(subject)
 
 
 class Deadlines:
@@ -175,10 +178,13 @@ class Deadlines:
     def touch(self, key: str, t: int) -> None:
         self.last[key] = t
         if key not in self.armed:
-            self.armed.add(key)
-            g = self.gen.get(key, 0) + 1
-            self.gen[key] = g
-            self.ctx.schedule(t + self.period, self._fire, (key, g))
+            self._arm(key, t)
+
+    def _arm(self, key: str, t: int) -> None:
+        self.armed.add(key)
+        g = self.gen.get(key, 0) + 1
+        self.gen[key] = g
+        self.ctx.schedule(t + self.period, self._fire, (key, g))
 
     def stop(self, key: str) -> None:
         self.armed.discard(key)
@@ -244,7 +250,8 @@ class Context:
         return self._active.get(policy, {}).get(subject)
 
     def active_alerts(self, policy: str) -> dict[str, Alert]:
-        return self._active.get(policy, {})
+        """The live dict of a policy's active alerts by subject (read it, don't change it)."""
+        return self._active.setdefault(policy, {})
 
     def open_alert(self, alert_id: str) -> Alert | None:
         return self._open.get(alert_id)
@@ -367,37 +374,84 @@ class Context:
         w.last_seen[ev.device] = ev.ts
         if w.offline:
             w.offline.discard(ev.device)
-        t = ev.type
-        if t == "door.opened" or t == "door.forced":
-            if ev.device in w.doors_open:
-                return False
-            w.doors_open[ev.device] = ev.ts
-        elif t == "door.closed":
-            return w.doors_open.pop(ev.device, None) is not None
-        elif isinstance(ev, JammerStatus):
-            w.jammer[ev.device] = ev
-        elif isinstance(ev, CameraStatus):
-            w.camera[ev.device] = ev
-        elif isinstance(ev, AlarmPanelEvent):
-            if ev.armed is not None:
-                w.panel_armed[ev.device] = ev.armed
-            mains, battery = w.panel_power.get(ev.device, (None, None))
-            w.panel_power[ev.device] = (ev.mains or mains, ev.battery or battery)
-        elif isinstance(ev, AlarmInputEvent):
-            w.inputs[ev.device] = ev.state
-            w.last_seen[self.site.alarm_inputs[ev.device].panel] = ev.ts
-        elif isinstance(ev, BadgeEvent):
-            if t == "badge.granted":
-                w.location[ev.badge] = self.site.doors[ev.device].zone_entered(ev.direction)
-        elif isinstance(ev, OperatorDuty):
-            zone = self.site.consoles[ev.device].zone
-            badges = w.on_duty.setdefault(zone, set())
-            if ev.state == "on":
-                badges.add(ev.badge)
-            else:
-                badges.discard(ev.badge)
-        elif isinstance(ev, ApprovalGranted):
-            w.approvals[ev.badge] = (ev.ts, ev.ts + seconds(ev.valid_s))
-        elif isinstance(ev, DeviceEvent) and ev.state == "offline":
-            w.offline.add(ev.device)
-        return True
+        update = _WORLD_UPDATES.get(ev.type)
+        return True if update is None else update(self, ev)
+
+
+def _door_open(ctx: Context, ev: Event) -> bool:
+    doors = ctx.world.doors_open
+    if ev.device in doors:
+        return False
+    doors[ev.device] = ev.ts
+    return True
+
+
+def _door_closed(ctx: Context, ev: Event) -> bool:
+    return ctx.world.doors_open.pop(ev.device, None) is not None
+
+
+def _jammer(ctx: Context, ev: Event) -> bool:
+    assert isinstance(ev, JammerStatus)
+    ctx.world.jammer[ev.device] = ev
+    return True
+
+
+def _camera(ctx: Context, ev: Event) -> bool:
+    assert isinstance(ev, CameraStatus)
+    ctx.world.camera[ev.device] = ev
+    return True
+
+
+def _panel(ctx: Context, ev: Event) -> bool:
+    assert isinstance(ev, AlarmPanelEvent)
+    w = ctx.world
+    if ev.armed is not None:
+        w.panel_armed[ev.device] = ev.armed
+    mains, battery = w.panel_power.get(ev.device, (None, None))
+    w.panel_power[ev.device] = (ev.mains or mains, ev.battery or battery)
+    return True
+
+
+def _input(ctx: Context, ev: Event) -> bool:
+    assert isinstance(ev, AlarmInputEvent)
+    ctx.world.inputs[ev.device] = ev.state
+    ctx.world.last_seen[ctx.site.alarm_inputs[ev.device].panel] = ev.ts
+    return True
+
+
+def _granted(ctx: Context, ev: Event) -> bool:
+    assert isinstance(ev, BadgeEvent)
+    ctx.world.location[ev.badge] = ctx.site.doors[ev.device].zone_entered(ev.direction)
+    return True
+
+
+def _duty(ctx: Context, ev: Event) -> bool:
+    assert isinstance(ev, OperatorDuty)
+    zone = ctx.site.consoles[ev.device].zone
+    badges = ctx.world.on_duty.setdefault(zone, set())
+    if ev.state == "on":
+        badges.add(ev.badge)
+    else:
+        badges.discard(ev.badge)
+    return True
+
+
+def _approval(ctx: Context, ev: Event) -> bool:
+    assert isinstance(ev, ApprovalGranted)
+    ctx.world.approvals[ev.badge] = (ev.ts, ev.ts + seconds(ev.valid_s))
+    return True
+
+
+def _status(ctx: Context, ev: Event) -> bool:
+    assert isinstance(ev, DeviceEvent)
+    if ev.state == "offline":
+        ctx.world.offline.add(ev.device)
+    return True
+
+
+_WORLD_UPDATES: dict[str, Callable[[Context, Event], bool]] = {
+    "door.opened": _door_open, "door.forced": _door_open, "door.closed": _door_closed,
+    "jammer.status": _jammer, "camera.status": _camera, "alarm.panel": _panel,
+    "alarm.input": _input, "badge.granted": _granted, "operator.duty": _duty,
+    "approval.granted": _approval, "device.status": _status,
+}

@@ -42,6 +42,10 @@ RULES: tuple[type[Rule], ...] = (
 )
 
 
+OPERATOR_TYPES = frozenset({"alert.ack", "alert.shelve", "alert.unshelve", "seal.start",
+                            "seal.end"})
+
+
 class Engine:
     """Runs every policy of a site over a stream of events on a virtual clock."""
 
@@ -54,7 +58,6 @@ class Engine:
         for rule in self.rules:
             for etype in rule.handles:
                 self._dispatch.setdefault(etype, []).append(rule.on_event)
-        self._last_event: int | None = None
         self.floor: int | None = None  # the earliest ts a new event may carry
         self._sealed_checked = True
 
@@ -78,25 +81,31 @@ class Engine:
     def feed(self, ev: Event) -> list[Transition]:
         """Apply one event; raise EventRejected (changing nothing) if it cannot be applied."""
         ctx = self.ctx
+        t = ev.ts
         if not ctx.started:
-            self._start(ev.ts)
-        elif self.floor is not None and ev.ts < self.floor:
+            self._start(t)
+        elif self.floor is not None and t < self.floor:
             raise EventRejected("out of order: older than the last accepted event")
-        ctx.run_timers(ev.ts, inclusive=False)
-        ctx.now = ev.ts
-        # On a rejection the timers that fired stay fired; their transitions come out with
-        # the next call (or pending_transitions()).
-        self._check_operator_event(ev)
-        self.floor = self._last_event = ev.ts
-        changed = ctx.apply_world(ev)
-        self._operator_event(ev)
-        if changed:
-            for handler in self._dispatch.get(ev.type, ()):
+        heap = ctx._heap
+        if heap and heap[0][0] <= t:
+            ctx.run_timers(t, inclusive=False)
+        ctx.now = t
+        etype = ev.type
+        operator = etype in OPERATOR_TYPES
+        if operator:
+            # On a rejection the timers that fired stay fired; their transitions come out
+            # with the next call (or pending_transitions()).
+            self._check_operator_event(ev)
+        self.floor = t
+        if ctx.apply_world(ev) or etype == "door.forced":  # forced while open still counts
+            for handler in self._dispatch.get(etype, ()):
                 handler(ev)
-        elif ev.type == "door.forced":  # forced while already open still counts as forced
-            for handler in self._dispatch.get(ev.type, ()):
-                handler(ev)
-        return self._take()
+        if operator:
+            self._operator_event(ev)
+        out = ctx.out
+        if out:
+            ctx.out = []
+        return out
 
     def advance(self, now: int) -> list[Transition]:
         """Let the clock run to `now`, firing every timer due up to and including it."""

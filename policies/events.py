@@ -209,13 +209,18 @@ def _bool(obj: Mapping[str, Any], key: str, required: bool = True) -> bool | Non
     return v
 
 
+def _finite(v: Any) -> bool:
+    """A JSON number that is finite (bool is not a number here)."""
+    t = type(v)
+    return (t is float and v - v == 0.0) or t is int
+
+
 def _num(obj: Mapping[str, Any], key: str, required: bool = True) -> float | None:
-    v = obj.get(key)
+    v: Any = obj.get(key)
     if v is None and not required:
         return None
-    if isinstance(v, bool) or not isinstance(v, int | float) or v != v or v in (
-            float("inf"), float("-inf")):
-        raise _Bad(f"field '{key}' must be a number" if key in obj
+    if not _finite(v):
+        raise _Bad(f"field '{key}' must be a finite number" if key in obj
                    else f"missing field '{key}'")
     return float(v)
 
@@ -287,13 +292,15 @@ def _jammer(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     if not isinstance(bands, dict):
         raise _Bad("field 'bands' must be an object {band: dBm}")
     for k, v in bands.items():
-        if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
+        if not _finite(v):
             raise _Bad(f"band '{k}' must be a number of dBm")
     faults = o.get("faults", [])
     if not isinstance(faults, list) or not all(isinstance(x, str) for x in faults):
         raise _Bad("field 'faults' must be a list of strings")
-    out = _bool(o, "output")
-    return JammerStatus(*b, output=bool(out), bands=bands, faults=tuple(faults),
+    output: Any = o.get("output")
+    if output is not True and output is not False:
+        _bool(o, "output")
+    return JammerStatus(*b, output=output, bands=bands, faults=tuple(faults),
                         temperature_c=_num(o, "temperature_c", False))
 
 
@@ -302,8 +309,10 @@ def _camera(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     if tamper is not None and tamper not in ("covered", "defocused", "moved", "frozen"):
         raise _Bad(f"field 'tamper' must be null, covered, defocused, moved or frozen, "
                    f"got {tamper!r}")
-    return CameraStatus(*b, stream=_enum(o, "stream", ("up", "down")), tamper=tamper,
-                        fps=_num(o, "fps", False))
+    stream: Any = o.get("stream")
+    if stream != "up" and stream != "down":
+        _enum(o, "stream", ("up", "down"))
+    return CameraStatus(*b, stream=stream, tamper=tamper, fps=_num(o, "fps", False))
 
 
 def _inventory(b: _Base, o: Mapping[str, Any], s: Site) -> Event:

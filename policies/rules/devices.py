@@ -34,17 +34,15 @@ class DeviceOffline(Rule):
 
     def on_event(self, ev: Event) -> None:
         dev = ev.device
-        if isinstance(ev, DeviceEvent) and ev.state == "offline":
+        if ev.type == "device.status" and isinstance(ev, DeviceEvent) and ev.state == "offline":
             self.raise_(dev, f"{dev} reports offline", fold=False)
             return
         heard = self.via.get(dev, dev)
         if heard in self.watched:
             self.silence.touch(heard, ev.ts)
-        active = self.ctx.active_alerts(self.policy)
-        if active:
-            if dev in active:
-                self.clear(dev)
-            if heard != dev and heard in active:
+        if self.mine:
+            self.clear(dev)
+            if heard != dev:
                 self.clear(heard)
 
     def _silent(self, dev: str) -> None:
