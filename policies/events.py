@@ -294,8 +294,8 @@ def _jammer(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     for k, v in bands.items():
         if not _finite(v):
             raise _Bad(f"band '{k}' must be a number of dBm")
-    faults = o.get("faults", [])
-    if not isinstance(faults, list) or not all(isinstance(x, str) for x in faults):
+    faults = o.get("faults", ())
+    if faults and (type(faults) is not list or not all(type(x) is str for x in faults)):
         raise _Bad("field 'faults' must be a list of strings")
     output: Any = o.get("output")
     if output is not True and output is not False:

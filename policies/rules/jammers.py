@@ -24,6 +24,9 @@ class JammerUptime(Rule):
         timeout = self.tunables.jammer_status_timeout_s
         self.silence = Deadlines(ctx, seconds(timeout), self._silent)
         self.timeout_s = timeout
+        # per jammer: (band id, floor, alert subject), built once
+        self.floors = {j.id: [(b.id, b.min_dbm, f"{j.id}/{b.id}") for b in j.bands]
+                       for j in self.site.jammers.values()}
 
     def applies(self) -> bool:
         return bool(self.site.jammers)
@@ -38,21 +41,23 @@ class JammerUptime(Rule):
     def _judge(self, ev: JammerStatus) -> None:
         jid = ev.device
         if ev.output:
-            self.clear(jid)
+            if jid in self.mine:
+                self.clear(jid)
         else:
             self.raise_(jid, f"jammer {jid}: RF output is off", fold=False)
         bands = ev.bands
-        for band in self.site.jammers[jid].bands:
-            subject = f"{jid}/{band.id}"
-            dbm = bands.get(band.id)
-            if dbm is None:
-                self.raise_(subject, f"jammer {jid} band {band.id}: missing from the status",
+        mine = self.mine
+        for band_id, floor, subject in self.floors[jid]:
+            dbm = bands.get(band_id)
+            if dbm is not None and dbm >= floor:
+                if subject in mine:
+                    self.clear(subject)
+            elif dbm is None:
+                self.raise_(subject, f"jammer {jid} band {band_id}: missing from the status",
                             fold=False)
-            elif dbm < band.min_dbm:
-                self.raise_(subject, f"jammer {jid} band {band.id}: {dbm:g} dBm is below its "
-                                     f"floor of {band.min_dbm:g} dBm", fold=False)
             else:
-                self.clear(subject)
+                self.raise_(subject, f"jammer {jid} band {band_id}: {dbm:g} dBm is below its "
+                                     f"floor of {floor:g} dBm", fold=False)
 
     def _silent(self, jid: str) -> None:
         if self.ctx.sealed:
