@@ -1,0 +1,64 @@
+"""A seal's archive: who was inside, who came and went, jammer interruptions, incidents.
+
+Built from the store (events and transitions inside the seal's window), so it is the same
+whenever it is asked for, and it survives restarts like everything else in the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.store import Store
+from policies.site import Site
+from policies.timefmt import format_ts
+
+
+def seal_archive(store: Store, site: Site, seal_id: str, now_us: int) -> dict[str, Any] | None:
+    seal = next((s for s in store.seals() if s["id"] == seal_id), None)
+    if seal is None or seal["start"] is None:
+        return None
+    tz = site.tz
+    start, end = seal["start"], seal["end"] if seal["end"] is not None else now_us
+    inner = site.entrance.inner if site.entrance else None
+    boundary = {d.id for d in site.boundary_doors}
+    personnel: dict[str, dict[str, Any]] = {}
+    movements = []
+    for ev in store.events_between(start, end, ("badge.granted", "operator.duty")):
+        badge = str(ev.get("badge"))
+        person = site.people.get(badge)
+        personnel.setdefault(badge, {"badge": badge, "name": person.name if person else None,
+                                     "role": person.role if person else None})
+        door = ev.get("device")
+        if ev["type"] == "badge.granted" and (door == inner or door in boundary):
+            movements.append({"ts": ev["ts"], "badge": badge, "door": door,
+                              "direction": ev.get("direction"),
+                              "kind": "entry" if ev.get("direction") == "in" else "exit"})
+    interruptions: dict[str, dict[str, Any]] = {}
+    incidents = []
+    for tr in store.transitions_between(start, end):
+        if tr["state"] == "raised":
+            incidents.append({k: tr[k] for k in ("ts", "alert_id", "policy", "subject",
+                                                 "severity", "clause", "message")})
+        if tr["policy"] == "jammer-uptime":
+            if tr["state"] == "raised":
+                interruptions[tr["alert_id"]] = {"subject": tr["subject"], "start": tr["ts"],
+                                                 "start_us": tr["ts_us"], "end": None,
+                                                 "duration_s": None}
+            elif tr["state"] == "cleared" and tr["alert_id"] in interruptions:
+                it = interruptions[tr["alert_id"]]
+                it["end"] = tr["ts"]
+                it["duration_s"] = (tr["ts_us"] - it["start_us"]) / 1e6
+    for it in interruptions.values():
+        it.pop("start_us")
+    return {
+        "id": seal["id"], "name": seal["name"], "classification": seal["classification"],
+        "start": format_ts(start, tz),
+        "end": format_ts(seal["end"], tz) if seal["end"] is not None else None,
+        "planned_end": (format_ts(seal["planned_end"], tz)
+                        if seal["planned_end"] is not None else None),
+        "status": seal["status"], "started_by": seal["started_by"],
+        "ended_by": seal["ended_by"], "personnel": sorted(personnel.values(),
+                                                          key=lambda p: p["badge"]),
+        "entries_exits": movements, "jammer_interruptions": list(interruptions.values()),
+        "incidents": incidents, "audit_head": store.audit.head,
+    }

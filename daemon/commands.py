@@ -1,0 +1,264 @@
+"""The daemon's subcommands: run, audit verify, export-events and the operator commands.
+
+`run` starts the daemon. `audit verify` and `export-events` read the store directly (they work
+with the daemon stopped). Operator commands (ack, shelve, seal start, …) talk to the running
+daemon's HTTP API, so each becomes an event on the same path as everything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sqlite3
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+import orjson
+
+from daemon.config import DEFAULT_HTTP, ConfigError, Settings, load_settings
+from policies.site import Site, SiteError, load_site
+
+
+def _site(path: str) -> Site:
+    try:
+        return load_site(path)
+    except SiteError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _settings(site: Site, args: argparse.Namespace) -> Settings:
+    env = dict(os.environ)
+    if getattr(args, "data_dir", None):
+        env["SEALWATCH_DATA_DIR"] = args.data_dir
+    try:
+        return load_settings(site, env)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from daemon.runtime import run_daemon
+
+    site = _site(args.config)
+    settings = _settings(site, args)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for warning in site.warnings:
+        logging.getLogger("sealwatch").warning("site: %s", warning)
+    return asyncio.run(run_daemon(site, settings))
+
+
+def _open_db(args: argparse.Namespace) -> sqlite3.Connection:
+    settings = _settings(_site(args.config), args)
+    if not settings.db_path.exists():
+        print(f"no store at {settings.db_path}", file=sys.stderr)
+        raise SystemExit(1)
+    return sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from daemon.audit import verify
+
+    verdict = verify(_open_db(args))
+    print(verdict.describe())
+    return 0 if verdict.ok else 1
+
+
+def cmd_export_events(args: argparse.Namespace) -> int:
+    conn = _open_db(args)
+    out = sys.stdout.buffer if args.output in (None, "-") else open(args.output, "wb")
+    try:
+        for (source,) in conn.execute("SELECT source FROM events WHERE seq > ? ORDER BY seq",
+                                      (args.after,)):
+            out.write(source.encode() if isinstance(source, str) else source)
+            out.write(b"\n")
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    return 0
+
+
+# -- talking to the running daemon --------------------------------------------------------
+
+def _base_url(args: argparse.Namespace) -> str:
+    bind = args.http or os.environ.get("SEALWATCH_HTTP")
+    if not bind and args.config:
+        bind = f"{(s := _settings(_site(args.config), args)).http_host}:{s.http_port}"
+    return "http://" + (bind or DEFAULT_HTTP)
+
+
+def _call(args: argparse.Namespace, method: str, path: str,
+          body: dict[str, Any] | None = None) -> int:
+    url = _base_url(args) + path
+    data = None if body is None else orjson.dumps({k: v for k, v in body.items()
+                                                   if v is not None})
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            payload, status = resp.read(), resp.status
+    except urllib.error.HTTPError as exc:
+        payload, status = exc.read(), exc.code
+    except urllib.error.URLError as exc:
+        print(f"cannot reach the daemon at {url}: {exc.reason}", file=sys.stderr)
+        return 2
+    try:
+        result = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        print(payload.decode(errors="replace"), file=sys.stderr if status >= 400 else sys.stdout)
+        return 0 if status < 400 else 1
+    if isinstance(result, dict) and result.get("accepted") is False:
+        print(f"refused: {result.get('reason')}", file=sys.stderr)
+        return 1
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0 if status < 400 else 1
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    return _call(args, "GET", "/api/alerts")
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    return _call(args, "POST", f"/api/alerts/{args.alert_id}/ack",
+                 {"badge": args.badge, "comment": args.comment, "console": args.console,
+                  "origin": "cli"})
+
+
+def cmd_shelve(args: argparse.Namespace) -> int:
+    return _call(args, "POST", f"/api/alerts/{args.alert_id}/shelve",
+                 {"badge": args.badge, "until": args.until, "for_s": args.for_s,
+                  "reason": args.reason, "console": args.console, "origin": "cli"})
+
+
+def cmd_unshelve(args: argparse.Namespace) -> int:
+    return _call(args, "POST", f"/api/alerts/{args.alert_id}/unshelve",
+                 {"badge": args.badge, "console": args.console, "origin": "cli"})
+
+
+def cmd_comment(args: argparse.Namespace) -> int:
+    return _call(args, "POST", f"/api/alerts/{args.alert_id}/comment",
+                 {"badge": args.badge, "text": args.text, "origin": "cli"})
+
+
+def cmd_seal(args: argparse.Namespace) -> int:
+    return _call(args, "POST", f"/api/seals/{args.seal_id}/{args.action}",
+                 {"badge": args.badge, "name": args.name, "classification": args.classification,
+                  "end": args.end, "console": args.console, "origin": "cli"})
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    return _call(args, "POST", "/api/approvals",
+                 {"badge": args.badge, "valid_s": args.valid_s, "by": args.by,
+                  "console": args.console, "origin": "cli"})
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    return _call(args, "POST", "/api/inspections",
+                 {"zone": args.zone, "badge": args.badge, "console": args.console,
+                  "origin": "cli"})
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    return _call(args, "POST", "/api/reviews",
+                 {"camera": args.camera, "zone": args.zone, "badge": args.badge,
+                  "console": args.console, "origin": "cli"})
+
+
+def cmd_maintenance(args: argparse.Namespace) -> int:
+    return _call(args, "POST", "/api/maintenance",
+                 {"device": args.device, "start": args.start, "end": args.end,
+                  "reason": args.reason, "badge": args.badge, "origin": "cli"})
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the daemon's subcommands to the `sealwatch` parser."""
+    r = sub.add_parser("run", help="run the daemon (CONTRACT §8)")
+    r.add_argument("--config", required=True)
+    r.add_argument("--data-dir", help="overrides SEALWATCH_DATA_DIR")
+    r.add_argument("--log-level", default="info",
+                   choices=("debug", "info", "warning", "error"))
+    r.set_defaults(func=cmd_run)
+
+    a = sub.add_parser("audit", help="the tamper-evident audit log")
+    asub = a.add_subparsers(dest="audit_command", required=True)
+    v = asub.add_parser("verify", help="check the hash chain; name the first broken record")
+    v.add_argument("--config", required=True)
+    v.add_argument("--data-dir")
+    v.set_defaults(func=cmd_audit_verify)
+
+    e = sub.add_parser("export-events",
+                       help="write what the daemon accepted as JSONL (feed it to replay)")
+    e.add_argument("--config", required=True)
+    e.add_argument("--data-dir")
+    e.add_argument("--after", type=int, default=0, help="only events after this sequence")
+    e.add_argument("-o", "--output", help="file (default stdout)")
+    e.set_defaults(func=cmd_export_events)
+
+    def client(name: str, help: str, func: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--config", help="site file (to find the daemon's HTTP address)")
+        p.add_argument("--data-dir")
+        p.add_argument("--http", help="the daemon's host:port (default SEALWATCH_HTTP)")
+        p.set_defaults(func=func)
+        return p
+
+    client("alerts", "list the alerts not yet closed", cmd_alerts)
+    p = client("ack", "acknowledge an alert", cmd_ack)
+    p.add_argument("alert_id")
+    p.add_argument("--badge", required=True, help="who acknowledges")
+    p.add_argument("--comment")
+    p.add_argument("--console")
+    p = client("shelve", "shelve an alert until a time", cmd_shelve)
+    p.add_argument("alert_id")
+    p.add_argument("--badge", required=True)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--until", help="RFC 3339 time")
+    g.add_argument("--for", dest="for_s", type=float, help="seconds from now")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--console")
+    p = client("unshelve", "unshelve an alert", cmd_unshelve)
+    p.add_argument("alert_id")
+    p.add_argument("--badge", required=True)
+    p.add_argument("--console")
+    p = client("comment", "add a comment to an alert", cmd_comment)
+    p.add_argument("alert_id")
+    p.add_argument("text")
+    p.add_argument("--badge", required=True)
+    p = client("seal", "start or end a seal", cmd_seal)
+    p.add_argument("action", choices=("start", "end"))
+    p.add_argument("seal_id")
+    p.add_argument("--badge", required=True)
+    p.add_argument("--name")
+    p.add_argument("--classification", choices=("top_secret", "secret", "confidential"))
+    p.add_argument("--end", help="planned end (RFC 3339)")
+    p.add_argument("--console")
+    p = client("approve", "grant an exit approval", cmd_approve)
+    p.add_argument("badge", help="the person allowed out")
+    p.add_argument("--valid-s", type=float, required=True)
+    p.add_argument("--by", required=True, help="who grants it")
+    p.add_argument("--console")
+    p = client("inspect", "record an inspection of a key part", cmd_inspect)
+    p.add_argument("zone")
+    p.add_argument("--badge", required=True)
+    p.add_argument("--console")
+    p = client("review", "record a video review", cmd_review)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--camera")
+    g.add_argument("--zone")
+    p.add_argument("--badge", required=True)
+    p.add_argument("--console")
+    p = client("maintenance", "schedule a maintenance window (suppresses a device's alerts)",
+               cmd_maintenance)
+    p.add_argument("device")
+    p.add_argument("--start", required=True)
+    p.add_argument("--end", required=True)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--badge", required=True, help="the supervisor scheduling it")

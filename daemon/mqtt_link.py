@@ -1,0 +1,193 @@
+"""The daemon's MQTT session: event ingest, alert publishing and its own availability.
+
+One persistent session (fixed client id, clean_session=False, QoS 1) so the broker queues what
+gateways publish while the daemon restarts. Incoming messages are acknowledged only after the
+engine task has stored them (paho's manual ack), so a crash between receiving and storing makes
+the broker deliver again instead of losing the event. Alerts are published at least once: a
+stored transition is marked published only after the broker acknowledged both its messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aiomqtt
+
+from adapters.base import backoff_delay
+from daemon.config import Mqtt
+from daemon.monitor import Incoming, Monitor
+
+log = logging.getLogger("sealwatch.mqtt")
+PUBLISH_BATCH = 200
+
+
+class MqttLink:
+    """Async context manager owning one TaskGroup with the session task."""
+
+    def __init__(self, site_id: str, settings: Mqtt, monitor: Monitor) -> None:
+        self.site_id = site_id
+        self.settings = settings
+        self.monitor = monitor
+        base = f"sealwatch/{site_id}"
+        self.events_prefix = f"{base}/events/"
+        self.status_prefix = f"{base}/status/"
+        self.alerts_topic = f"{base}/alerts"
+        self.active_prefix = f"{base}/alerts/active/"
+        self.daemon_topic = f"{base}/daemon"
+        self.sync_topic = f"{base}/daemon/sync/{settings.client_id}"
+        self.connected = asyncio.Event()
+        self._generation = 0
+        self._sync_nonce = ""
+        self._tg: asyncio.TaskGroup | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> MqttLink:
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        self._task = self._tg.create_task(self.run(), name="mqtt-session")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._tg is not None:
+            await self._tg.__aexit__(None, None, None)
+
+    def _client(self) -> aiomqtt.Client:
+        s = self.settings
+        tls_context = None
+        if s.tls is not None:
+            tls_context = ssl.create_default_context(
+                cafile=str(s.tls.ca_file) if s.tls.ca_file else None)
+            if s.tls.cert_file and s.tls.key_file:
+                tls_context.load_cert_chain(str(s.tls.cert_file), str(s.tls.key_file))
+            if s.tls.insecure:
+                tls_context.check_hostname = False
+        client = aiomqtt.Client(
+            s.host, s.port, username=s.username, password=s.password,
+            identifier=s.client_id, clean_session=False, keepalive=s.keepalive_s,
+            will=aiomqtt.Will(self.daemon_topic, b"offline", qos=1, retain=True),
+            tls_context=tls_context, max_inflight_messages=1000,
+            # Without TCP_NODELAY a QoS 1 round trip stalls on delayed ACKs (~40 ms).
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),))
+        # Acknowledge only what the engine task has stored (see the module docstring).
+        client._client.manual_ack_set(True)  # aiomqtt does not expose paho's manual ack
+        return client
+
+    async def run(self) -> None:
+        attempt = 0
+        was_up = False
+        while True:
+            failure: BaseException | None = None
+            try:
+                async with self._client() as client:
+                    attempt = 0
+                    if was_up:
+                        log.info("MQTT broker %s:%d reachable again", self.settings.host,
+                                 self.settings.port)
+                    was_up = True
+                    await self._session(client)
+            except* (aiomqtt.MqttError, OSError) as group:
+                failure = group.exceptions[0]
+            self.connected.clear()
+            self.monitor.hold()
+            self.monitor.metrics.inc("sealwatch_mqtt_reconnects_total")
+            attempt += 1
+            if attempt == 1:
+                log.warning("MQTT broker %s:%d unreachable (%s); retrying",
+                            self.settings.host, self.settings.port, failure)
+            await asyncio.sleep(backoff_delay(attempt, cap_s=10.0))
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        self._generation += 1
+        generation = self._generation
+        self.monitor.hold()
+        await client.subscribe([(f"sealwatch/{self.site_id}/events/#", 1),
+                                (f"sealwatch/{self.site_id}/status/#", 1),
+                                (self.sync_topic, 1)])
+        await client.publish(self.daemon_topic, b"online", qos=1, retain=True)
+        # The broker delivers what it queued for us before this marker: once the engine
+        # task has processed it, the backlog is in and the timer clock may run again.
+        self._sync_nonce = uuid.uuid4().hex
+        await client.publish(self.sync_topic, self._sync_nonce.encode(), qos=1)
+        self.connected.set()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._receive(client, generation), name="mqtt-receive")
+                tg.create_task(self._publish(client), name="mqtt-publish")
+        except asyncio.CancelledError:
+            # Shutting down: say so on the availability topic (a clean disconnect sends no
+            # last will), then let the cancellation through.
+            try:
+                await asyncio.wait_for(
+                    client.publish(self.daemon_topic, b"offline", qos=1, retain=True), 2.0)
+            except (aiomqtt.MqttError, TimeoutError):
+                pass
+            raise
+
+    def _acker(self, client: aiomqtt.Client, generation: int, mid: int, qos: int
+               ) -> Callable[[], None] | None:
+        if qos == 0:
+            return None
+        paho = client._client
+
+        def ack() -> None:
+            # A PUBACK belongs to the connection the message came on; after a reconnect the
+            # broker redelivers it anyway.
+            if generation == self._generation:
+                paho.ack(mid, qos)
+        return ack
+
+    async def _receive(self, client: aiomqtt.Client, generation: int) -> None:
+        monitor = self.monitor
+        now = monitor.clock
+        for_events, for_status = self.events_prefix, self.status_prefix
+        async for msg in client.messages:
+            topic = msg.topic.value
+            payload = msg.payload
+            raw = payload if isinstance(payload, bytes | bytearray) else (
+                b"" if payload is None else str(payload).encode())
+            ack = self._acker(client, generation, msg.mid, msg.qos)
+            kind, device = "wrong_topic", None
+            if topic.startswith(for_events):
+                device = topic[len(for_events):]
+                kind = "event"
+            elif topic.startswith(for_status):
+                device = topic[len(for_status):]
+                kind = "status"
+            elif topic == self.sync_topic:
+                if bytes(raw).decode(errors="replace") == self._sync_nonce:
+                    monitor.offer(Incoming("sync", b"", "mqtt", now(), topic=topic, ack=ack))
+                elif ack is not None:
+                    ack()  # a marker from an earlier connection
+                continue
+            if device is not None and (not device or "/" in device):
+                kind, device = "wrong_topic", None
+            monitor.offer(Incoming(kind, bytes(raw), "mqtt", now(), topic=topic,
+                                   device=device, retained=bool(msg.retain), ack=ack))
+
+    async def _publish(self, client: aiomqtt.Client) -> None:
+        monitor = self.monitor
+        monitor.reload_outbox()
+        while True:
+            if not monitor.outbox:
+                monitor.outbox_ready.clear()
+                await monitor.outbox_ready.wait()
+                continue
+            batch = [monitor.outbox.popleft()
+                     for _ in range(min(PUBLISH_BATCH, len(monitor.outbox)))]
+            sends: list[Any] = []
+            for _tid, alert_id, line, retained in batch:
+                sends.append(client.publish(self.alerts_topic, line.encode(), qos=1))
+                sends.append(client.publish(self.active_prefix + alert_id, retained.encode(),
+                                            qos=1, retain=True))
+            # paho sends them in call order; gather waits for every PUBACK.
+            await asyncio.gather(*sends)
+            monitor.store.mark_published([b[0] for b in batch])
+            monitor.metrics.inc("sealwatch_published_total", by=len(batch))

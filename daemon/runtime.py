@@ -1,0 +1,143 @@
+"""The supervisor: one TaskGroup owning every task of the running daemon.
+
+Order on start: open the store, rebuild the engine (recovery), start the engine and tick tasks,
+the MQTT session, the HTTP server, housekeeping and the systemd watchdog; then READY=1. On
+SIGTERM/SIGINT everything is cancelled, a final snapshot is written and the store is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any
+
+from aiohttp import web
+
+from daemon.config import Settings
+from daemon.http_api import build_app
+from daemon.monitor import Monitor, new_metrics
+from daemon.mqtt_link import MqttLink
+from daemon.store import Store
+from daemon.systemd import Notifier
+from policies.site import Site
+
+log = logging.getLogger("sealwatch")
+HOUSEKEEPING_S = 3600.0
+
+
+class Daemon:
+    """`async with Daemon(site, settings) as d:` runs the whole daemon until the block ends."""
+
+    def __init__(self, site: Site, settings: Settings, *, notifier: Notifier | None = None,
+                 middlewares: tuple[Any, ...] = ()) -> None:
+        self.site = site
+        self.settings = settings
+        self.notifier = notifier or Notifier()
+        self.middlewares = middlewares
+        self.status: dict[str, Any] = {"problems": []}
+        self.store: Store | None = None
+        self.monitor: Monitor | None = None
+        self.link: MqttLink | None = None
+        self.http_port: int | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> Daemon:
+        s = self.settings
+        self.store = Store(s.db_path, s.sqlite_synchronous)
+        self.monitor = Monitor(self.site, s, self.store, metrics=new_metrics())
+        self.monitor.recover()
+        self.link = MqttLink(self.site.id, s.mqtt, self.monitor)
+        self.status["mqtt"] = self.link
+        app = build_app(self.monitor, status=self.status, middlewares=self.middlewares)
+        self.app = app
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.http_host, s.http_port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else s.http_port
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        tg = self._tg
+        self._tasks = [
+            tg.create_task(self.monitor.run_engine(), name="engine"),
+            tg.create_task(self.monitor.run_ticks(), name="tick"),
+            tg.create_task(self.link.run(), name="mqtt-session"),
+            tg.create_task(self._housekeeping(), name="housekeeping"),
+            tg.create_task(self._watchdog(), name="watchdog"),
+        ]
+        log.info("sealwatch running for site %s: MQTT %s:%d, HTTP %s:%d, data %s",
+                 self.site.id, s.mqtt.host, s.mqtt.port, s.http_host, self.http_port,
+                 s.data_dir)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.notifier.stopping()
+        for task in self._tasks:
+            task.cancel()
+        if self._tg is not None:
+            try:
+                await self._tg.__aexit__(None, None, None)
+            finally:
+                if self._runner is not None:
+                    await self._runner.cleanup()
+                if self.monitor is not None and self.store is not None:
+                    self.monitor.snapshot()
+                    self.store.close()
+
+    async def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval_s
+        if interval is None:
+            return
+        assert self.monitor is not None
+        while True:
+            # Only while the tick is alive: a wedged engine must not be kept alive by pings.
+            if time.monotonic() - self.monitor.last_tick < max(2.0, interval * 2):
+                self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    async def _housekeeping(self) -> None:
+        assert self.monitor is not None and self.store is not None
+        while True:
+            self.housekeeping()
+            await asyncio.sleep(HOUSEKEEPING_S)
+
+    def housekeeping(self) -> None:
+        """Retention (EXAM-2.6.7: at least 3 years) and the size budget's early warning."""
+        assert self.monitor is not None and self.store is not None
+        s = self.settings
+        cutoff = self.monitor.clock() - int(s.retention_days * 86_400e6)
+        pruned = self.store.prune(cutoff)
+        if any(pruned.values()):
+            log.info("retention (%.0f days): pruned %s", s.retention_days, pruned)
+        size_mb = self.store.size_bytes() / 1e6
+        budget = s.size_budget_mb
+        problems = [p for p in self.status["problems"] if not p.startswith("store ")]
+        if size_mb >= budget:
+            problems.append(f"store {size_mb:.0f} MB is over its {budget:.0f} MB budget")
+            log.error("%s: give the data disk more room or raise daemon.size_budget_mb; "
+                      "nothing younger than the retention period is deleted", problems[-1])
+        elif size_mb >= budget * s.size_warning_pct / 100:
+            problems.append(f"store {size_mb:.0f} MB has reached {s.size_warning_pct:.0f}% "
+                            f"of its {budget:.0f} MB budget")
+            log.warning(problems[-1])
+        self.status["problems"] = problems
+
+
+async def run_daemon(site: Site, settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; the exit status."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    notifier = Notifier()
+    async with Daemon(site, settings, notifier=notifier) as daemon:
+        assert daemon.monitor is not None
+        notifier.ready(f"recovered in {daemon.monitor.recovery_s:.3f} s")
+        await stop.wait()
+        log.info("stopping")
+    return 0
