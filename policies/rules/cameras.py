@@ -64,11 +64,12 @@ class VideoRetention(Rule):
         problems = []
         if ev.oldest is None:
             problems.append("no recordings")
-        elif ev.oldest > since + max_gap:
+        elif ev.oldest > since:  # CONTRACT §4: no tolerance; the window includes its start
             problems.append(f"oldest recording {format_ts(ev.oldest, tz)} is newer than "
                             f"{format_ts(since, tz)} ({days:g} days)")
         for start, end in ev.gaps:
-            if end - start > max_gap and end >= since and start <= ev.ts:
+            # Only the part of a gap inside the retention window counts.
+            if min(end, ev.ts) - max(start, since) > max_gap:
                 problems.append(f"gap {format_ts(start, tz)} to {format_ts(end, tz)}")
         if problems:
             a = self.raise_(camera.id, f"camera {camera.id}: " + "; ".join(problems),
