@@ -1,0 +1,539 @@
+"""Cameras: health and tamper status as `camera.status` events (CONTRACT §2, EXAM-2.7.10).
+
+`CameraMonitor` watches one camera, either by sampling its JPEG snapshot URL (cheap: the
+default) or by reading its MJPEG stream over HTTP (or an rtsp:// / file source through
+OpenCV's VideoCapture in a thread). Frames are decoded with OpenCV at reduced scale and handed
+to `camera_tamper.TamperDetector`. The monitor emits a status on every change and as a
+heartbeat, reconnects with capped jittered backoff, turns bad bytes into rejections, and keeps
+the latest JPEG for the dashboard's live thumbnails. `CameraHub` runs one monitor per camera.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import cv2
+import numpy as np
+
+from adapters.base import EventSink, RateLimitedLog, backoff_delay
+from adapters.camera_tamper import TamperConfig, TamperDetector
+from policies.site import Camera, Site
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 8 * 1024 * 1024  # no camera sends a bigger JPEG; more is garbage
+ANALYSIS_DECODE_WIDTH = 320  # decode at reduced scale down to about this width
+
+
+def snapshot_url(camera: Camera) -> str | None:
+    """The snapshot URL: `snapshot`, else the stream URL with `.mjpg` replaced by `.jpg`."""
+    if camera.snapshot:
+        return camera.snapshot
+    if camera.url and camera.url.startswith(("http://", "https://")) \
+            and camera.url.endswith(".mjpg"):
+        return camera.url[: -len(".mjpg")] + ".jpg"
+    return None
+
+
+def looks_like_jpeg(data: bytes) -> bool:
+    """Start-of-image marker at the front, end-of-image near the end (padding allowed)."""
+    return data[:2] == b"\xff\xd8" and b"\xff\xd9" in data[-16:]
+
+
+_REDUCED = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+            4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
+
+
+def reduction_for(width: int, target: int = ANALYSIS_DECODE_WIDTH) -> int:
+    """The largest JPEG decode reduction (1, 2, 4, 8) that keeps at least `target` pixels."""
+    for factor in (8, 4, 2):
+        if width // factor >= target:
+            return factor
+    return 1
+
+
+def decode_gray(data: bytes, reduction: int = 1) -> np.ndarray | None:
+    """Decode a JPEG to grey, at 1/`reduction` scale (done inside the decoder: cheap)."""
+    if not looks_like_jpeg(data):
+        return None
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[reduction])
+    return img if img is not None and img.size else None
+
+
+def thumbnail(frame: np.ndarray, width: int = 320, quality: int = 70) -> bytes:
+    """A small JPEG of a frame for the dashboard."""
+    h, w = frame.shape[:2]
+    if w > width:
+        frame = cv2.resize(frame, (width, max(1, round(h * width / w))),
+                           interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return buf.tobytes() if ok else b""
+
+
+class MjpegError(Exception):
+    """The stream is not MJPEG we can follow (no boundary, oversized part)."""
+
+
+class MjpegParser:
+    """Splits a multipart/x-mixed-replace byte stream into JPEG parts.
+
+    Lenient as cameras are: the boundary is matched with or without its leading `--`, parts
+    may or may not carry Content-Length, and line ends may be CRLF or LF.
+    """
+
+    def __init__(self, boundary: str) -> None:
+        b = boundary.strip().strip('"')
+        self.boundary = (b[2:] if b.startswith("--") else b).encode("latin-1")
+        self._buf = bytearray()
+        self._length: int | None = None  # Content-Length of the part being read
+        self._in_body = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        parts: list[bytes] = []
+        while True:
+            if not self._in_body:
+                if not self._read_headers():
+                    break
+            part = self._read_body()
+            if part is None:
+                break
+            parts.append(part)
+        if len(self._buf) > MAX_FRAME_BYTES + 4096:
+            raise MjpegError(f"no part boundary within {len(self._buf)} bytes")
+        return parts
+
+    def _read_headers(self) -> bool:
+        i = self._buf.find(self.boundary)
+        if i < 0:
+            # Keep a tail in case the boundary is split across reads.
+            keep = len(self.boundary) + 2
+            if len(self._buf) > keep:
+                del self._buf[: len(self._buf) - keep]
+            return False
+        m = re.search(rb"\r?\n\r?\n", self._buf[i:])
+        if m is None:
+            if len(self._buf) - i > 8192:
+                raise MjpegError("part headers longer than 8 KiB")
+            return False
+        headers = bytes(self._buf[i + len(self.boundary): i + m.start()])
+        del self._buf[: i + m.end()]
+        cl = re.search(rb"(?im)^content-length:\s*(\d+)", headers)
+        self._length = int(cl.group(1)) if cl else None
+        if self._length is not None and self._length > MAX_FRAME_BYTES:
+            raise MjpegError(f"part of {self._length} bytes")
+        self._in_body = True
+        return True
+
+    def _read_body(self) -> bytes | None:
+        if self._length is not None:
+            if len(self._buf) < self._length:
+                return None
+            part = bytes(self._buf[: self._length])
+            del self._buf[: self._length]
+        else:
+            i = self._buf.find(b"--" + self.boundary)
+            if i < 0:
+                return None
+            part = bytes(self._buf[:i]).rstrip(b"\r\n")
+            del self._buf[:i]
+        self._in_body = False
+        return part
+
+
+def _boundary(content_type: str) -> str | None:
+    m = re.search(r'boundary="?([^";]+)"?', content_type, re.I)
+    return m.group(1) if m else None
+
+
+def _rfc3339(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+class CameraMonitor:
+    """Watches one camera and reports `camera.status` events to `sink`.
+
+    `interval_s` is the snapshot period (snapshot mode) or the analysis period (stream mode:
+    every frame counts for fps and stall, one every `interval_s` is decoded and analysed).
+    `clock` gives wall-clock seconds for event times and tamper debouncing.
+    """
+
+    def __init__(self, camera: Camera, sink: EventSink, *, interval_s: float = 1.0,
+                 clock: Callable[[], float] = time.time, heartbeat_s: float = 10.0,
+                 stall_s: float = 5.0, request_timeout_s: float = 5.0,
+                 backoff_cap_s: float = 30.0, mode: str | None = None,
+                 tamper: TamperConfig | None = None,
+                 session: aiohttp.ClientSession | None = None) -> None:
+        self.camera = camera
+        self.sink = sink
+        self.interval_s = interval_s
+        self.clock = clock
+        self.heartbeat_s = heartbeat_s
+        self.request_timeout_s = request_timeout_s
+        self.backoff_cap_s = backoff_cap_s
+        self.detector = TamperDetector(tamper)
+        self.source = f"camera:{camera.id}"
+        mode = mode or camera.mode
+        self.snapshot_url = snapshot_url(camera) if mode == "snapshot" else None
+        self.stream_url = camera.url
+        if mode == "snapshot" and self.snapshot_url is None:
+            mode = "stream"  # e.g. an rtsp:// camera without a snapshot URL
+        self.mode = mode
+        # A snapshot camera is only late after a few missed periods.
+        self.stall_s = max(stall_s, 2.5 * interval_s) if mode == "snapshot" else stall_s
+        self.stream: str | None = None  # "up" / "down", None until known
+        self.tamper: str | None = None
+        self.latest_jpeg: bytes | None = None  # as the camera sent it
+        self.frames = 0
+        self.rejected = 0
+        self.reason = ""  # why the stream is down
+        self._session = session
+        self._own_session = session is None
+        self._tg: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._frame_times: deque[float] = deque(maxlen=64)
+        self._last_good = 0.0  # loop time of the last good frame
+        self._last_analysis = -1e18
+        self._last_emit = -1e18
+        self._latest_frame: np.ndarray | None = None  # VideoCapture sources: no JPEG
+        self._thumb: tuple[int, bytes] | None = None
+        self._reduction: int | None = None
+        self._rejects = RateLimitedLog(log, 30.0)
+        self._reject_last: dict[str, tuple[float, int]] = {}
+
+    # -- lifecycle --
+
+    async def __aenter__(self) -> Self:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        self._last_good = asyncio.get_running_loop().time()
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        reader = self._snapshots() if self.mode == "snapshot" else self._stream()
+        self._tasks = [self._tg.create_task(reader, name=f"{self.source}:reader"),
+                       self._tg.create_task(self._watchdog(), name=f"{self.source}:watchdog")]
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        assert self._tg is not None
+        for task in self._tasks:  # leaving the context stops everything we own
+            task.cancel()
+        try:
+            await self._tg.__aexit__(exc_type, exc, tb)
+        finally:
+            if self._own_session and self._session is not None:
+                await self._session.close()
+
+    # -- what the dashboard and tests read --
+
+    @property
+    def fps(self) -> float:
+        """Frames per second over the last few seconds (0 when stalled)."""
+        ts = self._frame_times
+        if not ts:
+            return 0.0
+        now = asyncio.get_running_loop().time()
+        recent = [t for t in ts if now - t <= 5.0]
+        if len(recent) < 2:
+            return round(len(recent) / 5.0, 2)
+        return round((len(recent) - 1) / max(recent[-1] - recent[0], 1e-3), 2)
+
+    def status(self) -> dict[str, Any]:
+        """The current `camera.status` event."""
+        return {"ts": _rfc3339(self.clock()), "device": self.camera.id,
+                "type": "camera.status", "stream": self.stream or "down",
+                "tamper": self.tamper if self.stream == "up" else None, "fps": self.fps}
+
+    def thumbnail_jpeg(self, width: int = 320) -> bytes | None:
+        """A small JPEG of the latest frame, made on demand and cached per frame."""
+        if self._thumb is not None and self._thumb[0] == self.frames:
+            return self._thumb[1]
+        frame = self._latest_frame
+        if frame is None and self.latest_jpeg is not None:
+            data = np.frombuffer(self.latest_jpeg, np.uint8)
+            frame = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_2)
+        if frame is None:
+            return None
+        self._thumb = (self.frames, thumbnail(frame, width))
+        return self._thumb[1]
+
+    def relearn(self) -> None:
+        """Forget the learned view (after the camera was deliberately re-aimed)."""
+        self.detector.relearn()
+
+    # -- state changes --
+
+    async def _set(self, stream: str, tamper: str | None, reason: str = "") -> None:
+        if stream == "down":
+            self.reason = reason
+        if (stream, tamper) == (self.stream, self.tamper):
+            return
+        was = (self.stream, self.tamper)
+        self.stream, self.tamper = stream, tamper
+        if stream != was[0]:
+            if stream == "down":
+                log.warning("camera %s stream down: %s", self.camera.id, reason)
+            else:
+                log.info("camera %s stream up", self.camera.id)
+        if tamper != was[1] and stream == "up":
+            if tamper:
+                log.warning("camera %s tamper: %s", self.camera.id, tamper)
+            else:
+                log.info("camera %s view healthy again", self.camera.id)
+        await self._emit()
+
+    async def _emit(self) -> None:
+        self._last_emit = asyncio.get_running_loop().time()
+        await self.sink.submit(self.status(), source=self.source)
+
+    async def _reject(self, data: bytes | str, reason: str) -> None:
+        """Record bad device data: counted always, stored at most once a second per reason."""
+        self.rejected += 1
+        self._rejects.warning(reason, "camera %s: %s", self.camera.id, reason)
+        now = asyncio.get_running_loop().time()
+        last, skipped = self._reject_last.get(reason, (-1e18, 0))
+        if now - last < 1.0:
+            self._reject_last[reason] = (last, skipped + 1)
+            return
+        self._reject_last[reason] = (now, 0)
+        if isinstance(data, bytes):
+            data = f"{len(data)} bytes: {data[:48]!r}"
+        more = f" (and {skipped} more)" if skipped else ""
+        await self.sink.reject(self.source, data, reason + more)
+
+    async def _failure(self, reason: str) -> None:
+        """A failed read: the stream goes down once no good frame arrived for stall_s."""
+        self.reason = reason
+        if asyncio.get_running_loop().time() - self._last_good >= self.stall_s:
+            await self._set("down", None, reason)
+
+    # -- frames --
+
+    async def _on_jpeg(self, data: bytes) -> None:
+        """One JPEG from the camera: count it, keep it, analyse it when due."""
+        loop = asyncio.get_running_loop()
+        if len(data) > MAX_FRAME_BYTES or not looks_like_jpeg(data):
+            await self._reject(data, "not a JPEG frame")
+            await self._failure("camera sends garbage")
+            return
+        now = loop.time()
+        self.latest_jpeg, self._latest_frame = data, None
+        if now - self._last_analysis < self.interval_s * 0.95:
+            self._count_frame(now)
+            return
+        self._last_analysis = now
+        gray = await asyncio.to_thread(self._decode, data)
+        if gray is None:
+            await self._reject(data, "JPEG does not decode")
+            await self._failure("camera sends garbage")
+            return
+        await self._analysed(gray, now)
+
+    def _decode(self, data: bytes) -> np.ndarray | None:
+        if self._reduction is None:
+            gray = decode_gray(data)
+            if gray is not None:
+                self._reduction = reduction_for(gray.shape[1])
+            return gray
+        return decode_gray(data, self._reduction)
+
+    def _count_frame(self, now: float) -> None:
+        self.frames += 1
+        self._frame_times.append(now)
+        self._last_good = now
+
+    async def _analysed(self, frame: np.ndarray, now: float) -> None:
+        self._count_frame(now)
+        tamper = await asyncio.to_thread(self.detector.update, frame, self.clock())
+        await self._set("up", tamper)
+
+    async def _watchdog(self) -> None:
+        """Stall detection and the periodic heartbeat."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            if self.stream != "down" and now - self._last_good >= self.stall_s:
+                await self._set("down", None,
+                                self.reason or f"no frame for {self.stall_s:g} s")
+            elif self.stream is not None and now - self._last_emit >= self.heartbeat_s:
+                await self._emit()
+            due = self._last_emit + self.heartbeat_s if self.stream else now + self.stall_s
+            if self.stream != "down":
+                due = min(due, self._last_good + self.stall_s)
+            await asyncio.sleep(max(0.02, due - loop.time()))
+
+    # -- snapshot mode --
+
+    async def _snapshots(self) -> None:
+        assert self._session is not None and self.snapshot_url is not None
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout_s)
+        attempt = 0
+        while True:
+            started = asyncio.get_running_loop().time()
+            ok = await self._one_snapshot(timeout)
+            if ok:
+                attempt = 0
+                delay = self.interval_s - (asyncio.get_running_loop().time() - started)
+            else:
+                attempt += 1
+                delay = max(self.interval_s, backoff_delay(attempt, self.backoff_cap_s))
+            await asyncio.sleep(max(0.0, delay))
+
+    async def _one_snapshot(self, limits: aiohttp.ClientTimeout) -> bool:
+        assert self._session is not None and self.snapshot_url is not None
+        try:
+            async with self._session.get(self.snapshot_url, timeout=limits) as resp:
+                if resp.status != 200:
+                    body = await resp.content.read(256)
+                    await self._reject(body, f"snapshot HTTP {resp.status}")
+                    await self._failure(f"snapshot HTTP {resp.status}")
+                    return False
+                data = await resp.content.read(MAX_FRAME_BYTES + 1)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            await self._failure(f"snapshot unreachable: {exc.__class__.__name__} {exc}")
+            return False
+        before = self.rejected
+        self._last_analysis = -1e18  # every snapshot is analysed
+        await self._on_jpeg(data)
+        return self.rejected == before
+
+    # -- stream mode --
+
+    async def _stream(self) -> None:
+        url = self.stream_url
+        if not url:
+            await self._set("down", None, "camera has no url")
+            return
+        attempt = 0
+        while True:
+            frames_before = self.frames
+            try:
+                if url.startswith(("http://", "https://")):
+                    await self._read_mjpeg(url)
+                else:
+                    await self._read_capture(url)
+                reason = "stream ended"
+            except MjpegError as exc:
+                reason = f"not a usable MJPEG stream: {exc}"
+                await self._reject(str(exc), reason)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                reason = f"stream unreachable: {exc.__class__.__name__} {exc}".strip()
+            await self._failure(reason)
+            attempt = 1 if self.frames > frames_before else attempt + 1
+            await asyncio.sleep(backoff_delay(attempt, self.backoff_cap_s))
+
+    async def _read_mjpeg(self, url: str) -> None:
+        assert self._session is not None
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.request_timeout_s,
+                                        sock_read=self.stall_s)
+        async with self._session.get(url, timeout=timeout) as resp:
+            if resp.status != 200:
+                body = await resp.content.read(256)
+                await self._reject(body, f"stream HTTP {resp.status}")
+                raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,
+                                                  message=f"HTTP {resp.status}")
+            ctype = resp.headers.get("Content-Type", "")
+            boundary = _boundary(ctype)
+            if not ctype.lower().startswith("multipart/") or boundary is None:
+                raise MjpegError(f"Content-Type {ctype!r} is not multipart with a boundary")
+            parser = MjpegParser(boundary)
+            async for chunk in resp.content.iter_any():
+                for part in parser.feed(chunk):
+                    await self._on_jpeg(part)
+
+    async def _read_capture(self, url: str) -> None:
+        """rtsp:// (or a file) through OpenCV's VideoCapture, read in a thread."""
+        loop = asyncio.get_running_loop()
+        frames: asyncio.Queue[np.ndarray | None] = asyncio.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def put(item: np.ndarray | None) -> None:
+            if frames.full() and item is not None:
+                return  # analysis is behind: drop, the next frame is as good
+            frames.put_nowait(item)
+
+        def capture() -> None:
+            cap = cv2.VideoCapture(url)
+            try:
+                # A file plays at its own rate, not as fast as the disk reads it.
+                pace = 0.0 if "://" in url else 1.0 / (cap.get(cv2.CAP_PROP_FPS) or 25.0)
+                while cap.isOpened() and not stop.is_set():
+                    ok, frame = cap.read()
+                    if not ok:
+                        break
+                    loop.call_soon_threadsafe(put, frame)
+                    if pace:
+                        stop.wait(pace)
+            finally:
+                cap.release()
+                with contextlib.suppress(RuntimeError):  # loop already closed
+                    loop.call_soon_threadsafe(frames.put_nowait, None)
+
+        reader = threading.Thread(target=capture, name=f"{self.source}:capture", daemon=True)
+        reader.start()
+        try:
+            while (frame := await frames.get()) is not None:
+                now = loop.time()
+                self._latest_frame, self.latest_jpeg = frame, None
+                if now - self._last_analysis < self.interval_s * 0.95:
+                    self._count_frame(now)
+                    continue
+                self._last_analysis = now
+                await self._analysed(frame, now)
+        finally:
+            stop.set()
+
+
+class CameraHub:
+    """One `CameraMonitor` per camera of a site, sharing one HTTP session."""
+
+    def __init__(self, cameras: Site | Iterable[Camera], sink: EventSink,
+                 **options: Any) -> None:
+        cams = cameras.cameras.values() if isinstance(cameras, Site) else cameras
+        self.cameras = [c for c in cams if c.url or c.snapshot]
+        for c in cams:
+            if not (c.url or c.snapshot):
+                log.info("camera %s has no url or snapshot: not monitored", c.id)
+        self.sink = sink
+        self.options = options
+        self.monitors: dict[str, CameraMonitor] = {}
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        await self._stack.__aenter__()
+        try:
+            session = await self._stack.enter_async_context(aiohttp.ClientSession())
+            for cam in self.cameras:
+                monitor = CameraMonitor(cam, self.sink, session=session, **self.options)
+                self.monitors[cam.id] = await self._stack.enter_async_context(monitor)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    def statuses(self) -> Mapping[str, dict[str, Any]]:
+        return {cid: m.status() for cid, m in self.monitors.items()}
+
+    def thumbnail_jpeg(self, camera_id: str, width: int = 320) -> bytes | None:
+        m = self.monitors.get(camera_id)
+        return m.thumbnail_jpeg(width) if m else None
+
+
+__all__ = ["CameraHub", "CameraMonitor", "MjpegError", "MjpegParser", "decode_gray",
+           "snapshot_url", "thumbnail"]
