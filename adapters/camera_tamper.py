@@ -83,6 +83,17 @@ def _gradient(gray: np.ndarray) -> np.ndarray:
     return cv2.magnitude(gx, gy)
 
 
+def quantile(values: np.ndarray, q: float, bins: int = 1024) -> float:
+    """Approximate quantile of non-negative float32 values (a histogram: ~10x np.quantile)."""
+    top = float(values.max())
+    if top <= 0:
+        return 0.0
+    hist = cv2.calcHist([values], [0], None, [bins], [0, top * (1 + 1e-6)]).ravel()
+    cum = np.cumsum(hist)
+    i = int(np.searchsorted(cum, q * cum[-1]))
+    return (i + 1) * top / bins
+
+
 def cell_max(values: np.ndarray, cell: int) -> np.ndarray:
     """Largest value of each `cell`×`cell` block."""
     h, w = values.shape
@@ -100,13 +111,13 @@ def sharpness(fine: np.ndarray) -> float:
     g = fine.astype(np.float32)
     full = _gradient(cv2.GaussianBlur(g, (3, 3), 0))
     quarter = _gradient(cv2.pyrDown(cv2.pyrDown(g)))
-    return float(np.quantile(full, 0.95) / (np.quantile(quarter, 0.95) + 1e-3))
+    return quantile(full, 0.95) / (quantile(quarter, 0.95) + 1e-3)
 
 
 def edge_map(gray: np.ndarray, top: float = 0.12, floor: float = 8.0) -> np.ndarray:
     """The strongest `top` share of gradients (and above `floor`): the scene's structure."""
     mag = _gradient(gray.astype(np.float32))
-    thresh = max(floor, float(np.quantile(mag, 1.0 - top)))
+    thresh = max(floor, quantile(mag, 1.0 - top))
     return mag > thresh
 
 
@@ -119,7 +130,7 @@ def edge_overlap(ref_edges: np.ndarray, edges: np.ndarray) -> float:
     return float((ref_edges & near).sum() / n)
 
 
-_ORB = cv2.ORB_create(nfeatures=300, fastThreshold=10, edgeThreshold=15, patchSize=15)
+_ORB = cv2.ORB_create(nfeatures=200, fastThreshold=10, edgeThreshold=15, patchSize=15)
 _MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
 Features = tuple[np.ndarray, np.ndarray]  # keypoint positions (n, 2), descriptors
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pytest
 
 from adapters.camera import CameraHub, CameraMonitor, MjpegParser
@@ -41,7 +42,7 @@ class CollectingSink:
             self.rejects.append((source, payload, reason))
             self._cond.notify_all()
 
-    async def next(self, pred: Callable[[Event], bool], timeout: float = 20.0) -> Event:
+    async def next(self, pred: Callable[[Event], bool], within_s: float = 20.0) -> Event:
         """The next event (after the last one returned) that matches `pred`."""
         async def scan() -> Event:
             async with self._cond:
@@ -52,7 +53,7 @@ class CollectingSink:
                             return self.events[i]
                     self._seen = len(self.events)
                     await self._cond.wait()
-        return await asyncio.wait_for(scan(), timeout)
+        return await asyncio.wait_for(scan(), within_s)
 
 
 def status_ok(event: Event) -> None:
@@ -95,8 +96,8 @@ async def test_stream_reports_up_covered_down_on_garbage_and_disconnect(
         assert covered["fps"] > 2  # frames have been flowing at 15 fps for a while
         assert mon.latest_jpeg is not None and mon.latest_jpeg[:2] == b"\xff\xd8"
         thumb = mon.thumbnail_jpeg(160)
-        assert thumb is not None and cv2.imdecode(
-            __import__("numpy").frombuffer(thumb, "uint8"), cv2.IMREAD_COLOR).shape[1] == 160
+        assert thumb is not None
+        assert cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_COLOR).shape[1] == 160
 
         server.effects["cam-hall"] = "garbage"
         down = await sink.next(lambda e: e["stream"] == "down")

@@ -40,7 +40,7 @@ class Person:
     stripes: int
 
     def draw(self, img: np.ndarray, t: float) -> None:
-        h, w = img.shape[:2]
+        w = img.shape[1]
         cx = int((self.x + self.vx * t) % (w + 80)) - 40
         cy = int(self.y + self.vy * t)
         s = self.scale
@@ -238,7 +238,7 @@ class Scene:
 
 
 def make_clip(kind: str, seed: int, w: int = 320, h: int = 180, step_s: float = 0.5,
-              learn: int = 6, effect: int = 24) -> Clip:
+              learn: int = 6, effect: int = 18) -> Clip:
     """One labelled clip: `learn` healthy samples, then `effect` samples of `kind`."""
     crowd = kind == "crowd"
     scene = Scene(seed, w, h, people=int(np.random.default_rng(seed).integers(8, 14))
@@ -292,6 +292,28 @@ def make_clip(kind: str, seed: int, w: int = 320, h: int = 180, step_s: float = 
             img = cover(img, rng, pass_frac)
         clip.samples.append((t, camera_finish(img, rng, noise)[0]))
     return clip
+
+
+def score_kind(args: tuple[str, int, int]) -> Score:
+    """Score the default detector on `n` clips of one kind (a picklable unit for a pool)."""
+    from adapters.camera_tamper import TamperDetector  # the detector under test
+
+    kind, n, seed = args
+    k = (TAMPER_KINDS + NEGATIVE_KINDS).index(kind)
+    clips = (make_clip(kind, seed * 1_000_000 + k * 10_000 + i) for i in range(n))
+    return evaluate(TamperDetector, clips)[kind]
+
+
+def score_all(per_kind: int, seed: int = 1, workers: int = 2) -> dict[str, Score]:
+    """Every kind scored, in `workers` processes."""
+    kinds = TAMPER_KINDS + NEGATIVE_KINDS
+    jobs = [(k, per_kind, seed) for k in kinds]
+    if workers <= 1:
+        return {k: score_kind(j) for k, j in zip(kinds, jobs, strict=True)}
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return dict(zip(kinds, pool.map(score_kind, jobs), strict=True))
 
 
 def labelled_set(per_kind: int, seed: int = 1, w: int = 320, h: int = 180,
