@@ -212,9 +212,10 @@ class CameraServers:
         self._producers = [self._tg.create_task(cam.produce(), name=f"camera-{cid}-frames")
                            for cid, cam in self.cams.items()]
         for (host, port), app in self.apps.items():
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                   shutdown_timeout=1.0)
             await runner.setup()
-            await web.TCPSite(runner, host, port, shutdown_timeout=1.0).start()
+            await web.TCPSite(runner, host, port).start()
             self._runners.append(runner)
             log.info("camera server on %s:%d", host, port)
         return self

@@ -76,8 +76,9 @@ def _error(status: int, reason: str, done: list[dict[str, Any]] | None = None
 
 async def start_control(sim: SiteSimulator, host: str, port: int) -> web.AppRunner:
     """Serve the control port; the caller cleans the runner up."""
-    runner = web.AppRunner(control_app(sim), access_log=None, handle_signals=False)
+    runner = web.AppRunner(control_app(sim), access_log=None, handle_signals=False,
+                           shutdown_timeout=1.0)
     await runner.setup()
-    await web.TCPSite(runner, host, port, shutdown_timeout=1.0).start()
+    await web.TCPSite(runner, host, port).start()
     log.info("control port on http://%s:%d", host, port)
     return runner
