@@ -5,6 +5,7 @@ own topic prefix on the shared broker."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -58,9 +59,9 @@ class Subscriber:
     def status(self, device: str) -> list[str]:
         return [p.decode() for t, p, _r in self.messages if t.endswith(f"/status/{device}")]
 
-    async def wait(self, cond: Callable[[], Any], timeout: float = 10.0) -> Any:
+    async def wait(self, cond: Callable[[], Any], within_s: float = 10.0) -> Any:
         async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(cond), timeout)
+            await asyncio.wait_for(self._changed.wait_for(cond), within_s)
         return cond()
 
     async def run(self, client: aiomqtt.Client) -> None:
@@ -251,10 +252,10 @@ async def test_last_will_marks_devices_offline_when_the_simulator_dies(
         proc = _start_cli(site_path, mosquitto_session, tmp_path, prefix)
         try:
             await sub.wait(lambda: sub.status("gate-inner") == ["online"]
-                           and sub.status("panel-main") == ["online"], timeout=30)
+                           and sub.status("panel-main") == ["online"], within_s=30)
             proc.kill()  # no clean goodbye: only the broker's last will can say offline
             await sub.wait(lambda: sub.status("gate-inner")[-1:] == ["offline"]
-                           and sub.status("panel-main")[-1:] == ["offline"], timeout=30)
+                           and sub.status("panel-main")[-1:] == ["offline"], within_s=30)
         finally:
             proc.kill()
             proc.wait()
@@ -266,7 +267,7 @@ async def test_sigterm_shuts_down_cleanly_and_says_offline(
     async with subscribed(mosquitto_session, prefix) as sub:
         proc = _start_cli(site_path, mosquitto_session, tmp_path, prefix)
         try:
-            await sub.wait(lambda: sub.status("console-1") == ["online"], timeout=30)
+            await sub.wait(lambda: sub.status("console-1") == ["online"], within_s=30)
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(proc.wait, 30) == 0
             await sub.wait(lambda: sub.status("console-1")[-1:] == ["offline"])
@@ -490,7 +491,7 @@ async def test_recordings_backfill_live_segments_prune_and_gap(
             assert time.monotonic() < deadline, "no live segment written"
             await asyncio.sleep(0.2)
         segs = list(iter_segments(root))
-        for (_f1, s1, d1), (_f2, s2, _d2) in zip(segs, segs[1:], strict=False):
+        for (_f1, s1, d1), (_f2, s2, _d2) in itertools.pairwise(segs):
             assert s1 + timedelta(seconds=d1) == s2  # contiguous: no gap, no overlap
 
         now = datetime.now(UTC)
