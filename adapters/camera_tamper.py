@@ -30,6 +30,7 @@ class TamperConfig:
     confirm_samples: int = 3  # ... and over at least this many samples
     clear_s: float = 2.0  # healthy this long before a tamper clears
     clear_samples: int = 2
+    gap_samples: int = 1  # clean samples a tamper run may contain (a borderline verdict)
     learn_samples: int = 3  # healthy frames before the view is trusted
     relearn_alpha: float = 0.02  # per healthy sample: follows lighting drift and day/night
     relearn_overlap: float = 0.7  # ... but only from samples that clearly show the same view
@@ -41,10 +42,10 @@ class TamperConfig:
     textured_std: float = 6.0  # cells of the learned view that count as having texture
     covered_fraction: float = 0.45  # share of textured cells gone blank: covered
     defocus_ratio: float = 0.5  # sharpness below this share of the learned sharpness
-    moved_overlap: float = 0.6  # learned edges still found below this share: maybe moved,
+    moved_overlap: float = 0.7  # learned edges still found below this share: maybe moved,
     moved_px: float = 8.0  # ... if the features agree the view shifted this far (of 320)
-    moved_inliers: int = 10
-    moved_overlap_alone: float = 0.2  # ... or, with too few features to tell, this low
+    moved_inliers: int = 8
+    moved_overlap_alone: float = 0.4  # ... or, with too few features to tell, this low
     frozen_diff: float = 0.02  # mean |difference| of consecutive samples: identical
 
 
@@ -231,8 +232,9 @@ class TamperDetector:
         self._prev = coarse
         self._debounce(m.raw, t)
         cfg = self.config
-        if (m.raw is None and self.tamper is None and m.edge_overlap >= cfg.relearn_overlap
-                and m.covered_fraction <= cfg.relearn_covered):
+        clearly_same = (m.edge_overlap >= cfg.relearn_overlap
+                        and m.covered_fraction <= cfg.relearn_covered)
+        if m.raw is None and self.tamper is None and (self.learning or clearly_same):
             self._learn(coarse, cells, edges, sharp)
         return self.tamper
 
@@ -333,11 +335,12 @@ class TamperDetector:
                 # flicker between covered and moved, the hand is still the cause.
                 self.tamper = self._run.most_common(1)[0][0]
         else:
-            self._run_start, self._run = None, Counter()
-            if self.tamper is None:
-                return
             if self._clean_start is None:
                 self._clean_start = t
             self._clean_count += 1
+            if self._clean_count > cfg.gap_samples:
+                self._run_start, self._run = None, Counter()
+            if self.tamper is None:
+                return
             if t - self._clean_start >= cfg.clear_s and self._clean_count >= cfg.clear_samples:
                 self.tamper = None
