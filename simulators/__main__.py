@@ -38,6 +38,13 @@ def parse_size(value: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def parse_port_pair(value: str) -> tuple[int, int]:
+    old, sep, new = value.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected SITE_PORT=PORT, got {value!r}")
+    return int(old), int(new)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m simulators",
                                 description="Simulate every device of a sealwatch site.")
@@ -54,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=".", help="where relative recording folders go")
     p.add_argument("--port-offset", type=int, default=0,
                    help="add this to every jammer and camera port of the site file")
+    p.add_argument("--port-map", action="append", default=[], type=parse_port_pair,
+                   metavar="SITE_PORT=PORT",
+                   help="serve a jammer/camera port of the site file on another port "
+                        "(repeatable; wins over --port-offset)")
     p.add_argument("--topic-site", help="publish under sealwatch/THIS/ instead of site.id")
     p.add_argument("--heartbeat-s", type=float, default=10.0)
     p.add_argument("--segment-s", type=int, default=60, help="live recording segment length")
@@ -107,6 +118,7 @@ async def run(args: argparse.Namespace, site: Site, scenario: Scenario | None,
         loop.add_signal_handler(sig, stop.set)
     sim = SiteSimulator(
         site, host, port, Path(args.data_dir), port_offset=args.port_offset,
+        port_map=dict(args.port_map),
         topic_site=args.topic_site, mqtt_username=args.mqtt_username, mqtt_password=password,
         camera_options=CameraOptions(snapshot_size=args.snapshot_size,
                                      stream_size=args.stream_size, fps=args.fps,

@@ -278,12 +278,12 @@ async def test_sigterm_shuts_down_cleanly_and_says_offline(
 
 def _start_cli(site_path: Path, broker: Mosquitto, tmp_path: Path, prefix: str
                ) -> subprocess.Popen[bytes]:
-    offset = free_port() - 15000  # moves 15020/15021/18081 somewhere free enough
+    ports = [f"--port-map={p}={free_port()}" for p in (15020, 15021, 18081)]
     return subprocess.Popen(
         [sys.executable, "-m", "simulators", "--config", str(site_path),
          "--mqtt", f"127.0.0.1:{broker.port}", "--topic-site", prefix,
-         "--data-dir", str(tmp_path), "--port-offset", str(offset % 20000)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         "--data-dir", str(tmp_path), *ports],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(tmp_path / "sim.log").open("wb"),
         env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
