@@ -163,7 +163,7 @@ class JammerSim:
         """Stop listening and drop every connection."""
         server, self._server = self._server, None
         if server is not None:
-            await server.shutdown()
+            await server.shutdown()  # type: ignore[no-untyped-call]
             log.info("jammer %s stopped serving on %s:%d", self.id, self.host, self.port)
 
     async def _refresh(self) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-Frame = NDArray[np.uint8]
+Frame = NDArray[Any]  # uint8 BGR, H x W x 3 (OpenCV's own stubs say no more)
 
 BASE_W, BASE_H = 1280, 720
 
@@ -49,7 +50,7 @@ def build_room(camera_id: str, width: int = BASE_W, height: int = BASE_H) -> Fra
     vx = int(w * rng.uniform(0.35, 0.65))
     for x in range(-w, 2 * w, w // 10):
         cv2.line(img, (vx, horizon), (x, h), (40, 40, 40), 2, cv2.LINE_AA)
-    y, step = horizon + 8, 10.0
+    y, step = float(horizon + 8), 10.0
     while y < h:
         cv2.line(img, (0, int(y)), (w, int(y)), (45, 45, 45), 2, cv2.LINE_AA)
         step *= 1.35
