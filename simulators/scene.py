@@ -35,7 +35,7 @@ def build_room(camera_id: str, width: int = BASE_W, height: int = BASE_H) -> Fra
     """The empty room a camera looks at: walls, tiled floor, shelves, desks, a door."""
     rng = _rng(camera_id, "room")
     w, h = BASE_W, BASE_H
-    img = np.zeros((h, w, 3), np.uint8)
+    img: Frame = np.zeros((h, w, 3), np.uint8)
     horizon = int(h * rng.uniform(0.45, 0.6))
     wall = np.array(_color(rng, 120, 210), np.float32)
     # Plaster texture: low-frequency blotches plus fine grain, so walls are not flat.
