@@ -41,7 +41,8 @@ def main() -> None:
 
     scene = Scene(42, 1280, 720)
     frames = [scene.jpeg(t / 25) for t in range(50)]
-    print(f"720p JPEG (quality 85, textured room): {np.mean([len(f) for f in frames]) / 1024:.0f} KiB")
+    size_kib = np.mean([len(f) for f in frames]) / 1024
+    print(f"720p JPEG (quality 85, textured room): {size_kib:.0f} KiB")
     it = iter(range(10**12))
 
     def nxt() -> bytes:

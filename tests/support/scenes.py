@@ -331,7 +331,7 @@ class Score:
     kind: str
     clips: int = 0
     hits: int = 0  # tamper clips: the expected tamper was reported
-    false_alarms: int = 0  # clips where something else (or anything, for negatives) was
+    false_alarms: int = 0  # clips where another tamper (anything, for negatives) was reported
     first_s: list[float] = field(default_factory=list)  # time to report, into the effect
 
     @property
@@ -366,7 +366,8 @@ def evaluate(detector_factory: Callable[[], Any], clips: Iterable[Clip]) -> dict
 
 def score_table(scores: dict[str, Score]) -> str:
     """A markdown table: kind, expected, clips, recall, false alarms, median time to report."""
-    lines = ["| clip kind | must report | clips | recall | false alarms | median s to report |",
+    lines = ["| clip kind | must report | clips | recall | false alarms (wrong type) "
+             "| median s to report |",
              "|---|---|---|---|---|---|"]
     for kind, s in scores.items():
         exp = EXPECTED[kind]
