@@ -78,6 +78,7 @@ class MqttLink:
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),))
         # Acknowledge only what the engine task has stored (see the module docstring).
         client._client.manual_ack_set(True)  # aiomqtt does not expose paho's manual ack
+        client.pending_calls_threshold = 100_000  # publishing in batches is intended
         return client
 
     async def run(self) -> None:
