@@ -300,11 +300,11 @@ class JammerPoller:
         self._task = self._tg.create_task(self.run(), name=f"jammer-poll:{self.jammer.id}")
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
+    async def __aexit__(self, *exc_info: Any) -> None:
         assert self._tg is not None
         if self._task is not None:
             self._task.cancel()
-        return await self._tg.__aexit__(*exc_info)
+        await self._tg.__aexit__(*exc_info)
 
     async def run(self) -> None:
         """Poll until cancelled, at a fixed rate that does not drift."""
@@ -312,12 +312,18 @@ class JammerPoller:
         period = self.modbus.poll_s
         attempt = 0
         due = loop.time() + (random.uniform(0, period) if self.start_jitter else 0.0)
+        me = asyncio.current_task()
         try:
             while True:
                 delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                if await self.poll_once():
+                answered = await self.poll_once()
+                if me is not None and me.cancelling():
+                    # Python 3.11's asyncio.wait_for (inside pymodbus) swallows a cancel
+                    # that lands as the answer arrives; honour it so shutdown never hangs.
+                    raise asyncio.CancelledError
+                if answered:
                     attempt = 0
                     due += period
                     now = loop.time()
@@ -428,11 +434,11 @@ class JammerHub:
                        for jid, p in self.pollers.items()]
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
+    async def __aexit__(self, *exc_info: Any) -> None:
         assert self._tg is not None
         for t in self._tasks:
             t.cancel()
-        return await self._tg.__aexit__(*exc_info)
+        await self._tg.__aexit__(*exc_info)
 
     def stats(self) -> PollStats:
         """Totals over all pollers."""

@@ -89,7 +89,7 @@ class JammerServer:
     async def stop(self) -> None:
         """Close the listener and every open connection (a device losing its network)."""
         if self._server is not None:
-            await self._server.shutdown()
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
 
     async def __aenter__(self) -> JammerServer:
