@@ -1,0 +1,336 @@
+"""Camera recording folders: `recording.inventory` events and a disk forecast (EXAM-2.7.9).
+
+Layout (docs/devices.md, "Recording folders"):
+`<recordings>/<YYYY-MM-DD>/<YYYYMMDDTHHMMSSZ>_<duration_s>.<ext>`, UTC start and length in
+seconds; relative folders resolve against the data directory. Hidden files (a recorder's
+temporary files) are ignored; any other name that does not fit is reported once as a
+rejection.
+
+Scanning is incremental: a day folder is re-read only when its directory mtime changes
+(segments added, pruned or cut out), plus the newest day always (a growing segment changes
+its size, not the directory); 100 days cost one listdir and a stat per day.
+
+The forecast: footage the disk will hold = (free space + bytes the cameras on that file
+system retain) / their combined write rate (bytes per recorded day over the last 24 h). Under
+`video_retention_days` it is logged and flagged in the inventory (`forecast_days` and
+`faults: ["retention_forecast_short"]`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from adapters.base import EventSink, RateLimitedLog
+from policies.site import Camera, Site
+
+log = logging.getLogger(__name__)
+
+DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SEGMENT_RE = re.compile(r"^(\d{8}T\d{6}Z)_(\d+)\.[A-Za-z0-9]+$")
+RATE_WINDOW = timedelta(hours=24)
+DiskUsage = Callable[[Path], Any]  # shutil.disk_usage: an object with .free
+
+
+def rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="seconds")
+
+
+class Segment(NamedTuple):
+    start: datetime
+    end: datetime
+    size: int
+
+
+@dataclass(slots=True)
+class _Day:
+    mtime_ns: int
+    segments: list[Segment]
+    bad: list[tuple[str, str]]  # (path, reason)
+
+
+def parse_segment_name(name: str, day: str) -> tuple[datetime, int] | str:
+    """(start, duration s) of a segment file in folder `day`, or why the name is bad."""
+    m = SEGMENT_RE.match(name)
+    if not m:
+        return "not a segment name (<YYYYMMDDTHHMMSSZ>_<duration_s>.<ext>)"
+    try:
+        start = datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return f"impossible start time {m.group(1)}"
+    duration = int(m.group(2))
+    if not 0 < duration <= 86400:
+        return f"duration {duration} s out of range"
+    if f"{start:%Y-%m-%d}" != day:
+        return f"segment starting {start:%Y-%m-%d} filed under {day}"
+    return start, duration
+
+
+@dataclass(slots=True)
+class Inventory:
+    """What one scan of one camera's folder found."""
+
+    camera: str
+    segments: int = 0
+    oldest: datetime | None = None
+    newest: datetime | None = None
+    gaps: list[tuple[datetime, datetime]] = field(default_factory=list)
+    retained_bytes: int = 0
+    recent_bytes: int = 0  # written in the rate window
+    recent_seconds: float = 0.0  # footage covered by those bytes
+    device_id: int | None = None  # st_dev of the folder: cameras on one disk share it
+    new_bad: list[tuple[str, str]] = field(default_factory=list)
+    bad_total: int = 0
+
+    @property
+    def bytes_per_day(self) -> float:
+        return self.recent_bytes / self.recent_seconds * 86400 if self.recent_seconds else 0.0
+
+
+class FolderScanner:
+    """Incremental scanner of one camera's recordings folder."""
+
+    def __init__(self, camera: str, root: Path, max_gap_s: float) -> None:
+        self.camera = camera
+        self.root = root
+        self.max_gap_s = max_gap_s
+        self._days: dict[str, _Day] = {}
+        self._reported_bad: set[str] = set()
+        self.day_reads = 0  # how many day folders were (re)read: the incremental cost
+
+    def scan(self) -> Inventory:
+        inv = Inventory(self.camera)
+        try:
+            st = self.root.stat()
+            entries = list(os.scandir(self.root))
+        except OSError:
+            self._days.clear()
+            return inv
+        inv.device_id = st.st_dev
+        days: dict[str, os.DirEntry[str]] = {}
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            if e.is_dir() and DAY_RE.match(e.name) and _valid_date(e.name):
+                days[e.name] = e
+            else:
+                self._bad(inv, e.path, "not a day folder (YYYY-MM-DD)")
+        for gone in set(self._days) - set(days):
+            del self._days[gone]
+        newest_day = max(days) if days else None
+        for name in sorted(days):
+            try:
+                mtime = days[name].stat().st_mtime_ns
+            except OSError:
+                continue
+            cached = self._days.get(name)
+            if cached is None or cached.mtime_ns != mtime or name == newest_day:
+                cached = self._read_day(Path(days[name].path), name, mtime)
+                self._days[name] = cached
+            for path, reason in cached.bad:
+                self._bad(inv, path, reason)
+        self._summarize(inv)
+        return inv
+
+    def _read_day(self, folder: Path, day: str, mtime: int) -> _Day:
+        self.day_reads += 1
+        segments: list[Segment] = []
+        bad: list[tuple[str, str]] = []
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return _Day(mtime, [], [])
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            parsed = parse_segment_name(e.name, day)
+            if isinstance(parsed, str):
+                bad.append((e.path, parsed))
+                continue
+            try:
+                size = e.stat().st_size
+            except OSError:
+                continue  # pruned while we looked
+            start, duration = parsed
+            segments.append(Segment(start, start + timedelta(seconds=duration), size))
+        segments.sort()
+        return _Day(mtime, segments, bad)
+
+    def _bad(self, inv: Inventory, path: str, reason: str) -> None:
+        inv.bad_total += 1
+        if path not in self._reported_bad:
+            self._reported_bad.add(path)
+            inv.new_bad.append((path, reason))
+
+    def _summarize(self, inv: Inventory) -> None:
+        covered_to: datetime | None = None
+        all_segments = [s for d in sorted(self._days) for s in self._days[d].segments]
+        if not all_segments:
+            return
+        inv.segments = len(all_segments)
+        inv.oldest = all_segments[0].start
+        newest = max(s.end for s in all_segments)
+        inv.newest = newest
+        window_start = newest - RATE_WINDOW
+        max_gap = timedelta(seconds=self.max_gap_s)
+        for s in all_segments:
+            if covered_to is not None and s.start - covered_to > max_gap:
+                inv.gaps.append((covered_to, s.start))
+            covered_to = s.end if covered_to is None else max(covered_to, s.end)
+            inv.retained_bytes += s.size
+            if s.start >= window_start:
+                inv.recent_bytes += s.size
+                inv.recent_seconds += (s.end - s.start).total_seconds()
+
+
+def _valid_date(name: str) -> bool:
+    try:
+        date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
+
+
+def forecast_days(inventories: Iterable[Inventory], disk_usage: DiskUsage,
+                  roots: dict[str, Path]) -> dict[str, float | None]:
+    """Days of footage each camera's disk holds at the current rate (None: unknown)."""
+    groups: dict[int, list[Inventory]] = {}
+    for inv in inventories:
+        if inv.device_id is not None:
+            groups.setdefault(inv.device_id, []).append(inv)
+    out: dict[str, float | None] = {}
+    for members in groups.values():
+        rate = sum(m.bytes_per_day for m in members)
+        try:
+            free = int(disk_usage(roots[members[0].camera]).free)
+        except OSError:
+            free = -1
+        days = None
+        if rate > 0 and free >= 0:
+            days = (free + sum(m.retained_bytes for m in members)) / rate
+        for m in members:
+            out[m.camera] = days
+    return out
+
+
+class RecordingsWatcher:
+    """Scan every camera's recordings folder each `interval_s`; emit inventories."""
+
+    def __init__(self, site: Site, sink: EventSink, data_dir: str | Path, *,
+                 interval_s: float = 60.0, disk_usage: DiskUsage = shutil.disk_usage,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.site = site
+        self.sink = sink
+        self.interval_s = interval_s
+        self.disk_usage = disk_usage
+        self.now = now
+        self.retention_days = site.policies.video_retention_days
+        self.roots: dict[str, Path] = {}
+        for cam in site.cameras.values():
+            if cam.recordings:
+                self.roots[cam.id] = resolve(data_dir, cam)
+        self.scanners = {cid: FolderScanner(cid, root, site.policies.max_recording_gap_s)
+                         for cid, root in self.roots.items()}
+        self.scans = 0
+        self._short: dict[str, bool] = {}
+        self._empty: dict[str, bool] = {}
+        self._quiet = RateLimitedLog(log)
+        self._tg: asyncio.TaskGroup | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> RecordingsWatcher:
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        self._task = self._tg.create_task(self._run(), name="recordings-scan")
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        assert self._tg is not None
+        if self._task is not None:
+            self._task.cancel()
+        await self._tg.__aexit__(*exc_info)
+
+    async def _run(self) -> None:
+        while True:
+            await self.scan_once()
+            await asyncio.sleep(self.interval_s)
+
+    async def scan_once(self) -> list[dict[str, Any]]:
+        """Scan all folders (in a thread: file system calls block) and emit the events."""
+        inventories = await asyncio.to_thread(self._scan_all)
+        forecasts = await asyncio.to_thread(forecast_days, inventories, self.disk_usage,
+                                            self.roots)
+        ts = rfc3339(self.now())
+        events: list[dict[str, Any]] = []
+        for inv in inventories:
+            source = f"recordings:{inv.camera}"
+            for path, reason in inv.new_bad:
+                self._quiet.warning(f"{inv.camera}:bad", "recordings of %s: %s: %s",
+                                    inv.camera, path, reason)
+                await self.sink.reject(source, path, f"bad recording file name: {reason}")
+            event = self._inventory_event(inv, forecasts.get(inv.camera), ts)
+            if event is None:
+                continue
+            events.append(event)
+            await self.sink.submit(event, source=source)
+        self.scans += 1
+        return events
+
+    def _scan_all(self) -> list[Inventory]:
+        return [s.scan() for s in self.scanners.values()]
+
+    def _inventory_event(self, inv: Inventory, forecast: float | None, ts: str
+                         ) -> dict[str, Any] | None:
+        cam = inv.camera
+        if inv.oldest is None or inv.newest is None:
+            # No footage: nothing an inventory could say; this must not pass silently.
+            if not self._empty.get(cam):
+                log.warning("camera %s: no recordings in %s", cam, self.roots[cam])
+            self._empty[cam] = True
+            self._quiet.warning(f"{cam}:empty", "camera %s: still no recordings", cam)
+            return None
+        if self._empty.get(cam):
+            log.info("camera %s: recordings found in %s", cam, self.roots[cam])
+        self._empty[cam] = False
+        faults: list[str] = []
+        short = forecast is not None and forecast < self.retention_days
+        if short:
+            faults.append("retention_forecast_short")
+        if short != self._short.get(cam, False):
+            if short:
+                log.warning("camera %s: the disk holds only %.1f days of footage at the "
+                            "current rate (retention %g days)", cam, forecast,
+                            self.retention_days)
+            else:
+                log.info("camera %s: disk forecast back above retention", cam)
+        self._short[cam] = short
+        if inv.bad_total:
+            faults.append("bad_segment_names")
+        stale_s = max(0.0, (self.now() - inv.newest).total_seconds())
+        event: dict[str, Any] = {
+            "ts": ts, "device": cam, "type": "recording.inventory",
+            "oldest": rfc3339(inv.oldest), "newest": rfc3339(inv.newest),
+            "gaps": [[rfc3339(a), rfc3339(b)] for a, b in inv.gaps],
+            "forecast_days": None if forecast is None else round(forecast, 1),
+            "faults": faults,
+            "segments": inv.segments,
+            "retained_bytes": inv.retained_bytes,
+            "bytes_per_day": round(inv.bytes_per_day),
+            "stale_s": round(stale_s),  # since the newest footage ended
+        }
+        return event
+
+
+def resolve(data_dir: str | Path, camera: Camera) -> Path:
+    """A camera's recordings folder; relative paths resolve against the data directory."""
+    assert camera.recordings is not None
+    p = Path(camera.recordings)
+    return p if p.is_absolute() else Path(data_dir) / p
