@@ -262,6 +262,7 @@ class PollStats:
     statuses: int = 0
     rejections: int = 0
     failures: int = 0
+    skipped: int = 0  # poll slots missed because a poll (or the loop) ran late
     states: list[str] = field(default_factory=list)
 
 
@@ -328,7 +329,9 @@ class JammerPoller:
                     due += period
                     now = loop.time()
                     if due < now:  # overran: skip the missed slots rather than burst
-                        due = now + period - (now - due) % period
+                        missed = int((now - due) // period) + 1
+                        self.stats.skipped += missed
+                        due += missed * period
                 else:
                     attempt += 1
                     due = loop.time() + max(backoff_delay(attempt, self.backoff_cap_s),
@@ -448,4 +451,5 @@ class JammerHub:
             total.statuses += p.stats.statuses
             total.rejections += p.stats.rejections
             total.failures += p.stats.failures
+            total.skipped += p.stats.skipped
         return total

@@ -91,18 +91,21 @@ async def poll(k: int, first_port: int, seconds: float, server_pids: list[int]
                       Modbus("127.0.0.1", first_port + i, 1, poll_s=1.0, timeout_s=2.0))
                for i in range(k)]
     sink = CountingSink()
-    async with JammerHub(jammers, sink):
+    async with JammerHub(jammers, sink) as hub:
         await asyncio.sleep(2.0)  # connects and first polls, spread over one period
         s0, c0, w0 = sink.statuses, time.process_time(), time.perf_counter()
+        k0 = hub.stats().skipped
         sc0 = sum(cpu_seconds(p) for p in server_pids)
         await asyncio.sleep(seconds)
         s1, c1, w1 = sink.statuses, time.process_time(), time.perf_counter()
         sc1 = sum(cpu_seconds(p) for p in server_pids)
+        k1 = hub.stats().skipped
     wall = w1 - w0
     return {"jammers": k, "statuses_per_s": (s1 - s0) / wall,
             "cpu_percent": 100.0 * (c1 - c0) / wall,
             "servers_cpu_percent": 100.0 * (sc1 - sc0) / wall, "rejections": sink.rejections,
-            "health_events": sink.other}
+            "health_events": sink.other, "slots_skipped": k1 - k0,
+            "load_avg_1m": os.getloadavg()[0]}
 
 
 def run_one(k: int, seconds: float, procs: int, base_port: int) -> dict[str, float]:
