@@ -38,6 +38,7 @@ OPERATOR_TYPES = frozenset({"alert.ack", "alert.shelve", "alert.unshelve", "seal
                             "seal.end", "approval.granted", "inspection.done", "review.done"})
 SUPERVISOR_ROLES = ("supervisor", "secrecy_officer")
 DIGESTS_KEPT = 10_000
+GATHER_TURNS = 4
 
 
 def wall_us() -> int:
@@ -165,6 +166,11 @@ class Monitor:
         self.offer(Incoming("event", event, origin, self.clock(), actor=actor, reply=fut))
         return await fut
 
+    def ack_many(self, acks: list[Callable[[], None]]) -> None:
+        """Send the PUBACKs of a stored batch (the MQTT link replaces this to coalesce)."""
+        for ack in acks:
+            ack()
+
     def hold(self) -> None:
         """Stop the timer clock until `release` (the broker backlog is being delivered)."""
         if self._hold_since is None:
@@ -279,6 +285,12 @@ class Monitor:
         """The one consumer of the ingest queue."""
         while True:
             batch = [await self.queue.get()]
+            # The MQTT reader hands over one message per loop iteration: give it a few turns
+            # so a burst is stored in one transaction (a commit per event caps ingest).
+            for _ in range(GATHER_TURNS):
+                if self.queue.qsize() + len(batch) >= self.settings.batch_max:
+                    break
+                await asyncio.sleep(0)
             while len(batch) < self.settings.batch_max and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             self.process(batch)
@@ -298,6 +310,7 @@ class Monitor:
         if trs:
             with self.store.transaction():
                 rows = self._store_transitions(trs, None)
+                self.store.set_meta("clock", str(self.engine.clock))
             self._after_commit(rows)
         self.maybe_snapshot()
 
@@ -310,9 +323,12 @@ class Monitor:
                 outcome = self._accept(item)
                 outcomes.append(outcome)
                 rows += outcome.transitions
+            # The clock the stored transitions were computed up to (recovery replays to it).
+            self.store.set_meta("clock", str(self.engine.clock))
+        acks = [item.ack for item in batch if item.ack is not None]
+        if acks:
+            self.ack_many(acks)
         for item, outcome in zip(batch, outcomes, strict=True):
-            if item.ack is not None:
-                item.ack()
             if item.reply is not None and not item.reply.done():
                 item.reply.set_result(outcome)
         self._after_commit(rows)
@@ -435,7 +451,6 @@ class Monitor:
         rows = self._store_transitions(trs, seq)
         if ev.type.startswith("seal.") or any(t.policy == "pre-seal" for t in trs):
             self._sync_seals(actor if ev.type.startswith("seal.") else None, ev.type)
-        self.store.set_meta("clock", str(self.engine.clock))
         return Outcome(True, None, seq, rows)
 
     def _remember(self, digest: str) -> None:

@@ -10,6 +10,7 @@ stored transition is marked published only after the broker acknowledged both it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -117,6 +118,7 @@ class MqttLink:
         # task has processed it, the backlog is in and the timer clock may run again.
         self._sync_nonce = uuid.uuid4().hex
         await client.publish(self.sync_topic, self._sync_nonce.encode(), qos=1)
+        self.monitor.ack_many = self._corked_acks(client)
         self.connected.set()
         try:
             async with asyncio.TaskGroup() as tg:
@@ -131,6 +133,29 @@ class MqttLink:
             except (aiomqtt.MqttError, TimeoutError):
                 pass
             raise
+
+    def _corked_acks(self, client: aiomqtt.Client) -> Callable[[list[Callable[[], None]]], None]:
+        """Send a batch's PUBACKs as one TCP segment: with TCP_NODELAY each 4-byte PUBACK
+        would otherwise be its own packet, and sending them was most of the ingest cost."""
+        sock = client._client.socket()
+        cork = getattr(socket, "TCP_CORK", None)
+
+        def ack_many(acks: list[Callable[[], None]]) -> None:
+            corked = False
+            if cork is not None and isinstance(sock, socket.socket) and len(acks) > 1:
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+                    corked = True
+                except OSError:
+                    pass
+            try:
+                for ack in acks:
+                    ack()
+            finally:
+                if corked:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
+        return ack_many
 
     def _acker(self, client: aiomqtt.Client, generation: int, mid: int, qos: int
                ) -> Callable[[], None] | None:
