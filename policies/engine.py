@@ -83,6 +83,9 @@ class Engine:
         ctx = self.ctx
         t = ev.ts
         if not ctx.started:
+            if ev.type in OPERATOR_TYPES:
+                # A rejected first event must not start the clock: try it on a fresh engine.
+                Engine(self.site)._probe(ev)
             self._start(t)
         elif self.floor is not None and t < self.floor:
             raise EventRejected("out of order: older than the last accepted event")
@@ -106,6 +109,11 @@ class Engine:
         if out:
             ctx.out = []
         return out
+
+    def _probe(self, ev: Event) -> None:
+        """Raise EventRejected if `ev`, as the very first event, would be refused."""
+        self._start(ev.ts)
+        self._check_operator_event(ev)
 
     def advance(self, now: int) -> list[Transition]:
         """Let the clock run to `now`, firing every timer due up to and including it."""
