@@ -309,3 +309,12 @@ def test_timers_fire_between_events_at_their_due_time_in_order() -> None:
     assert [(x.subject, x.ts) for x in r.of("door-held-open")] == [
         ("living-link", us(5)), ("press-hall-door", us(7))]
     assert [x.ts for x in r.out] == sorted(x.ts for x in r.out)
+
+
+def test_a_rejected_first_event_does_not_start_the_clock() -> None:
+    r = Run(SITE)
+    r.reject(ack(3600, "nope"))
+    r.feed(forced(0))  # earlier than the rejected line, but nothing was accepted before it
+    r.advance(30)
+    assert ("device-offline", "cam-gate", "raised") in r.triples()
+    assert r.of("device-offline")[0].ts == us(30)
