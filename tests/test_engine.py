@@ -9,6 +9,7 @@ from tests.support.engine import (
     AGENCY_OUT,
     BEFORE_SEAL,
     SEAL_END,
+    SEAL_START,
     Run,
     agency_site,
     at,
@@ -318,3 +319,14 @@ def test_a_rejected_first_event_does_not_start_the_clock() -> None:
     r.advance(30)
     assert ("device-offline", "cam-gate", "raised") in r.triples()
     assert r.of("device-offline")[0].ts == us(30)
+
+
+def test_a_site_file_seal_includes_both_its_start_and_its_end_instants() -> None:
+    site = SITE
+    at_start = run(site, [ev(-1, "pd-living", "phone.detected", base=SEAL_START),
+                          ev(0, "pd-work", "phone.detected", base=SEAL_START)],
+                   policy="prohibited-device")
+    at_end = run(site, [ev(0, "pd-work", "phone.detected", base=SEAL_END),
+                        ev(0.001, "pd-living", "phone.detected", base=SEAL_END)],
+                 policy="prohibited-device")
+    assert at_start == at_end == [("prohibited-device", "pd-work", "raised")]
