@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     """Subcommands defined by other daemon modules (run, audit, export-events, …)."""
-    found = []
+    from daemon.auth import register_cli  # sealwatch user add|passwd|list
+
+    found = [register_cli]
     try:
         from daemon import commands
     except ImportError:

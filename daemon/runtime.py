@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon.config import Settings
+from daemon.dashboard import mount_dashboard
 from daemon.http_api import build_app
 from daemon.monitor import Monitor, new_metrics
 from daemon.mqtt_link import MqttLink
@@ -53,6 +54,8 @@ class Daemon:
         self.link = MqttLink(self.site.id, s.mqtt, self.monitor)
         self.status["mqtt"] = self.link
         app = build_app(self.monitor, status=self.status, middlewares=self.middlewares)
+        # the web dashboard: its page, logins, roles and CSRF checks in front of /api/
+        self.dashboard = mount_dashboard(app, self.monitor, s)
         self.app = app
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
