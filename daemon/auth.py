@@ -333,3 +333,30 @@ def register_cli(sub: Any) -> None:
     u.add_argument("--data-dir", help="the daemon's data dir (default: SEALWATCH_DATA_DIR "
                    "or ./var)")
     u.set_defaults(func=cmd_user)
+
+
+def cli_headers(config: str | None, data_dir: str | None = None) -> dict[str, str]:
+    """The local CLI's Authorization header: the daemon's token from its data dir.
+
+    Whoever can read the data dir can read the whole store anyway; the dashboard's users
+    log in with passwords instead."""
+    import os
+
+    from daemon.dashboard import API_TOKEN_FILE
+
+    base: Path | None = Path(data_dir) if data_dir else None
+    if base is None and os.environ.get("SEALWATCH_DATA_DIR"):
+        base = Path(os.environ["SEALWATCH_DATA_DIR"])
+    if base is None and config:
+        try:
+            from daemon.config import load_settings
+            from policies.site import load_site
+
+            base = load_settings(load_site(config)).data_dir
+        except Exception:  # the caller reports a bad site file on its own
+            base = None
+    try:
+        token = ((base or Path("./var")) / API_TOKEN_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return {}
+    return {"Authorization": f"Bearer {token}"} if token else {}

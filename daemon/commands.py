@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from daemon.auth import cli_headers
 from daemon.config import DEFAULT_HTTP, ConfigError, Settings, load_settings
 from policies.site import Site, SiteError, load_site
 
@@ -101,7 +102,9 @@ def _call(args: argparse.Namespace, method: str, path: str,
     data = None if body is None else orjson.dumps({k: v for k, v in body.items()
                                                    if v is not None})
     req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          **cli_headers(args.config,
+                                                        getattr(args, "data_dir", None))})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             payload, status = resp.read(), resp.status
