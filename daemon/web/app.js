@@ -38,6 +38,7 @@ function applyI18n() {
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of document.querySelectorAll("[data-i18n-ph]")) el.placeholder = t(el.dataset.i18nPh);
   $("#sound-btn").textContent = t(S.sound ? "sound.on" : "sound.off");
+  setConn(!!S.live);
   fmt.time = new Intl.DateTimeFormat(S.lang, { timeZone: tz(), hour12: false, hour: "2-digit", minute: "2-digit", second: "2-digit" });
   fmt.date = new Intl.DateTimeFormat(S.lang, { timeZone: tz(), month: "2-digit", day: "2-digit" });
   fmt.dateKey = new Intl.DateTimeFormat("en-CA", { timeZone: tz(), year: "numeric", month: "2-digit", day: "2-digit" });
@@ -141,6 +142,7 @@ function connect() {
   };
 }
 function setConn(up) {
+  S.live = up;
   const c = $("#conn");
   c.classList.toggle("lost", !up);
   c.textContent = t(up ? "conn.live" : "conn.lost");
@@ -205,7 +207,7 @@ function loadSnapshot(snap) {
   const site = snap.site;
   site.zonesById = Object.fromEntries(site.zones.map((z) => [z.id, z]));
   site.devById = Object.fromEntries(site.devices.map((d) => [d.id, d]));
-  for (const d of site.doors) site.devById[d.id] = Object.assign({ kind: "door" }, d);
+  for (const d of site.doors) site.devById[d.id] = Object.assign({}, d, { kind: "door", door_kind: d.kind, zone: d.a + " ↔ " + d.b });
   S.site = site; S.thumbs = snap.thumbnails;
   applyI18n();
   $("#site-name").textContent = site.name;
@@ -365,7 +367,8 @@ function defs(root) {
 }
 
 function layout(site) {
-  const W = 1000, ICON = 26, TITLE = 30, PAD = 10, GAP = 14;
+  const W = 900, ICON = 26, PAD = 10, GAP = 14;
+  const TITLE = (z) => (z.classification ? 46 : 32);
   const kids = {}, devs = {};
   for (const z of site.zones) if (z.parent && site.zonesById[z.parent]) (kids[z.parent] = kids[z.parent] || []).push(z);
   for (const d of site.devices) (devs[d.zone] = devs[d.zone] || []).push(d);
@@ -377,10 +380,10 @@ function layout(site) {
   function measure(z, w) {
     const n = (devs[z.id] || []).length;
     const cols = Math.max(1, Math.floor((w - 2 * PAD) / ICON));
-    let h = TITLE + Math.ceil(n / cols) * ICON;
+    let h = TITLE(z) + Math.ceil(n / cols) * ICON;
     const ch = kids[z.id] || [];
     if (ch.length) {
-      const cc = Math.min(ch.length, w > 480 ? 4 : w > 300 ? 2 : 1);
+      const cc = Math.max(1, Math.min(ch.length, Math.floor((w - 2 * PAD + GAP) / (150 + GAP))));
       const cw = (w - 2 * PAD - (cc - 1) * GAP) / cc;
       const rows = [];
       ch.forEach((c, i) => { const r = Math.floor(i / cc); rows[r] = Math.max(rows[r] || 0, measure(c, cw).h); });
@@ -394,8 +397,8 @@ function layout(site) {
     boxes[z.id] = { x, y, w, h, zone: z };
     const ds = devs[z.id] || [];
     const cols = Math.max(1, Math.floor((w - 2 * PAD) / ICON));
-    ds.forEach((d, i) => { d._x = x + PAD + 12 + (i % cols) * ICON; d._y = y + TITLE + 2 + Math.floor(i / cols) * ICON; });
-    let cy = y + TITLE + Math.ceil(ds.length / cols) * ICON;
+    ds.forEach((d, i) => { d._x = x + PAD + 12 + (i % cols) * ICON; d._y = y + TITLE(z) - 2 + Math.floor(i / cols) * ICON; });
+    let cy = y + TITLE(z) + Math.ceil(ds.length / cols) * ICON;
     const ch = kids[z.id] || [];
     ch.forEach((c, i) => {
       const r = Math.floor(i / z._cc), col = i % z._cc;
@@ -406,14 +409,14 @@ function layout(site) {
   }
   const cols = [];
   let x = 0;
-  if (outside.length) { cols.push({ zones: outside, x, w: 200 }); x += 240; }
-  if (airlock.length) { cols.push({ zones: airlock, x, w: 170, airlock: true }); x += 210; }
+  if (outside.length) { cols.push({ zones: outside, x, w: 180 }); x += 215; }
+  if (airlock.length) { cols.push({ zones: airlock, x, w: 150, airlock: true }); x += 185; }
   cols.push({ zones: sealed, x: x + 14, w: W - x - 28, sealed: true });
   const top = 34;
   const heights = cols.map((c) => c.zones.reduce((s, z) => s + measure(z, c.w).h + GAP, 0));
   const H = Math.max(...heights, 120) + top + 20;
   cols.forEach((c, i) => {
-    let y = top + (c.airlock ? Math.max(0, (heights[cols.length - 1] - heights[i]) / 3) : 0);
+    let y = top;
     for (const z of c.zones) y += place(z, c.x, y, c.w) + GAP;
   });
   const sealedBox = sealed.length ? { x: cols[cols.length - 1].x - 12, y: top - 12, w: cols[cols.length - 1].w + 24, h: heights[cols.length - 1] + 10 } : null;
@@ -455,12 +458,12 @@ function drawPlan() {
     const title = svg("text", { x: b.x + 10, y: b.y + 19, class: "title" }, g);
     title.textContent = z.name || z.id;
     if (z.classification) {
-      const sub = svg("tspan", { class: "sub", dx: 6 }, title);
+      const sub = svg("text", { x: b.x + 10, y: b.y + 35, class: "sub" }, g);
       sub.textContent = t("class." + z.classification);
     }
     const cg = svg("g", {}, g);
     const bg = svg("rect", { x: b.x + b.w - 50, y: b.y + 6, width: 42, height: 18, rx: 9, class: "count-bg" }, cg);
-    svg("use", { href: "#i-person", x: b.x + b.w - 47, y: b.y + 8, width: 14, height: 14, style: "" }, cg).setAttribute("color", "#9fb3c8");
+    svg("use", { href: "#i-person", x: b.x + b.w - 47, y: b.y + 8, width: 14, height: 14 }, cg).setAttribute("color", "#9fb3c8");
     const count = svg("text", { x: b.x + b.w - 30, y: b.y + 20, class: "count" }, cg);
     const tip = svg("title", {}, g);
     zoneNodes.set(z.id, { count, bg, tip });
@@ -470,38 +473,41 @@ function drawPlan() {
   for (const d of site.doors) {
     const A = L.boxes[d.a], B = L.boxes[d.b];
     if (!A || !B) continue;
-    let x, y, line = null;
+    let x, y, path = null;
     if (ancestor(site, d.a, d.b) || ancestor(site, d.b, d.a)) {
+      // a room inside another: the door sits on the room's left wall
       const child = ancestor(site, d.a, d.b) ? B : A;
       const k = (used[child.zone.id] = (used[child.zone.id] || 0) + 1) - 1;
-      x = child.x + child.w / 2 + k * 24; y = child.y;
+      x = child.x; y = child.y + Math.min(child.h - 12, 30 + k * 24);
     } else {
       const [P1, P2] = A.x <= B.x ? [A, B] : [B, A];
       const key = [d.a, d.b].sort().join("|");
       const k = (used[key] = (used[key] || 0) + 1) - 1;
       if (P1.x + P1.w <= P2.x) {
-        const lo = Math.max(P1.y, P2.y), hi = Math.min(P1.y + P1.h, P2.y + P2.h);
-        y = (lo < hi ? (lo + hi) / 2 : (P1.y + P1.h / 2 + P2.y + P2.h / 2) / 2) + k * 26;
-        if (lo >= hi) y = Math.min(P1.y + P1.h - 14, Math.max(P1.y + 14, y));
-        line = [P1.x + P1.w, y, P2.x, y];
-        x = P2.x - 16 > P1.x + P1.w ? (P1.x + P1.w + P2.x) / 2 : P2.x;
-        if (d.boundary && L.sealedBox) x = L.sealedBox.x;
+        const clamp = (v, box) => Math.min(box.y + box.h - 14, Math.max(box.y + 16, v));
+        y = clamp(P1.y + P1.h / 2 + k * 24, P2);
+        const y1 = clamp(y, P1);
+        x = d.boundary && L.sealedBox && L.sealedBox.x > P1.x + P1.w && L.sealedBox.x < P2.x + 2 ? L.sealedBox.x : (P1.x + P1.w + P2.x) / 2;
+        if (d.boundary && L.sealedBox && Math.abs(P2.x - L.sealedBox.x) < 20) x = L.sealedBox.x;
+        path = `M${P1.x + P1.w},${y1} H${x} V${y} H${P2.x}`;
       } else {
         const [U, D] = A.y <= B.y ? [A, B] : [B, A];
         const lo = Math.max(U.x, D.x), hi = Math.min(U.x + U.w, D.x + D.w);
         x = (lo < hi ? (lo + hi) / 2 : (U.x + D.x) / 2) + k * 26;
-        line = [x, U.y + U.h, x, D.y];
         y = (U.y + U.h + D.y) / 2;
+        path = `M${x},${U.y + U.h} V${D.y}`;
       }
     }
-    if (line) svg("line", { x1: line[0], y1: line[1], x2: line[2], y2: line[3], class: "link" }, linkLayer);
+    if (path) svg("path", { d: path, class: "link", fill: "none" }, linkLayer);
     const g = svg("g", { class: "door unknown" + (d.entrance ? " entrance" : "") }, devLayer);
     g.dataset.id = d.id;
     svg("rect", { x: x - 9, y: y - 9, width: 18, height: 18 }, g);
     const glyph = svg("text", { x: x, y: y + 3.5, "text-anchor": "middle" }, g);
     glyph.textContent = d.kind === "hatch" ? "H" : d.two_person ? "2" : d.entrance ? (d.entrance === "outer" ? "O" : "I") : "D";
-    const lab = svg("text", { x: x, y: y + 21, "text-anchor": "middle", class: "door-label" }, g);
-    lab.textContent = d.name || d.id;
+    if (path) {
+      const lab = svg("text", { x: x, y: y + 21, "text-anchor": "middle", class: "door-label" }, g);
+      lab.textContent = d.name || d.id;
+    }
     const title = svg("title", {}, g);
     planNodes.set(d.id, { g, title, door: true });
   }
@@ -548,7 +554,7 @@ function stateText(d) {
   const kind = info.kind;
   const parts = [];
   if (d.online === false) parts.push(t("devices.offline"));
-  if (kind === "door") parts.push(d.forced ? t("door.forced") : d.open ? t("door.open") : t("door.closed"));
+  if (kind === "door") { if (d.online != null || d.open || d.forced) parts.push(d.forced ? t("door.forced") : d.open ? t("door.open") : t("door.closed")); }
   else if (kind === "alarm_input" && d.state) parts.push(t("input." + d.state));
   else if (kind === "alarm_panel") {
     if (d.armed != null) parts.push(t(d.armed ? "panel.armed" : "panel.disarmed"));
@@ -726,8 +732,9 @@ function buildCameras() {
       const none = el("div", "none", t("cameras.nothumb"));
       const badge = el("span", "tbadge hidden");
       const label = el("div", "label", (c.name || c.id) + " · " + zoneName(c.zone));
-      img.onload = () => none.classList.add("hidden");
-      img.onerror = () => { img.removeAttribute("src"); none.classList.remove("hidden"); };
+      img.className = "hidden";
+      img.onload = () => { none.classList.add("hidden"); img.classList.remove("hidden"); };
+      img.onerror = () => { img.classList.add("hidden"); none.classList.remove("hidden"); };
       box.append(img, none, badge, label);
       host.append(box);
       const n = { box, img, badge, host };
@@ -854,13 +861,13 @@ function buildDeviceTable() {
   const body = $("#devrows");
   body.textContent = "";
   devRows.clear();
-  const all = S.site.doors.map((d) => Object.assign({ kind: "door", zone: d.b }, d)).concat(S.site.devices);
+  const all = S.site.doors.map((d) => S.site.devById[d.id]).concat(S.site.devices);
   const frag = document.createDocumentFragment();
   for (const d of all) {
     const tr = el("tr", "unknown");
     const id = el("td");
     id.append(el("span", "dot"), document.createTextNode(d.name ? d.name + " (" + d.id + ")" : d.id));
-    tr.append(id, el("td", "", t("kind." + d.kind)), el("td", "", zoneName(d.zone)), el("td", "st", "—"), el("td", "last", "—"));
+    tr.append(id, el("td", "", t("kind." + (d.door_kind === "hatch" ? "hatch" : d.kind))), el("td", "", d.kind === "door" ? d.zone : zoneName(d.zone)), el("td", "st", "—"), el("td", "last", "—"));
     tr.dataset.search = (d.id + " " + (d.name || "") + " " + d.kind + " " + d.zone).toLowerCase();
     frag.append(tr);
     devRows.set(d.id, tr);
@@ -874,7 +881,7 @@ function buildActionChoices() {
   zones.textContent = ""; cams.textContent = ""; badges.textContent = "";
   for (const z of S.site.zones.filter((z) => z.kind === "key_part")) zones.append(new Option(z.name || z.id, z.id));
   for (const c of S.site.devices.filter((d) => d.kind === "camera")) cams.append(new Option(c.name || c.id, c.id));
-  for (const [b, p] of Object.entries(S.site.people)) badges.append(new Option(b, b)).label = p.name;
+  for (const [b, p] of Object.entries(S.site.people)) { const o = new Option(b, b); o.label = p.name; badges.append(o); }
 }
 async function submitAction(form, ev) {
   ev.preventDefault();
