@@ -26,6 +26,7 @@ from policies.site import Site
 
 log = logging.getLogger("sealwatch")
 HOUSEKEEPING_S = 3600.0
+CHECKPOINT_S = 5.0
 
 
 class Daemon:
@@ -71,6 +72,7 @@ class Daemon:
             tg.create_task(self.monitor.run_ticks(), name="tick"),
             tg.create_task(self.link.run(), name="mqtt-session"),
             tg.create_task(self._housekeeping(), name="housekeeping"),
+            tg.create_task(self._checkpoints(), name="wal-checkpoint"),
             tg.create_task(self._watchdog(), name="watchdog"),
         ]
         log.info("sealwatch running for site %s: MQTT %s:%d, HTTP %s:%d, data %s",
@@ -102,6 +104,12 @@ class Daemon:
             if time.monotonic() - self.monitor.last_tick < max(2.0, interval * 2):
                 self.notifier.watchdog()
             await asyncio.sleep(interval)
+
+    async def _checkpoints(self) -> None:
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(CHECKPOINT_S)
+            await asyncio.to_thread(self.store.checkpoint)
 
     async def _housekeeping(self) -> None:
         assert self.monitor is not None and self.store is not None
