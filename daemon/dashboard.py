@@ -58,13 +58,14 @@ CLIENT_QUEUE = 2000  # messages a slow browser may fall behind before it is made
 MAX_EVENTS_PER_TICK = 5000
 
 DASHBOARD: web.AppKey[Dashboard] = web.AppKey("dashboard")
+SESSION: web.RequestKey[Session] = web.RequestKey("session", Session)
 
 
 def required_role(method: str, path: str) -> str:
     """The least role that may make this request (guards only look)."""
     if path.startswith("/api/users"):
         return "admin"
-    if method in SAFE_METHODS:
+    if method in SAFE_METHODS or path.startswith("/auth/"):
         return "guard"
     if path.startswith(("/api/seals/", "/api/maintenance")):
         return "supervisor"
@@ -831,8 +832,8 @@ def auth_middleware(dash: Dashboard) -> Any:
                            method=request.method, path=path, ip=dash.client_ip(request))
             return _deny(dash, 403, f"a {session.user.role} may not do this "
                                     f"(needs {need})", "role")
-        request["user"] = session.user.actor
-        request["session"] = session
+        request["user"] = session.user.actor  # http_api's `_actor` reads this key
+        request[SESSION] = session
         return await handler(request)
 
     return check
@@ -896,7 +897,7 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     dash = request.app[DASHBOARD]
-    session: Session | None = request.get("session")
+    session = request.get(SESSION)
     if session is not None:
         dash.sessions.drop(session.token)
         dash.audit("logout", user=session.user.name, ip=dash.client_ip(request))
@@ -923,7 +924,7 @@ async def whoami(request: web.Request) -> web.Response:
 
 async def snapshot(request: web.Request) -> web.Response:
     dash = request.app[DASHBOARD]
-    return _json(dash.snapshot(request.get("session")))
+    return _json(dash.snapshot(request.get(SESSION)))
 
 
 async def timeline(request: web.Request) -> web.Response:

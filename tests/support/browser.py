@@ -28,9 +28,13 @@ def add_users(data_dir: Path) -> None:
         store.add(name, role, PASSWORD, badge)
 
 
+def chromium_missing() -> bool:
+    return not Path(CHROMIUM).exists()
+
+
 @contextlib.asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
+    if chromium_missing():
         raise RuntimeError(f"{CHROMIUM} is missing: scripts/setup installs Debian's chromium")
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
