@@ -238,7 +238,7 @@ class DaemonProcess:
             except OSError:
                 return None
             return body if status == 200 and body.get("mqtt_connected") else None
-        return await wait_until(up, timeout_s, "the daemon's /healthz") 
+        return await wait_until(up, timeout_s, "the daemon's /healthz")
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -1,0 +1,114 @@
+"""Fast unit tests of the daemon's pieces that need no broker: settings, audit chain, ISA
+presentation, metrics, systemd notify."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from daemon import audit
+from daemon.config import ConfigError, load_settings
+from daemon.lifecycle import AlertView
+from daemon.store import Store
+from daemon.systemd import Notifier
+from policies.site import load_site, parse_site
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "examples" / "site.yaml"
+
+
+def site_with(daemon_yaml: str):  # type: ignore[no-untyped-def]
+    return parse_site(EXAMPLE.read_text() + "\ndaemon:\n" + daemon_yaml)
+
+
+def test_unknown_daemon_key_is_an_error_naming_its_path() -> None:
+    site = site_with("  mqtt: {url: 'mqtt://h:1883', clientid: x}\n  retention_dayz: 2000\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(site, {})
+    text = str(err.value)
+    assert "daemon.mqtt.clientid: unknown key (did you mean 'client_id'?)" in text
+    assert "daemon.retention_dayz: unknown key (did you mean 'retention_days'?)" in text
+
+
+def test_password_in_the_site_file_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"daemon\.mqtt\.password: secrets are not kept"):
+        load_settings(site_with("  mqtt: {password: hunter2}\n"), {})
+
+
+def test_environment_wins_and_password_comes_from_a_file(tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret\n")
+    site = site_with("  mqtt: {url: 'mqtt://yaml-host:1883'}\n  http: '0.0.0.0:9000'\n")
+    s = load_settings(site, {"SEALWATCH_MQTT_URL": "mqtts://daemon@broker:8884",
+                             "SEALWATCH_MQTT_PASSWORD_FILE": str(pw),
+                             "SEALWATCH_DATA_DIR": str(tmp_path)})
+    assert (s.mqtt.host, s.mqtt.port, s.mqtt.username, s.mqtt.password) == (
+        "broker", 8884, "daemon", "s3cret")
+    assert s.mqtt.tls is not None  # mqtts
+    assert (s.http_host, s.http_port) == ("0.0.0.0", 9000)
+    assert "s3cret" not in repr(s)
+
+
+def test_retention_below_three_years_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"EXAM-2\.6\.7"):
+        load_settings(site_with("  retention_days: 365\n"), {})
+
+
+def test_defaults_keep_three_years() -> None:
+    s = load_settings(load_site(EXAMPLE), {})
+    assert s.retention_days >= 3 * 365 and s.mqtt.client_id == "sealwatch-jb-print"
+
+
+def test_audit_chain_names_the_first_edited_or_missing_record(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    with store.transaction():
+        for i in range(5):
+            store.audit.append(i, "action", {"n": i})
+    assert audit.verify(store.conn).ok
+    store.conn.execute("UPDATE audit SET body = '{\"n\":9}' WHERE seq = 3")
+    verdict = audit.verify(store.conn)
+    assert (verdict.ok, verdict.broken_seq) == (False, 3)
+    store.conn.execute("UPDATE audit SET body = '{\"n\":2}' WHERE seq = 3")
+    assert audit.verify(store.conn).ok
+    store.conn.execute("DELETE FROM audit WHERE seq = 4")
+    assert audit.verify(store.conn).broken_seq == 4
+
+
+def test_retention_prunes_a_prefix_and_the_chain_still_verifies(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    with store.transaction():
+        for i in range(6):
+            store.audit.append(i * 10, "action", {"n": i})
+    store.prune(cutoff_us=25)
+    assert store.conn.execute("SELECT MIN(seq) FROM audit").fetchone()[0] == 4
+    verdict = audit.verify(store.conn)
+    assert verdict.ok and verdict.records == 3
+    with store.transaction():  # the chain goes on from the anchor
+        store.audit.append(99, "action", {"n": 6})
+    assert audit.verify(store.conn).ok
+
+
+@pytest.mark.parametrize(("fields", "state"), [
+    ({}, "unacknowledged"),
+    ({"acked": True}, "acknowledged"),
+    ({"active": False}, "rtn_unacknowledged"),
+    ({"shelved_until": 5}, "shelved"),
+    ({"suppressed": True}, "suppressed"),
+    ({"closed": True, "active": False}, "normal"),
+])
+def test_isa_states(fields: dict[str, object], state: str) -> None:
+    view = AlertView("a", "p", "s", "major", "C", "m", 0, 0, "raised", **fields)  # type: ignore[arg-type]
+    assert view.isa_state == state
+
+
+def test_systemd_notifier_sends_ready_and_watchdog(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)
+        n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "20000000"})
+        assert n.watchdog_interval_s == 10.0
+        assert n.ready() and n.watchdog()
+        assert server.recv(100) == b"READY=1"
+        assert server.recv(100) == b"WATCHDOG=1"
+    assert not Notifier({}).ready()
