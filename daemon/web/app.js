@@ -797,7 +797,7 @@ function matches(item) {
 function describe(item) {
   const d = item.detail || {};
   if (item.k === "alert") {
-    return t("sev." + d.severity) + " · " + t("state." + (d.state === "raised" ? "unacknowledged" : d.state === "cleared" ? "normal" : d.state)) +
+    return t("sev." + d.severity) + " · " + t("tr." + d.state) +
       " · " + d.subject + " · " + ((item.explain && item.explain[S.lang]) || d.policy) + (d.comment ? " — " + d.comment : "");
   }
   const dev = devName(item.device);
