@@ -80,7 +80,7 @@ class Settings:
 
 
 # Sections other parts of the daemon validate themselves (telemetry, dashboard, webhooks).
-PASSTHROUGH = ("influxdb", "dashboard", "webhooks", "auth")
+PASSTHROUGH = ("influxdb", "dashboard", "webhooks", "auth", "devices")
 
 
 def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
@@ -138,6 +138,13 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
     http_where = "SEALWATCH_HTTP" if env.get("SEALWATCH_HTTP") else "daemon.http"
     http_host, http_port = _host_port(v, http_where, http)
     data_dir = Path(env.get("SEALWATCH_DATA_DIR") or d.get("data_dir") or DEFAULT_DATA_DIR)
+    if "devices" in d:
+        from daemon.devices import DevicesConfigError, devices_config
+
+        try:
+            devices_config(d["devices"])
+        except DevicesConfigError as exc:
+            v.errors.extend(exc.errors)
     if v.errors:
         raise ConfigError(v.errors)
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from daemon.config import Settings
 from daemon.dashboard import mount_dashboard
+from daemon.devices import DeviceAdapters
 from daemon.http_api import build_app
 from daemon.monitor import Monitor, new_metrics
 from daemon.mqtt_link import MqttLink
@@ -42,6 +43,7 @@ class Daemon:
         self.store: Store | None = None
         self.monitor: Monitor | None = None
         self.link: MqttLink | None = None
+        self.devices: DeviceAdapters | None = None
         self.http_port: int | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -75,6 +77,10 @@ class Daemon:
             tg.create_task(self._checkpoints(), name="wal-checkpoint"),
             tg.create_task(self._watchdog(), name="watchdog"),
         ]
+        # Device adapters feed the monitor like MQTT gateways do.
+        self.devices = DeviceAdapters(self.site, self.monitor, s.data_dir,
+                                      s.extra.get("devices"))
+        await self.devices.__aenter__()
         log.info("sealwatch running for site %s: MQTT %s:%d, HTTP %s:%d, data %s",
                  self.site.id, s.mqtt.host, s.mqtt.port, s.http_host, self.http_port,
                  s.data_dir)
@@ -82,6 +88,8 @@ class Daemon:
 
     async def __aexit__(self, *exc: object) -> None:
         self.notifier.stopping()
+        if self.devices is not None:
+            await self.devices.__aexit__(None, None, None)
         for task in self._tasks:
             task.cancel()
         if self._tg is not None:

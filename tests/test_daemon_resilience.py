@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -33,20 +30,6 @@ from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.slow
 _ids = itertools.count()
-
-
-@pytest.fixture
-def broker() -> Iterator[Mosquitto]:
-    """A private Mosquitto (these tests restart it). conftest's `mosquitto` fixture writes its
-    config before creating the directory, so the directory is made first here; and mosquitto
-    started as root drops to its own user, which must be able to write its persistence file
-    (without it a restart forgets every session): pytest's tmp_path is private to root."""
-    workdir = Path(tempfile.mkdtemp(prefix="sealwatch-broker-"))
-    workdir.chmod(0o777)
-    b = Mosquitto(workdir).start()
-    yield b
-    b.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def site_id(name: str) -> str:
@@ -105,11 +88,11 @@ async def test_malformed_payloads_are_rejected_counted_and_stored_while_serving(
 
 
 async def test_broker_restart_mid_stream_loses_no_event_and_no_alert(
-        tmp_path: Path, broker: Mosquitto) -> None:
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
     sid = site_id("restart")
     path = write_site(tmp_path, sid)
     total = 120
-    async with running_daemon(path, broker, tmp_path / "data") as d:
+    async with running_daemon(path, mosquitto, tmp_path / "data") as d:
         assert d.monitor is not None
         store = d.monitor.store
 
@@ -120,14 +103,14 @@ async def test_broker_restart_mid_stream_loses_no_event_and_no_alert(
             i = 0
             while i < len(pending):
                 try:
-                    async with aiomqtt.Client("127.0.0.1", broker.port,
+                    async with aiomqtt.Client("127.0.0.1", mosquitto.port,
                                               socket_options=NODELAY) as client:
                         while i < len(pending):
                             await client.publish(f"sealwatch/{sid}/events/gate-inner",
                                                  pending[i], qos=1)
                             i += 1
                             if i == total // 2:
-                                await asyncio.to_thread(broker.restart)
+                                await asyncio.to_thread(mosquitto.restart)
                 except aiomqtt.MqttError:
                     await asyncio.sleep(0.1)
 
@@ -143,19 +126,19 @@ async def test_broker_restart_mid_stream_loses_no_event_and_no_alert(
                                     ).fetchone()[0]
         assert raised == total
     # A newcomer sees every alert on its retained topic.
-    async with AlertWatcher(broker, sid) as alerts:
+    async with AlertWatcher(mosquitto, sid) as alerts:
         await wait_until(lambda: len(alerts.active) == total, 15, "retained alerts")
 
 
 async def test_kill_9_and_restart_keeps_alerts_and_timers_and_raises_nothing_twice(
-        tmp_path: Path, broker: Mosquitto) -> None:
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
     sid = site_id("kill")
     path = write_site(tmp_path, sid, policies={"door_held_open_s": 4})
     data = tmp_path / "data"
-    proc = DaemonProcess(path, broker, data).start()
+    proc = DaemonProcess(path, mosquitto, data).start()
     try:
         await proc.ready()
-        async with (AlertWatcher(broker, sid) as alerts, Gateway(broker, sid) as gw):
+        async with (AlertWatcher(mosquitto, sid) as alerts, Gateway(mosquitto, sid) as gw):
             await gw.event("fire-exit-north", "door.forced", ts=now_ts())
             forced = await alerts.wait_for("door-forced", "raised", "fire-exit-north")
             await wait_until(lambda: db(data).execute(

@@ -46,7 +46,12 @@ def write_site(directory: Path, site_id: str, *, policies: dict[str, Any] | None
     raw["policies"] = {**raw.get("policies", {}), **TEST_POLICIES, **(policies or {})}
     if not seals:
         raw.pop("seals", None)
-    raw["daemon"] = {"snapshot_interval_s": 1.0, "ingest_hold_max_s": 3.0, **(daemon or {})}
+    # No device adapters unless a test asks: the reference site's fixed Modbus and camera
+    # addresses belong to whichever simulator happens to run.
+    raw["daemon"] = {"snapshot_interval_s": 1.0, "ingest_hold_max_s": 3.0,
+                     "devices": {"jammers": False, "cameras": False, "recordings": False,
+                                 "duty_phone": False},
+                     **(daemon or {})}
     path = directory / f"{site_id}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
