@@ -231,6 +231,7 @@ function loadSnapshot(snap) {
   orderAlerts();
   updateCue();
   setTimeline(snap.timeline);
+  everySecond();
 }
 
 // -- alerts -----------------------------------------------------------------------------------
