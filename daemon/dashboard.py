@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ MAX_EVENTS_PER_TICK = 5000
 
 DASHBOARD: web.AppKey[Dashboard] = web.AppKey("dashboard")
 SESSION: web.RequestKey[Session] = web.RequestKey("session", Session)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def required_role(method: str, path: str) -> str:
@@ -443,7 +444,8 @@ class Dashboard:
         want_alerts = kinds is None or "alert" in kinds
         if want_events:
             sql = "SELECT seq, ts, device, type, actor, source FROM events"
-            where, args = [], []
+            where: list[str] = []
+            args: list[Any] = []
             if before is not None:
                 where.append("ts < ?")
                 args.append(before)
@@ -770,7 +772,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 @web.middleware
-async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         resp = await handler(request)
     except web.HTTPException as exc:
@@ -802,7 +804,7 @@ def auth_middleware(dash: Dashboard) -> Any:
     """Sessions, CSRF and roles in front of /api/ and the dashboard's own routes."""
 
     @web.middleware
-    async def check(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
         if path in PUBLIC_PATHS or path.startswith("/static/") or path == "/live":
             return await handler(request)  # /live checks its session and Origin itself
