@@ -81,6 +81,19 @@ def thumbnail(frame: np.ndarray, width: int = 320, quality: int = 70) -> bytes:
     return buf.tobytes() if ok else b""
 
 
+async def _read_limited(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """The whole body, or its first `limit` bytes (`read(n)` returns only one chunk)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await content.read(limit - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
 class MjpegError(Exception):
     """The stream is not MJPEG we can follow (no boundary, oversized part)."""
 
@@ -400,7 +413,7 @@ class CameraMonitor:
                     await self._reject(body, f"snapshot HTTP {resp.status}")
                     await self._failure(f"snapshot HTTP {resp.status}")
                     return False
-                data = await resp.content.read(MAX_FRAME_BYTES + 1)
+                data = await _read_limited(resp.content, MAX_FRAME_BYTES + 1)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             await self._failure(f"snapshot unreachable: {exc.__class__.__name__} {exc}")
             return False

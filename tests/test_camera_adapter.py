@@ -155,6 +155,17 @@ async def test_snapshot_mode_derives_jpg_url_and_reports_http_errors(
 
 
 @pytest.mark.slow
+async def test_snapshot_arriving_in_several_chunks_is_read_whole(server: MjpegServer) -> None:
+    sink = CollectingSink()
+    server.effects["cam-slow"] = "slow"
+    cam = Camera("cam-slow", "hall", url=server.url("cam-slow.mjpg"))
+    async with monitor(cam, sink, stall_s=0.5) as mon:
+        first = await sink.next(lambda e: True)
+        assert (first["stream"], first["tamper"]) == ("up", None)
+        assert mon.rejected == 0 and not sink.rejects
+
+
+@pytest.mark.slow
 async def test_heartbeat_repeats_the_status(server: MjpegServer) -> None:
     sink = CollectingSink()
     cam = Camera("cam-beat", "hall", url=server.url("cam-beat.mjpg"))

@@ -64,12 +64,23 @@ class MjpegServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _snapshot(self, request: web.Request) -> web.Response:
+    async def _snapshot(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         name = request.match_info["name"]
         if self.effects.get(name) == "http500":
             return web.Response(status=500, text="sensor error")
-        return web.Response(body=self.frame(name), content_type="image/jpeg")
+        body = self.frame(name)
+        if self.effects.get(name) != "slow":
+            return web.Response(body=body, content_type="image/jpeg")
+        # A slow camera: the JPEG arrives in two TCP writes with a pause between them.
+        resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        await resp.write(body[: len(body) // 2])
+        await asyncio.sleep(0.05)
+        await resp.write(body[len(body) // 2:])
+        await resp.write_eof()
+        return resp
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
