@@ -17,21 +17,22 @@ def replay_lines(site: Site, lines: Iterable[bytes | str], *, until: int | None 
                  errors: IO[str] | None = None) -> Iterator[Transition]:
     """Stream transitions for a stream of JSON lines; report rejected lines to `errors`."""
     engine = Engine(site)
+    feed = engine.feed
     for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
         ev = parse_line(line, site)
-        if isinstance(ev, Rejection):
-            reason = ev.reason
-        else:
+        if type(ev) is not Rejection:
             try:
-                out = engine.feed(ev)
+                out = feed(ev)  # type: ignore[arg-type]
                 if out:
                     yield from out
                 continue
             except EventRejected as exc:
                 reason = exc.reason
                 yield from engine.pending_transitions()
+        elif not line.strip():
+            continue  # blank lines are allowed
+        else:
+            reason = ev.reason  # type: ignore[union-attr]
         if errors is not None:
             errors.write(f"line {n}: {reason}\n")
     if until is not None:

@@ -445,38 +445,41 @@ def parse_event(obj: Any, site: Site, *, device: str | None = None,
     `device` and `now_us` are defaults for a missing `device` / `ts` (CONTRACT §5: the topic's
     last level and the receive time).
     """
-    if not isinstance(obj, dict):
+    if type(obj) is not dict and not isinstance(obj, dict):
         return Rejection(f"expected a JSON object, got {type(obj).__name__}")
-    etype = obj.get("type")
-    spec = EVENT_TYPES.get(etype) if isinstance(etype, str) else None
+    etype: Any = obj.get("type")
+    spec = EVENT_TYPES.get(etype) if type(etype) is str else None
     if spec is None:
         if "type" not in obj:
             return Rejection("missing field 'type'")
         return Rejection(f"unknown event type {etype!r}{suggest(str(etype), EVENT_TYPES)}")
     kinds, build = spec
-    dev = obj.get("device", device)
-    if not isinstance(dev, str) or not dev:
-        return Rejection("missing field 'device'" if dev is None
-                         else "field 'device' must be a non-empty string")
-    kind = site.device_kind.get(dev)
+    dev: Any = obj.get("device", device)
+    kind = site.device_kind.get(dev) if type(dev) is str else None
     if kind is None:
+        if dev is None:
+            return Rejection("missing field 'device'")
+        if not isinstance(dev, str) or not dev:
+            return Rejection("field 'device' must be a non-empty string")
         return Rejection(f"unknown device '{dev}'{suggest(dev, site.device_kind)}")
     if kinds and kind not in kinds:
         return Rejection(f"device '{dev}' is a {kind}, not a {' or '.join(kinds)} "
                          f"(type {etype})")
     src = obj
     raw_ts = obj.get("ts")
+    ts = _ts_cache.get(raw_ts) if type(raw_ts) is str else None
     try:
-        if raw_ts is None:
-            if now_us is None:
-                return Rejection("missing field 'ts'")
-            src = {**obj, "ts": format_ts(now_us, site.tz)}
-            ts = now_us
-        else:
-            ts = _time(raw_ts, "ts")
+        if ts is None:
+            if raw_ts is None:
+                if now_us is None:
+                    return Rejection("missing field 'ts'")
+                src = {**obj, "ts": format_ts(now_us, site.tz)}
+                ts = now_us
+            else:
+                ts = _time(raw_ts, "ts")
         if "device" not in obj:
             src = {**src, "device": dev}
-        return build((ts, dev, str(etype), src), obj, site)
+        return build((ts, dev, etype, src), obj, site)
     except _Bad as exc:
         return Rejection(str(exc))
 
