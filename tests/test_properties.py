@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import orjson
@@ -213,7 +214,7 @@ def garbage_lines(draw: st.DrawFn) -> list[str]:
         if choice == "text":
             line = draw(st.text(min_size=1, max_size=40).filter(lambda s: s.strip() != ""))
         elif choice == "json":
-            line = orjson.dumps(draw(_json)).decode()
+            line = json.dumps(draw(_json))  # json: integers beyond 64 bits too
         else:
             line = orjson.dumps(_corrupt(obj, choice)).decode()
         lines.append(line.replace("\n", " ").replace("\r", " "))
