@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 
 from adapters.base import backoff_delay
 from daemon.config import Mqtt
@@ -26,6 +27,7 @@ from daemon.monitor import Incoming, Monitor
 
 log = logging.getLogger("sealwatch.mqtt")
 PUBLISH_BATCH = 200
+READ_BURST = 512  # MQTT packets read per wake-up of the event loop
 
 
 class MqttLink:
@@ -119,6 +121,7 @@ class MqttLink:
         self._sync_nonce = uuid.uuid4().hex
         await client.publish(self.sync_topic, self._sync_nonce.encode(), qos=1)
         self.monitor.ack_many = self._corked_acks(client)
+        self._read_in_bursts(client)
         self.connected.set()
         try:
             async with asyncio.TaskGroup() as tg:
@@ -133,6 +136,41 @@ class MqttLink:
             except (aiomqtt.MqttError, TimeoutError):
                 pass
             raise
+
+    @staticmethod
+    def _read_in_bursts(client: aiomqtt.Client) -> None:
+        """Read every packet the socket holds on each wake-up, not one.
+
+        aiomqtt's reader calls paho's `loop_read()`, which reads one packet (it ignores its
+        `max_packets`); under a backlog the engine task then stores batches of one or two
+        events and the commits and acks cap ingest. Same error handling as aiomqtt's reader.
+        """
+        paho = client._client
+        sock = paho.socket()
+        if sock is None:
+            return
+        fd = sock.fileno()
+        disconnected = client._disconnected
+        again = mqtt.MQTTErrorCode.MQTT_ERR_AGAIN
+
+        def read_burst() -> None:
+            try:
+                for _ in range(READ_BURST):
+                    if paho._sock is None:
+                        return
+                    rc = paho._packet_read()
+                    if rc == again:
+                        return
+                    if rc > 0:
+                        paho._loop_rc_handle(rc)
+                        return
+            except Exception as exc:  # a broken connection: let aiomqtt see it
+                if not disconnected.done():
+                    disconnected.set_exception(exc)
+
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(fd)
+        loop.add_reader(fd, read_burst)
 
     def _corked_acks(self, client: aiomqtt.Client) -> Callable[[list[Callable[[], None]]], None]:
         """Send a batch's PUBACKs as one TCP segment: with TCP_NODELAY each 4-byte PUBACK
@@ -171,32 +209,39 @@ class MqttLink:
         return ack
 
     async def _receive(self, client: aiomqtt.Client, generation: int) -> None:
-        monitor = self.monitor
-        now = monitor.clock
-        for_events, for_status = self.events_prefix, self.status_prefix
+        queued = client._queue  # aiomqtt's own queue of received messages
         async for msg in client.messages:
-            topic = msg.topic.value
-            payload = msg.payload
-            raw = payload if isinstance(payload, bytes | bytearray) else (
-                b"" if payload is None else str(payload).encode())
-            ack = self._acker(client, generation, msg.mid, msg.qos)
+            self._offer(client, generation, msg)
+            # Take what else has arrived without a task and a loop turn per message (what
+            # `client.messages` costs), so that the engine task stores a burst in one batch.
+            while not queued.empty():
+                self._offer(client, generation, queued.get_nowait())
+
+    def _offer(self, client: aiomqtt.Client, generation: int, msg: aiomqtt.Message) -> None:
+        monitor = self.monitor
+        topic = msg.topic.value
+        payload = msg.payload
+        raw = payload if isinstance(payload, bytes | bytearray) else (
+            b"" if payload is None else str(payload).encode())
+        ack = self._acker(client, generation, msg.mid, msg.qos)
+        kind, device = "wrong_topic", None
+        if topic.startswith(self.events_prefix):
+            device = topic[len(self.events_prefix):]
+            kind = "event"
+        elif topic.startswith(self.status_prefix):
+            device = topic[len(self.status_prefix):]
+            kind = "status"
+        elif topic == self.sync_topic:
+            if bytes(raw).decode(errors="replace") == self._sync_nonce:
+                monitor.offer(Incoming("sync", b"", "mqtt", monitor.clock(), topic=topic,
+                                       ack=ack))
+            elif ack is not None:
+                ack()  # a marker from an earlier connection
+            return
+        if device is not None and (not device or "/" in device):
             kind, device = "wrong_topic", None
-            if topic.startswith(for_events):
-                device = topic[len(for_events):]
-                kind = "event"
-            elif topic.startswith(for_status):
-                device = topic[len(for_status):]
-                kind = "status"
-            elif topic == self.sync_topic:
-                if bytes(raw).decode(errors="replace") == self._sync_nonce:
-                    monitor.offer(Incoming("sync", b"", "mqtt", now(), topic=topic, ack=ack))
-                elif ack is not None:
-                    ack()  # a marker from an earlier connection
-                continue
-            if device is not None and (not device or "/" in device):
-                kind, device = "wrong_topic", None
-            monitor.offer(Incoming(kind, bytes(raw), "mqtt", now(), topic=topic,
-                                   device=device, retained=bool(msg.retain), ack=ack))
+        monitor.offer(Incoming(kind, bytes(raw), "mqtt", monitor.clock(), topic=topic,
+                               device=device, retained=bool(msg.retain), ack=ack))
 
     async def _publish(self, client: aiomqtt.Client) -> None:
         monitor = self.monitor
