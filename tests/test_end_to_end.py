@@ -7,7 +7,8 @@ Mosquitto.
 One rig for the module (daemon, simulators and alert watcher of one site with a seal in
 progress); each test uses its own devices, so the tests do not depend on each other except
 that `test_seal_end_and_start` ends the site's seal and therefore runs last in this file.
-The last test plays the reference scenario through the simulators' command line.
+The reference scenario is played through the simulators' command line against `sealwatch run`
+(both as processes) beside the other tests; the last test collects what it raised.
 
 Actions that cannot raise an alert through the real path are said where they would be:
 `badge` never produces `zone-authorization` (the simulated controller, like a correct one,
@@ -19,24 +20,51 @@ footage back to clear it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from tests.support.daemon import ROOT, AlertWatcher, running_daemon, wait_until
-from tests.support.e2e import SEAL_ID, SIM_HEARTBEAT_S, Rig, describe, e2e_rig, e2e_site
+from tests.support.daemon import ROOT, wait_until
+from tests.support.e2e import (
+    SEAL_ID,
+    SIM_HEARTBEAT_S,
+    Rig,
+    ScenarioRun,
+    describe,
+    e2e_rig,
+    play_scenario,
+)
 from tests.support.mosquitto import Mosquitto
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 SCENARIO = ROOT / "deploy" / "examples" / "scenarios" / "seal-incidents.yaml"
 CONSOLE = "console-1"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", autouse=True)
+async def reference_run(request: pytest.FixtureRequest,
+                        tmp_path_factory: pytest.TempPathFactory,
+                        mosquitto_session: Mosquitto
+                        ) -> AsyncIterator[asyncio.Task[ScenarioRun] | None]:
+    """The reference scenario plays for 80 s: started before this module's other tests (when
+    its test is selected), it plays beside them in processes of its own, under its own site
+    id, and its test only collects the result."""
+    if not any(item.name == "test_reference_scenario_through_the_simulators_cli"
+               for item in request.session.items):
+        yield None
+        return
+    task = asyncio.create_task(play_scenario(
+        tmp_path_factory.mktemp("e2e-cli"), mosquitto_session, f"e2e-cli-{os.getpid()}",
+        SCENARIO, REFERENCE_ALERTS), name="reference-scenario")
+    yield task
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -314,55 +342,30 @@ async def test_seal_end_and_start(rig: Rig) -> None:
 
 # -- the reference scenario through `python -m simulators` ------------------------------------
 
+REFERENCE_ALERTS = [
+    ("entrance-interlock", "entrance", "raised"),
+    ("entrance-interlock", "entrance", "cleared"),
+    ("jammer-uptime", "jam-work/gsm900", "raised"),
+    ("jammer-uptime", "jam-work/gsm900", "cleared"),
+    ("camera-integrity", "cam-secure", "raised"),
+    ("camera-integrity", "cam-secure", "cleared"),
+    ("intrusion", "belt-north-fence", "raised"),
+    ("intrusion", "belt-north-fence", "cleared"),
+    ("jammer-uptime", "jam-living", "raised"),  # disconnected: no status for 3 s
+    ("device-offline", "jam-living", "raised"),  # ... and the adapter reports it offline
+    ("jammer-uptime", "jam-living", "cleared"),
+    ("device-offline", "jam-living", "cleared"),
+    ("prohibited-device", "pd-living", "raised"),
+]
+
 
 async def test_reference_scenario_through_the_simulators_cli(
-        tmp_path: Path, mosquitto_session: Mosquitto) -> None:
-    site_id = f"e2e-cli-{os.getpid()}"
-    path = e2e_site(tmp_path, site_id)
-    data = tmp_path / "data"
-    data.mkdir()
-    log = tmp_path / "simulators.log"
-    async with (AlertWatcher(mosquitto_session, site_id) as alerts,
-                running_daemon(path, mosquitto_session, data)):
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "simulators", "--config", str(path),
-                 "--mqtt", f"127.0.0.1:{mosquitto_session.port}", "--scenario", str(SCENARIO),
-                 "--exit-after-scenario", "--data-dir", str(data), "--day-night", "day",
-                 "--heartbeat-s", str(SIM_HEARTBEAT_S), "--backfill-days", "92",
-                 "--backfill-segment-s", "3600"],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)})
-        try:
-            # the scenario plays 80 s; the simulators exit by themselves once it has
-            code = await asyncio.to_thread(proc.wait, 150)
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(20)
-        assert code == 0, log.read_text()[-3000:]
-        assert "scenario step at" not in log.read_text(), log.read_text()[-3000:]
-
-        def seen(policy: str, subject: str, state: str = "raised") -> bool:
-            return any((t["policy"], t["subject"], t["state"]) == (policy, subject, state)
-                       for t in alerts.transitions)
-
-        expected = [
-            ("entrance-interlock", "entrance", "raised"),
-            ("entrance-interlock", "entrance", "cleared"),
-            ("jammer-uptime", "jam-work/gsm900", "raised"),
-            ("jammer-uptime", "jam-work/gsm900", "cleared"),
-            ("camera-integrity", "cam-secure", "raised"),
-            ("camera-integrity", "cam-secure", "cleared"),
-            ("intrusion", "belt-north-fence", "raised"),
-            ("intrusion", "belt-north-fence", "cleared"),
-            ("jammer-uptime", "jam-living", "raised"),  # disconnected: no status
-            ("device-offline", "jam-living", "raised"),
-            ("prohibited-device", "pd-living", "raised"),
-        ]
-        try:
-            await wait_until(lambda: all(seen(*e) for e in expected), 20, "expected alerts")
-        except AssertionError:
-            missing = [e for e in expected if not seen(*e)]
-            raise AssertionError(f"missing {missing}; saw {describe(alerts.transitions)}"
-                                 ) from None
+        reference_run: asyncio.Task[ScenarioRun] | None) -> None:
+    assert reference_run is not None
+    run = await reference_run
+    assert run.returncode == 0, run.output[-3000:]
+    assert "scenario step at" not in run.output, run.output[-3000:]  # a step failed
+    seen = set(describe(run.transitions))
+    missing = [e for e in REFERENCE_ALERTS if e not in seen]
+    assert not missing, (f"missing {missing}; saw {describe(run.transitions)}; "
+                         f"daemon log: {run.daemon_log[-2000:]}")

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -24,7 +27,14 @@ from daemon.runtime import Daemon
 from policies.site import Site, load_site
 from simulators.camera import CameraOptions
 from simulators.site_sim import SiteSimulator
-from tests.support.daemon import EXAMPLE_SITE, AlertWatcher, running_daemon, wait_until
+from tests.support.daemon import (
+    EXAMPLE_SITE,
+    ROOT,
+    AlertWatcher,
+    DaemonProcess,
+    running_daemon,
+    wait_until,
+)
 from tests.support.mosquitto import Mosquitto, free_port
 
 SEAL_ID = "e2e-seal"
@@ -181,3 +191,53 @@ async def e2e_rig(directory: Path, broker: Mosquitto, site_id: str) -> AsyncIter
         rig = Rig(site, daemon, sim, alerts)
         await rig.settled()
         yield rig
+
+
+@dataclass
+class ScenarioRun:
+    """What a scenario played through `python -m simulators` left behind."""
+
+    returncode: int | None
+    output: str  # the simulators' log
+    transitions: list[dict[str, Any]]  # seen on the alerts topic
+    daemon_log: str
+
+
+async def play_scenario(directory: Path, broker: Mosquitto, site_id: str, scenario: Path,
+                        expected: list[tuple[str, str, str]], timeout_s: float = 180.0
+                        ) -> ScenarioRun:
+    """Run the daemon (`sealwatch run`) and `python -m simulators --scenario ...
+    --exit-after-scenario` as processes of their own, so they can play beside other tests on
+    the other core; return once the simulators exit and `expected` (policy, subject, state)
+    transitions were seen, or 20 s after that."""
+    path = e2e_site(directory, site_id)
+    data = directory / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    async with AlertWatcher(broker, site_id) as alerts:
+        daemon = DaemonProcess(path, broker, data).start()
+        try:
+            await daemon.ready()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "simulators", "--config", str(path),
+                "--mqtt", f"127.0.0.1:{broker.port}", "--scenario", str(scenario),
+                "--exit-after-scenario", "--data-dir", str(data), "--day-night", "day",
+                "--heartbeat-s", str(SIM_HEARTBEAT_S), "--backfill-days", str(BACKFILL_DAYS),
+                "--backfill-segment-s", str(BACKFILL_SEGMENT_S),
+                cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)})
+            try:
+                out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
+            finally:
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGTERM)
+                    await asyncio.wait_for(proc.wait(), 20)
+
+            def seen_all() -> bool:
+                got = set(describe(alerts.transitions))
+                return all(e in got for e in expected)
+            with contextlib.suppress(AssertionError):
+                await wait_until(seen_all, 20, "the expected alerts")
+        finally:
+            await asyncio.to_thread(daemon.terminate)
+        return ScenarioRun(proc.returncode, out.decode(errors="replace"),
+                           list(alerts.transitions), daemon.log.read_text(errors="replace"))
