@@ -7,7 +7,6 @@ Every problem is reported with its path, like the site loader does.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,7 +14,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from policies.site import Site, suggest
+from policies.schema import any_ as _any
+from policies.schema import boolean as _bool
+from policies.schema import enum as _enum
+from policies.schema import int_range as _int_range
+from policies.schema import number_range as _range
+from policies.schema import suggest
+from policies.schema import text as _text
+from policies.site import Site
 
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -210,47 +216,6 @@ class _Validator:
                 except ValueError as exc:
                     self.err(sub, str(exc))
         return out
-
-
-def _any(_p: str, v: Any) -> Any:
-    return v
-
-
-def _text(_p: str, v: Any) -> str:
-    if isinstance(v, bool) or not isinstance(v, str | int | float):
-        raise ValueError(f"expected text, got {type(v).__name__}")
-    return str(v)
-
-
-def _bool(_p: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ValueError(f"expected true or false, got {v!r}")
-    return v
-
-
-def _range(lo: float, hi: float) -> Callable[[str, Any], float]:
-    def conv(_p: str, v: Any) -> float:
-        if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
-                or not lo <= v <= hi):
-            raise ValueError(f"expected a number from {lo:g} to {hi:g}, got {v!r}")
-        return float(v)
-    return conv
-
-
-def _int_range(lo: int, hi: int) -> Callable[[str, Any], int]:
-    def conv(_p: str, v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ValueError(f"expected a whole number from {lo} to {hi}, got {v!r}")
-        return v
-    return conv
-
-
-def _enum(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
-    def conv(_p: str, v: Any) -> str:
-        if v not in choices:
-            raise ValueError(f"'{v}' is not one of {', '.join(choices)}{suggest(str(v), choices)}")
-        return str(v)
-    return conv
 
 
 def _retention(p: str, v: Any) -> float:

@@ -6,16 +6,34 @@ name is close to a known one, a suggestion. Nothing here does I/O beyond reading
 
 from __future__ import annotations
 
-import difflib
-import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
+
+from policies.schema import (
+    any_,
+    boolean,
+    enum,
+    ident,
+    idlist,
+    int_range,
+    number,
+    parse_time,
+    position,
+    positive,
+    suggest,
+    text,
+    time,
+    tname,
+    tzname,
+)
+
+__all__ = ["Site", "SiteError", "load_site", "parse_site", "parse_time", "suggest"]
 
 ZONE_KINDS = ("public", "buffer", "screening", "sealed_work", "sealed_living", "key_part",
               "monitoring")
@@ -271,25 +289,6 @@ def parse_site(text: str) -> Site:
     return _Loader().load(raw)
 
 
-def suggest(name: str, known: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` for a near miss, else ''."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def parse_time(value: Any) -> datetime:
-    """An RFC 3339 time with an offset; ValueError otherwise."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str):
-        dt = datetime.fromisoformat(value)
-    else:
-        raise ValueError(f"expected an RFC 3339 time, got {type(value).__name__}")
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise ValueError(f"time '{value}' has no offset (write e.g. +08:00)")
-    return dt
-
-
 _Spec = dict[str, tuple[bool, Callable[[str, Any], Any]]]
 
 TOP_KEYS = ("site", "zones", "doors", "entrance", "people", "jammers", "cameras",
@@ -311,7 +310,7 @@ class _Loader:
     def mapping(self, path: str, value: Any, spec: _Spec) -> dict[str, Any] | None:
         """Check keys of a mapping against spec {key: (required, converter)}; convert values."""
         if not isinstance(value, dict):
-            self.err(path, f"expected a mapping, got {_tname(value)}")
+            self.err(path, f"expected a mapping, got {tname(value)}")
             return None
         out: dict[str, Any] = {}
         for key in value:
@@ -334,7 +333,7 @@ class _Loader:
         if value is None:
             return []
         if not isinstance(value, list):
-            self.err(path, f"expected a list, got {_tname(value)}")
+            self.err(path, f"expected a list, got {tname(value)}")
             return []
         return value
 
@@ -352,7 +351,7 @@ class _Loader:
 
     def load(self, raw: Any) -> Site:
         if not isinstance(raw, dict):
-            raise SiteError([f"(file): expected a mapping at the top, got {_tname(raw)}"])
+            raise SiteError([f"(file): expected a mapping at the top, got {tname(raw)}"])
         for key in raw:
             if key not in TOP_KEYS:
                 self.err(str(key), f"unknown key{suggest(str(key), TOP_KEYS)}")
@@ -361,7 +360,7 @@ class _Loader:
                 self.err(key, "required")
 
         site = self.mapping("site", raw.get("site", {}), {
-            "id": (True, _ident), "name": (True, _text), "timezone": (False, _tzname)}) or {}
+            "id": (True, ident), "name": (True, text), "timezone": (False, tzname)}) or {}
         zones = self.zones(raw.get("zones"))
         doors = self.doors(raw.get("doors"), zones)
         entrance = self.entrance(raw.get("entrance"), zones, doors)
@@ -377,7 +376,7 @@ class _Loader:
         policies = self.policies(raw.get("policies"))
         daemon = raw.get("daemon") or {}
         if not isinstance(daemon, dict):
-            self.err("daemon", f"expected a mapping, got {_tname(daemon)}")
+            self.err("daemon", f"expected a mapping, got {tname(daemon)}")
             daemon = {}
 
         if self.errors:
@@ -405,9 +404,9 @@ class _Loader:
         for i, item in enumerate(items):
             p = f"zones[{i}]"
             z = self.mapping(p, item, {
-                "id": (True, _ident), "kind": (True, _enum(ZONE_KINDS)),
-                "parent": (False, _ident), "classification": (False, _enum(CLASSIFICATIONS)),
-                "name": (False, _text)})
+                "id": (True, ident), "kind": (True, enum(ZONE_KINDS)),
+                "parent": (False, ident), "classification": (False, enum(CLASSIFICATIONS)),
+                "name": (False, text)})
             if not z or "id" not in z:
                 continue
             self.new_id(f"{p}.id", z["id"])
@@ -440,9 +439,9 @@ class _Loader:
         for i, item in enumerate(self.listing("doors", raw)):
             p = f"doors[{i}]"
             d = self.mapping(p, item, {
-                "id": (True, _ident), "a": (True, _ident), "b": (True, _ident),
-                "kind": (False, _enum(DOOR_KINDS)), "two_person": (False, _bool),
-                "name": (False, _text), "position": (False, _position)})
+                "id": (True, ident), "a": (True, ident), "b": (True, ident),
+                "kind": (False, enum(DOOR_KINDS)), "two_person": (False, boolean),
+                "name": (False, text), "position": (False, position)})
             if not d or "id" not in d:
                 continue
             self.new_id(f"{p}.id", d["id"])
@@ -459,7 +458,7 @@ class _Loader:
                  doors: Mapping[str, Door]) -> Entrance | None:
         if raw is None:
             return None
-        e = self.mapping("entrance", raw, {"outer": (True, _ident), "inner": (True, _ident)})
+        e = self.mapping("entrance", raw, {"outer": (True, ident), "inner": (True, ident)})
         if not e or len(e) < 2:
             return None
         self.ref("entrance.outer", e["outer"], doors, "door")
@@ -484,8 +483,8 @@ class _Loader:
         for i, item in enumerate(self.listing("people", raw)):
             p = f"people[{i}]"
             d = self.mapping(p, item, {
-                "badge": (True, _ident), "name": (True, _text), "role": (True, _enum(ROLES)),
-                "zones": (False, _idlist)})
+                "badge": (True, ident), "name": (True, text), "role": (True, enum(ROLES)),
+                "zones": (False, idlist)})
             if not d or "badge" not in d:
                 continue
             if d["badge"] in out:
@@ -499,8 +498,8 @@ class _Loader:
 
     def zoned(self, p: str, item: Any, zones: Mapping[str, Zone],
               extra: _Spec) -> dict[str, Any] | None:
-        d = self.mapping(p, item, {"id": (True, _ident), "zone": (True, _ident),
-                                   "name": (False, _text), "position": (False, _position),
+        d = self.mapping(p, item, {"id": (True, ident), "zone": (True, ident),
+                                   "name": (False, text), "position": (False, position),
                                    **extra})
         if not d or "id" not in d:
             return None
@@ -512,15 +511,15 @@ class _Loader:
         out: dict[str, Jammer] = {}
         for i, item in enumerate(self.listing("jammers", raw)):
             p = f"jammers[{i}]"
-            d = self.zoned(p, item, zones, {"bands": (True, _any), "modbus": (False, _any),
-                                            "model": (False, _text)})
+            d = self.zoned(p, item, zones, {"bands": (True, any_), "modbus": (False, any_),
+                                            "model": (False, text)})
             if d is None:
                 continue
             bands: list[Band] = []
             for j, b in enumerate(self.listing(f"{p}.bands", d.get("bands"))):
                 bp = f"{p}.bands[{j}]"
-                bd = self.mapping(bp, b, {"index": (True, _int_range(0, 15)),
-                                          "id": (True, _ident), "min_dbm": (True, _number)})
+                bd = self.mapping(bp, b, {"index": (True, int_range(0, 15)),
+                                          "id": (True, ident), "min_dbm": (True, number)})
                 if not bd or len(bd) < 3:
                     continue
                 if any(x.id == bd["id"] for x in bands):
@@ -536,9 +535,9 @@ class _Loader:
 
     def modbus(self, p: str, raw: Any) -> Modbus | None:
         d = self.mapping(p, raw, {
-            "host": (True, _text), "port": (False, _int_range(1, 65535)),
-            "unit": (False, _int_range(0, 247)), "poll_s": (False, _positive),
-            "timeout_s": (False, _positive), "map": (False, _any)})
+            "host": (True, text), "port": (False, int_range(1, 65535)),
+            "unit": (False, int_range(0, 247)), "poll_s": (False, positive),
+            "timeout_s": (False, positive), "map": (False, any_)})
         if not d or "host" not in d:
             return None
         rmap = RegisterMap()
@@ -549,9 +548,9 @@ class _Loader:
     def register_map(self, p: str, raw: Any) -> RegisterMap | None:
         fields = ("version", "band_count", "status", "temperature", "uptime", "forward",
                   "reflected")
-        spec: _Spec = {f: (False, _any) for f in fields}
-        spec["function"] = (False, _enum(("input", "holding")))
-        spec["status_bits"] = (False, _any)
+        spec: _Spec = {f: (False, any_) for f in fields}
+        spec["function"] = (False, enum(("input", "holding")))
+        spec["status_bits"] = (False, any_)
         d = self.mapping(p, raw, spec)
         if d is None:
             return None
@@ -560,16 +559,16 @@ class _Loader:
         for f in fields:
             if f in d:
                 rf = self.mapping(f"{p}.{f}", d[f], {
-                    "address": (True, _int_range(0, 65535)), "scale": (False, _number),
-                    "signed": (False, _bool), "words": (False, _int_range(1, 2)),
-                    "word_order": (False, _enum(("big", "little")))})
+                    "address": (True, int_range(0, 65535)), "scale": (False, number),
+                    "signed": (False, boolean), "words": (False, int_range(1, 2)),
+                    "word_order": (False, enum(("big", "little")))})
                 if rf and "address" in rf:
                     kw[f] = RegisterField(**rf)
         if "function" in d:
             kw["function"] = d["function"]
         if "status_bits" in d:
             bits = self.mapping(f"{p}.status_bits", d["status_bits"],
-                                {k: (False, _int_range(0, 15)) for k in default.status_bits})
+                                {k: (False, int_range(0, 15)) for k in default.status_bits})
             if bits is not None:
                 kw["status_bits"] = {**default.status_bits, **bits}
         return RegisterMap(**kw)
@@ -579,9 +578,9 @@ class _Loader:
         for i, item in enumerate(self.listing("cameras", raw)):
             p = f"cameras[{i}]"
             d = self.zoned(p, item, zones, {
-                "url": (False, _text), "snapshot": (False, _text),
-                "mode": (False, _enum(CAMERA_MODES)), "recordings": (False, _text),
-                "installed": (False, _time)})
+                "url": (False, text), "snapshot": (False, text),
+                "mode": (False, enum(CAMERA_MODES)), "recordings": (False, text),
+                "installed": (False, time)})
             if d is not None:
                 d.pop("name", None)
                 out[d["id"]] = Camera(**d)
@@ -593,13 +592,13 @@ class _Loader:
         inputs: dict[str, AlarmInput] = {}
         for i, item in enumerate(self.listing("alarm_panels", raw)):
             p = f"alarm_panels[{i}]"
-            d = self.zoned(p, item, zones, {"inputs": (False, _any), "model": (False, _text)})
+            d = self.zoned(p, item, zones, {"inputs": (False, any_), "model": (False, text)})
             if d is None:
                 continue
             mine: list[AlarmInput] = []
             for j, inp in enumerate(self.listing(f"{p}.inputs", d.get("inputs"))):
                 ip = f"{p}.inputs[{j}]"
-                di = self.zoned(ip, inp, zones, {"kind": (False, _enum(INPUT_KINDS))})
+                di = self.zoned(ip, inp, zones, {"kind": (False, enum(INPUT_KINDS))})
                 if di is not None:
                     ai = AlarmInput(di["id"], di["zone"], di.get("kind", "other"), d["id"])
                     mine.append(ai)
@@ -618,7 +617,7 @@ class _Loader:
     def duty_phones(self, raw: Any, zones: Mapping[str, Zone]) -> dict[str, DutyPhone]:
         out: dict[str, DutyPhone] = {}
         for i, item in enumerate(self.listing("duty_phones", raw)):
-            d = self.zoned(f"duty_phones[{i}]", item, zones, {"recordings": (False, _text)})
+            d = self.zoned(f"duty_phones[{i}]", item, zones, {"recordings": (False, text)})
             if d is not None:
                 out[d["id"]] = DutyPhone(d["id"], d["zone"], d.get("recordings"))
         return out
@@ -628,9 +627,9 @@ class _Loader:
         for i, item in enumerate(self.listing("seals", raw)):
             p = f"seals[{i}]"
             d = self.mapping(p, item, {
-                "id": (True, _ident), "name": (True, _text),
-                "classification": (True, _enum(CLASSIFICATIONS)),
-                "start": (True, _time), "end": (True, _time)})
+                "id": (True, ident), "name": (True, text),
+                "classification": (True, enum(CLASSIFICATIONS)),
+                "start": (True, time), "end": (True, time)})
             if not d or len(d) < 5:
                 continue
             self.new_id(f"{p}.id", d["id"])
@@ -643,17 +642,17 @@ class _Loader:
         if raw is None:
             return Policies()
         spec: _Spec = {
-            "door_held_open_s": (False, _positive), "two_person_window_s": (False, _positive),
-            "heartbeat_timeout_s": (False, _positive),
-            "jammer_status_timeout_s": (False, _positive),
-            "video_retention_days": (False, _retention), "max_recording_gap_s": (False, _positive),
-            "patrol_interval_min": (False, _positive),
-            "min_operators_on_duty": (False, _int_range(0, 100)),
-            "ack_escalation_s": (False, _positive), "badge_denied_burst": (False, _any)}
+            "door_held_open_s": (False, positive), "two_person_window_s": (False, positive),
+            "heartbeat_timeout_s": (False, positive),
+            "jammer_status_timeout_s": (False, positive),
+            "video_retention_days": (False, _retention), "max_recording_gap_s": (False, positive),
+            "patrol_interval_min": (False, positive),
+            "min_operators_on_duty": (False, int_range(0, 100)),
+            "ack_escalation_s": (False, positive), "badge_denied_burst": (False, any_)}
         d = self.mapping("policies", raw, spec) or {}
         if "badge_denied_burst" in d:
             b = self.mapping("policies.badge_denied_burst", d["badge_denied_burst"], {
-                "count": (False, _int_range(2, 1000)), "within_s": (False, _positive)})
+                "count": (False, int_range(2, 1000)), "within_s": (False, positive)})
             d["badge_denied_burst"] = BurstRule(**(b or {}))
         return Policies(**d)
 
@@ -673,100 +672,9 @@ class _Loader:
                     f"zone '{z.id}' (key part) has no {', no '.join(missing)} (EXAM-2.7.5)")
 
 
-# -- converters: (path, value) -> value, raising ValueError with a message -----------------
-
-
-def _tname(v: Any) -> str:
-    return "nothing" if v is None else type(v).__name__
-
-
-def _any(_p: str, v: Any) -> Any:
-    return v
-
-
-def _text(_p: str, v: Any) -> str:
-    if isinstance(v, bool) or not isinstance(v, str | int | float):
-        raise ValueError(f"expected text, got {_tname(v)}")
-    return str(v)
-
-
-def _ident(_p: str, v: Any) -> str:
-    if isinstance(v, bool) or not isinstance(v, str | int) or str(v).strip() == "":
-        raise ValueError(f"expected an id, got {_tname(v)}")
-    s = str(v)
-    if any(c in s for c in "/+#") or any(c.isspace() for c in s):
-        raise ValueError(f"id '{s}' may not contain spaces, '/', '+' or '#'")
-    return s
-
-
-def _idlist(p: str, v: Any) -> list[str]:
-    if not isinstance(v, list):
-        raise ValueError(f"expected a list of ids, got {_tname(v)}")
-    return [_ident(p, x) for x in v]
-
-
-def _bool(_p: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ValueError(f"expected true or false, got {v!r}")
-    return v
-
-
-def _number(_p: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise ValueError(f"expected a number, got {v!r}")
-    return float(v)
-
-
-def _positive(p: str, v: Any) -> float:
-    x = _number(p, v)
-    if x <= 0:
-        raise ValueError(f"must be greater than 0, got {v!r}")
-    return x
-
-
 def _retention(p: str, v: Any) -> float:
-    x = _number(p, v)
+    x = number(p, v)
     if x < MIN_VIDEO_RETENTION_DAYS:
         raise ValueError(f"{v!r} is below the {MIN_VIDEO_RETENTION_DAYS} days that EXAM-2.7.9 "
                          "requires (recordings are kept at least three months)")
     return x
-
-
-def _int_range(lo: int, hi: int) -> Callable[[str, Any], int]:
-    def conv(_p: str, v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ValueError(f"expected a whole number from {lo} to {hi}, got {v!r}")
-        return v
-    return conv
-
-
-def _enum(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
-    def conv(_p: str, v: Any) -> str:
-        if v not in choices:
-            raise ValueError(f"'{v}' is not one of {', '.join(choices)}{suggest(str(v), choices)}")
-        return str(v)
-    return conv
-
-
-def _time(_p: str, v: Any) -> datetime:
-    try:
-        return parse_time(v)
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("Invalid isoformat string", "not an RFC 3339 time")
-                         ) from None
-
-
-def _tzname(_p: str, v: Any) -> str:
-    try:
-        ZoneInfo(str(v))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone '{v}' (an IANA name such as Asia/Shanghai)"
-                         ) from None
-    return str(v)
-
-
-def _position(_p: str, v: Any) -> tuple[float, float]:
-    if (not isinstance(v, list) or len(v) != 2
-            or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)):
-        raise ValueError(f"expected [x, y], got {v!r}")
-    return (float(v[0]), float(v[1]))
