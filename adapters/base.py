@@ -8,10 +8,11 @@ a stored rejection, never a crash.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 
 class EventSink(Protocol):
@@ -50,3 +51,28 @@ class RateLimitedLog:
 
     def warning(self, key: str, msg: str, *args: Any) -> None:
         self.log(logging.WARNING, key, msg, *args)
+
+
+class PeriodicScan:
+    """An adapter that calls `scan_once()` every `interval_s`, owning one TaskGroup."""
+
+    task_name: ClassVar[str] = "scan"
+    interval_s: float
+
+    async def scan_once(self) -> Any:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        self._task = self._tg.create_task(self._run(), name=self.task_name)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._task.cancel()
+        await self._tg.__aexit__(*exc_info)
+
+    async def _run(self) -> None:
+        while True:
+            await self.scan_once()
+            await asyncio.sleep(self.interval_s)

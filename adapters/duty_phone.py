@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from adapters.base import EventSink, RateLimitedLog
+from adapters.base import EventSink, PeriodicScan, RateLimitedLog
 from policies.site import Site, parse_time
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,10 @@ class CallLedger:
         self._dirty = False
 
 
-class DutyPhoneWatcher:
+class DutyPhoneWatcher(PeriodicScan):
     """Look for new call records every `interval_s`; emit each call once."""
+
+    task_name = "duty-phone-scan"
 
     def __init__(self, site: Site, sink: EventSink, data_dir: str | Path, *,
                  interval_s: float = 5.0, state_path: Path | None = None,
@@ -132,25 +134,6 @@ class DutyPhoneWatcher:
                 self.folders[phone.id] = p if p.is_absolute() else Path(data_dir) / p
         self.ledger = CallLedger(state_path or Path(data_dir) / STATE_FILE)
         self._quiet = RateLimitedLog(log)
-        self._tg: asyncio.TaskGroup | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> DutyPhoneWatcher:
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        self._task = self._tg.create_task(self._run(), name="duty-phone-scan")
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        assert self._tg is not None
-        if self._task is not None:
-            self._task.cancel()
-        await self._tg.__aexit__(*exc_info)
-
-    async def _run(self) -> None:
-        while True:
-            await self.scan_once()
-            await asyncio.sleep(self.interval_s)
 
     async def scan_once(self) -> list[dict[str, Any]]:
         """Emit every call not emitted before; reject bad records. Returns the events."""

@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from adapters.base import EventSink, RateLimitedLog
+from adapters.base import EventSink, PeriodicScan, RateLimitedLog
 from policies.site import Camera, Site
 
 log = logging.getLogger(__name__)
@@ -221,8 +221,10 @@ def forecast_days(inventories: Iterable[Inventory], disk_usage: DiskUsage,
     return out
 
 
-class RecordingsWatcher:
+class RecordingsWatcher(PeriodicScan):
     """Scan every camera's recordings folder each `interval_s`; emit inventories."""
+
+    task_name = "recordings-scan"
 
     def __init__(self, site: Site, sink: EventSink, data_dir: str | Path, *,
                  interval_s: float = 60.0, disk_usage: DiskUsage = shutil.disk_usage,
@@ -243,25 +245,6 @@ class RecordingsWatcher:
         self._short: dict[str, bool] = {}
         self._empty: dict[str, bool] = {}
         self._quiet = RateLimitedLog(log)
-        self._tg: asyncio.TaskGroup | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> RecordingsWatcher:
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        self._task = self._tg.create_task(self._run(), name="recordings-scan")
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        assert self._tg is not None
-        if self._task is not None:
-            self._task.cancel()
-        await self._tg.__aexit__(*exc_info)
-
-    async def _run(self) -> None:
-        while True:
-            await self.scan_once()
-            await asyncio.sleep(self.interval_s)
 
     async def scan_once(self) -> list[dict[str, Any]]:
         """Scan all folders (in a thread: file system calls block) and emit the events."""
