@@ -146,6 +146,13 @@ async def test_alarm_panel_and_inputs(rig: Rig) -> None:
     await rig.expect([{"do": "alarm.restore", "input": "belt-north-fence"}],
                      "intrusion", "belt-north-fence", "cleared")
 
+    # alarm.fault: the same alert, major
+    t = await rig.expect([{"do": "alarm.fault", "input": "press-hall-pir"}],
+                         "intrusion", "press-hall-pir")
+    assert t["severity"] == "major"
+    await rig.expect([{"do": "alarm.restore", "input": "press-hall-pir"}],
+                     "intrusion", "press-hall-pir", "cleared")
+
     # alarm.tamper raises at any time
     await rig.expect([{"do": "alarm.tamper", "input": "secure-safe"}], "intrusion", "secure-safe")
     await rig.expect([{"do": "alarm.restore", "input": "secure-safe"}],
@@ -162,6 +169,10 @@ async def test_alarm_panel_and_inputs(rig: Rig) -> None:
                          "power", "panel-main")
     assert t["severity"] == "major"
     await rig.expect([{"do": "panel.mains_ok", "panel": "panel-main"}],
+                     "power", "panel-main", "cleared")
+
+    await rig.expect([{"do": "panel.battery_low", "panel": "panel-main"}], "power", "panel-main")
+    await rig.expect([{"do": "panel.battery_ok", "panel": "panel-main"}],
                      "power", "panel-main", "cleared")
 
     # panel.tamper: the panel itself is the subject
@@ -251,19 +262,23 @@ async def test_cameras_over_http(rig: Rig) -> None:
     async def tamper(camera: str, action: str, word: str) -> None:
         t = await rig.expect([{"do": f"camera.{action}", "camera": camera}],
                              "camera-integrity", camera)
-        # sealed-area and screening cameras are critical during a seal, the belt's major
         assert word in t["message"], t
+        # sealed-area and screening cameras are critical during a seal
+        assert t["severity"] == "critical", t
         await rig.expect([{"do": "camera.restore", "camera": camera}],
                          "camera-integrity", camera, "cleared")
 
     async def disconnect(camera: str) -> None:
-        await rig.expect([{"do": "camera.disconnect", "camera": camera}],
-                         "camera-integrity", camera)
+        t = await rig.expect([{"do": "camera.disconnect", "camera": camera}],
+                             "camera-integrity", camera)
+        assert "stream down" in t["message"], t
+        assert t["severity"] == "major", t  # a belt camera: outside the sealed area
         await rig.expect([{"do": "camera.reconnect", "camera": camera}],
                          "camera-integrity", camera, "cleared")
         # device.silence of a camera: it stops serving (as disconnect)
-        await rig.expect([{"do": "device.silence", "device": camera}],
-                         "camera-integrity", camera)
+        t = await rig.expect([{"do": "device.silence", "device": camera}],
+                             "camera-integrity", camera)
+        assert "stream down" in t["message"], t
         await rig.expect([{"do": "device.resume", "device": camera}],
                          "camera-integrity", camera, "cleared")
 
