@@ -271,7 +271,7 @@ class JammerPoller:
 
     def __init__(self, jammer: Jammer, sink: EventSink, *, reader: RegisterReader | None = None,
                  expected_version: int = 1, offline_after: int = 2,
-                 backoff_cap_s: float = 30.0, start_jitter: bool = False) -> None:
+                 backoff_cap_s: float = 5.0, start_jitter: bool = False) -> None:
         if jammer.modbus is None:
             raise ValueError(f"jammer '{jammer.id}' has no modbus settings")
         self.jammer = jammer
@@ -285,6 +285,8 @@ class JammerPoller:
         self._exact_plan = plan_reads(self.modbus.map, (b.index for b in jammer.bands), 0)
         # A single lost answer is not a lost device: offline after this many failed polls.
         self.offline_after = max(1, offline_after)
+        # A jammer must be seen back within seconds (EXAM-2.7.8): retrying a dead Modbus
+        # endpoint every few seconds costs nothing.
         self.backoff_cap_s = backoff_cap_s
         self.start_jitter = start_jitter
         self.state: str | None = None  # None until the first poll: online / offline

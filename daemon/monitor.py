@@ -405,8 +405,10 @@ class Monitor:
             digest = hashlib.blake2b(item.payload, digest_size=12,
                                      key=(item.topic or "").encode()[:64]).hexdigest()
             if digest in self._digest_set:
+                # Dropped, but recorded: a rejection row says what came twice.
                 self.metrics.inc("sealwatch_duplicates_total")
-                return Outcome(True, "duplicate delivery")
+                raise Reject("duplicate", "duplicate delivery: the same payload with the same "
+                                          "ts on this topic is already stored")
         parsed = parse_event(obj, self.site, device=item.device, now_us=item.received)
         if isinstance(parsed, Rejection):
             raise Reject(reason_class(parsed.reason), parsed.reason)

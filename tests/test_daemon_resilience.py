@@ -87,6 +87,26 @@ async def test_malformed_payloads_are_rejected_counted_and_stored_while_serving(
             assert f'reason="{label}"' in text, label
 
 
+async def test_a_redelivered_payload_is_stored_as_a_duplicate_not_fed_twice(
+        tmp_path: Path, mosquitto_session: Mosquitto) -> None:
+    sid = site_id("dup")
+    path = write_site(tmp_path, sid)
+    async with (running_daemon(path, mosquitto_session, tmp_path / "data") as d,
+                AlertWatcher(mosquitto_session, sid) as alerts,
+                Gateway(mosquitto_session, sid) as gw):
+        assert d.monitor is not None
+        forced = orjson.dumps({"type": "door.forced", "ts": now_ts()})
+        await gw.raw("events/fire-exit-north", forced)
+        await gw.raw("events/fire-exit-north", forced)  # what a QoS 1 redelivery looks like
+        await gw.event("fire-exit-north", "door.closed")
+        await alerts.wait_for("door-forced", "cleared", "fire-exit-north")
+        store = d.monitor.store
+        rejected = await wait_until(lambda: store.rejections())
+        assert [r["reason"].split(":")[0] for r in rejected] == ["duplicate delivery"]
+        assert [t["state"] for t in alerts.transitions if t["policy"] == "door-forced"] == [
+            "raised", "cleared"]
+
+
 async def test_broker_restart_mid_stream_loses_no_event_and_no_alert(
         tmp_path: Path, mosquitto: Mosquitto) -> None:
     sid = site_id("restart")
