@@ -277,8 +277,9 @@ class RecordingsWatcher(PeriodicScan):
             # No footage: nothing an inventory could say; this must not pass silently.
             if not self._empty.get(cam):
                 log.warning("camera %s: no recordings in %s", cam, self.roots[cam])
+            else:
+                self._quiet.warning(f"{cam}:empty", "camera %s: still no recordings", cam)
             self._empty[cam] = True
-            self._quiet.warning(f"{cam}:empty", "camera %s: still no recordings", cam)
             return None
         if self._empty.get(cam):
             log.info("camera %s: recordings found in %s", cam, self.roots[cam])

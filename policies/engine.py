@@ -150,6 +150,7 @@ class Engine:
                 continue
             if start is not None and start <= t0:
                 self._activate(seal, t0, seen=start == t0)
+                seal.start = start  # in force since its planned start, watched or not
             elif start is not None:
                 ctx.schedule(start, self._file_seal_due, spec.id, prio=0)
             if end is not None:

@@ -330,3 +330,11 @@ def test_a_site_file_seal_includes_both_its_start_and_its_end_instants() -> None
                         ev(0.001, "pd-living", "phone.detected", base=SEAL_END)],
                  policy="prohibited-device")
     assert at_start == at_end == [("prohibited-device", "pd-work", "raised")]
+
+
+def test_an_engine_started_inside_a_seal_dates_the_seal_from_its_planned_start() -> None:
+    engine = Engine(SITE)
+    engine.feed(parse(SITE, ev(0, "pd-work", "device.heartbeat")))
+    seal = next(s for s in engine.seals() if s.id == "gk2027-a")
+    assert seal.status == "active"
+    assert seal.start == us(0, SEAL_START)
