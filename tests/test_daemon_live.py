@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -140,6 +143,14 @@ async def test_seal_rules_over_mqtt_and_operator_commands_over_http(
         status, archive = await ahttp(port, "GET", "/api/seals/s-live/archive")
         assert archive["status"] == "ended" and archive["started_by"] == "S2001"
         assert {i["policy"] for i in archive["incidents"]} >= {"pre-seal", "prohibited-device"}
+        # the auditor's command line gives the same archive, with the audit head hash
+        cli = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "daemon", "archive", "s-live", "--http",
+                             f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data")],
+            capture_output=True, text=True, timeout=60)
+        assert cli.returncode == 0, cli.stderr
+        printed = orjson.loads(cli.stdout)
+        assert printed["status"] == "ended" and printed["audit_head"]
         status, verdict = await ahttp(port, "GET", "/api/audit/verify")
         assert verdict["ok"] and verdict["records"] > 5
 
