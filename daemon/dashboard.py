@@ -256,13 +256,12 @@ class Dashboard:
 
     def local_bootstrap(self, request: web.Request) -> bool:
         """No dashboard user exists yet: the API stays open to this machine only (the CLI
-        and the daemon's own tests), never to a browser on another origin."""
+        and the daemon's own tests), never to a browser on another origin. The Host must be a
+        loopback name too: a page on a foreign name that resolves to 127.0.0.1 (DNS
+        rebinding) is same-origin with itself, so the Origin check alone lets it in."""
         if self.users_exist() or "X-Forwarded-For" in request.headers:
             return False
-        try:
-            return ipaddress.ip_address(request.remote or "").is_loopback
-        except ValueError:
-            return False
+        return _loopback(request.remote) and _loopback(_host_name(request.host))
 
     def audit(self, what: str, **body: Any) -> None:
         """An authentication record in the daemon's hash-chained audit log."""
@@ -651,6 +650,23 @@ def _union_length(spans: list[tuple[int, int | None]], lo: int, hi: int) -> tupl
     if cur_a is not None and cur_b is not None:
         total += cur_b - cur_a
     return total, any(b is None for _, b in spans)
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(host: str) -> str:
+    """The name part of a Host header: `[::1]:8080` -> `::1`, `localhost:8080` -> `localhost`."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, sep, port = host.rpartition(":")
+    return name.lower() if sep and port.isdigit() and ":" not in name else host.lower()
 
 
 def _zone_index(site: Any) -> dict[str, str]:

@@ -240,6 +240,30 @@ async def test_cli_token_commands_the_daemon_without_a_session(tmp_path: Path,
 
 
 @pytest.mark.slow
+async def test_without_users_the_api_answers_loopback_names_only(
+        tmp_path: Path, mosquitto_session: Mosquitto) -> None:
+    site_path = write_site(tmp_path, "dashboot")
+    async with running_daemon(site_path, mosquitto_session, tmp_path / "data") as d:
+        base = f"http://127.0.0.1:{d.http_port}"
+        # A foreign name resolving to 127.0.0.1 (DNS rebinding): same origin with itself.
+        rebound = f"rebind.example:{d.http_port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/api/alerts") as r:
+                assert r.status == 200
+            async with http.get(base + "/api/alerts",
+                                headers={"Host": f"localhost:{d.http_port}"}) as r:
+                assert r.status == 200
+            async with http.post(base + "/api/alerts/nope/ack", json={"badge": "O4001"},
+                                 headers={"Host": rebound,
+                                          "Origin": f"http://{rebound}"}) as r:
+                assert r.status == 401
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(base + "/live", headers={"Host": rebound,
+                                                               "Origin": f"http://{rebound}"})
+            assert refused.value.status == 401
+
+
+@pytest.mark.slow
 async def test_snapshot_has_plan_explanations_and_seal_figures(
         daemon_url: str, mosquitto_session: Mosquitto) -> None:
     async with Gateway(mosquitto_session, "dashauth") as gw:
