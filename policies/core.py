@@ -162,47 +162,54 @@ class Rule:
 class Deadlines:
     """Per-key "silent for too long" deadlines, with one heap entry per key.
 
-    `touch(key)` records activity; when `period` passes with none, `on_expire(key)` is called
-    once, exactly at the deadline. Touching again re-arms it. Cheap on the hot path: a touch of
-    an armed key is one dict store.
+    `touch(key, t)` records activity; when `period` passes with none, `on_expire(key)` is
+    called once, exactly at the deadline, and the key is `expired` until touched or armed
+    again. `last` may be a dict kept up to date elsewhere (the world's last_seen), so that the
+    hot path records activity without calling in here at all.
     """
 
-    def __init__(self, ctx: Context, period_us: int, on_expire: Callable[[str], None]) -> None:
+    def __init__(self, ctx: Context, period_us: int, on_expire: Callable[[str], None],
+                 last: dict[str, int] | None = None) -> None:
         self.ctx = ctx
         self.period = period_us
         self.on_expire = on_expire
-        self.last: dict[str, int] = {}
+        self.last: dict[str, int] = {} if last is None else last
         self.gen: dict[str, int] = {}
         self.armed: set[str] = set()
+        self.expired: set[str] = set()
 
     def touch(self, key: str, t: int) -> None:
         self.last[key] = t
         if key not in self.armed:
-            self._arm(key, t)
+            self.arm(key, t)
 
-    def _arm(self, key: str, t: int) -> None:
+    def arm(self, key: str, t: int) -> None:
+        """Start counting from `t` (or from later activity) without recording activity."""
         self.armed.add(key)
+        self.expired.discard(key)
         g = self.gen.get(key, 0) + 1
         self.gen[key] = g
-        self.ctx.schedule(t + self.period, self._fire, (key, g))
+        self.ctx.schedule(t + self.period, self._fire, (key, g, t))
 
     def stop(self, key: str) -> None:
         self.armed.discard(key)
+        self.expired.discard(key)
         self.gen[key] = self.gen.get(key, 0) + 1
 
     def stop_all(self) -> None:
-        for key in list(self.armed):
+        for key in list(self.armed | self.expired):
             self.stop(key)
 
-    def _fire(self, arg: tuple[str, int]) -> None:
-        key, g = arg
+    def _fire(self, arg: tuple[str, int, int]) -> None:
+        key, g, since = arg
         if self.gen.get(key) != g or key not in self.armed:
             return
-        due = self.last[key] + self.period
+        due = max(self.last.get(key, since), since) + self.period
         if due > self.ctx.now:
             self.ctx.schedule(due, self._fire, arg)
             return
         self.armed.discard(key)
+        self.expired.add(key)
         self.on_expire(key)
 
 

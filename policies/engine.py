@@ -54,6 +54,7 @@ class Engine:
         self.ctx = Context(site)
         self.rules = [r for r in (cls(self.ctx) for cls in RULES) if r.applies()]
         self.preseal = next((r for r in self.rules if isinstance(r, PreSeal)), None)
+        self.offline = next((r for r in self.rules if isinstance(r, DeviceOffline)), None)
         self._dispatch: dict[str, list[Callable[[Event], None]]] = {}
         for rule in self.rules:
             for etype in rule.handles:
@@ -103,6 +104,12 @@ class Engine:
         if ctx.apply_world(ev) or etype == "door.forced":  # forced while open still counts
             for handler in self._dispatch.get(etype, ()):
                 handler(ev)
+        # device-offline: activity is already in the world's last_seen; call the rule only
+        # when there is an alert to clear, a silent device back, or a device.status
+        offline = self.offline
+        if offline is not None and (offline.mine or offline.silence.expired
+                                    or etype == "device.status"):
+            offline.on_event(ev)
         if operator:
             self._operator_event(ev)
         out = ctx.out
