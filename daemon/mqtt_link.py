@@ -21,7 +21,7 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as mqtt
 
-from adapters.base import backoff_delay
+from adapters.base import RateLimitedLog, backoff_delay
 from daemon.config import Mqtt
 from daemon.monitor import Incoming, Monitor
 
@@ -31,7 +31,7 @@ READ_BURST = 512  # MQTT packets read per wake-up of the event loop
 
 
 class MqttLink:
-    """Async context manager owning one TaskGroup with the session task."""
+    """The session; `run()` is a task of the daemon's TaskGroup (it owns the per-session ones)."""
 
     def __init__(self, site_id: str, settings: Mqtt, monitor: Monitor) -> None:
         self.site_id = site_id
@@ -47,20 +47,8 @@ class MqttLink:
         self.connected = asyncio.Event()
         self._generation = 0
         self._sync_nonce = ""
-        self._tg: asyncio.TaskGroup | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> MqttLink:
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        self._task = self._tg.create_task(self.run(), name="mqtt-session")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        if self._tg is not None:
-            await self._tg.__aexit__(None, None, None)
+        self._attempt = 0  # failed connections since the last session that came up
+        self._rlog = RateLimitedLog(log)
 
     def _client(self) -> aiomqtt.Client:
         s = self.settings
@@ -85,28 +73,28 @@ class MqttLink:
         return client
 
     async def run(self) -> None:
-        attempt = 0
-        was_up = False
+        """Keep a session up: reconnect with capped jittered backoff, log changes of state."""
         while True:
             failure: BaseException | None = None
             try:
                 async with self._client() as client:
-                    attempt = 0
-                    if was_up:
-                        log.info("MQTT broker %s:%d reachable again", self.settings.host,
-                                 self.settings.port)
-                    was_up = True
                     await self._session(client)
             except* (aiomqtt.MqttError, OSError) as group:
                 failure = group.exceptions[0]
+            was_up = self.connected.is_set()
             self.connected.clear()
             self.monitor.hold()
             self.monitor.metrics.inc("sealwatch_mqtt_reconnects_total")
-            attempt += 1
-            if attempt == 1:
-                log.warning("MQTT broker %s:%d unreachable (%s); retrying",
-                            self.settings.host, self.settings.port, failure)
-            await asyncio.sleep(backoff_delay(attempt, cap_s=10.0))
+            # Attempts count from the last session that came up, not from the last TCP
+            # connect: a broker that accepts and then refuses the subscription must still
+            # see us back off. A session that flaps (another daemon on our client id) is
+            # logged at most once per interval.
+            self._attempt = 1 if was_up else self._attempt + 1
+            if self._attempt == 1:
+                self._rlog.warning("down", "MQTT broker %s:%d %s (%s); retrying",
+                                   self.settings.host, self.settings.port,
+                                   "connection lost" if was_up else "unreachable", failure)
+            await asyncio.sleep(backoff_delay(self._attempt, cap_s=10.0))
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self._generation += 1
@@ -123,6 +111,10 @@ class MqttLink:
         self.monitor.ack_many = self._corked_acks(client)
         self._read_in_bursts(client)
         self.connected.set()
+        if self._attempt:
+            self._rlog.log(logging.INFO, "up", "MQTT broker %s:%d reachable again",
+                           self.settings.host, self.settings.port)
+            self._attempt = 0
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._receive(client, generation), name="mqtt-receive")
