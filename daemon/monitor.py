@@ -75,11 +75,14 @@ class Outcome:
 
 
 class Reject(Exception):
-    """Internal: this payload is refused for `reason` (class `kind` for the counter)."""
+    """Internal: this payload is refused for `reason` (class `kind` for the counter);
+    `transitions` are the stored rows of timers that fired before it was refused."""
 
-    def __init__(self, kind: str, reason: str) -> None:
+    def __init__(self, kind: str, reason: str,
+                 transitions: list[dict[str, Any]] | None = None) -> None:
         super().__init__(reason)
         self.kind, self.reason = kind, reason
+        self.transitions = transitions or []
 
 
 def reason_class(reason: str) -> str:
@@ -346,7 +349,7 @@ class Monitor:
             return self._feed(item)
         except Reject as rej:
             self._store_rejection(item, rej.kind, rej.reason)
-            return Outcome(False, rej.reason)
+            return Outcome(False, rej.reason, transitions=rej.transitions)
 
     def _store_rejection(self, item: Incoming, kind: str, reason: str) -> None:
         raw = item.payload if isinstance(item.payload, bytes) else orjson.dumps(item.payload)
@@ -431,11 +434,10 @@ class Monitor:
         try:
             trs = self.engine.feed(ev)
         except EventRejected as exc:
-            pending = self.engine.pending_transitions()
-            if pending:  # timers that fired before the refused event still happened
-                self._store_transitions(pending, None)
-                self.outbox_ready.set()
-            raise Reject(reason_class(exc.reason), exc.reason) from None
+            # Timers that fired before the refused event still happened: stored, published
+            # and shown like any other transition.
+            rows = self._store_transitions(self.engine.pending_transitions(), None)
+            raise Reject(reason_class(exc.reason), exc.reason, rows) from None
         actor = item.actor or (str(ev.source["badge"]) if ev.type in OPERATOR_TYPES
                                and "badge" in ev.source else None)
         seq = self.store.add_event(ts=ev.ts, device=ev.device, type=ev.type, source=ev.source,

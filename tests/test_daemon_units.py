@@ -112,3 +112,29 @@ def test_systemd_notifier_sends_ready_and_watchdog(tmp_path: Path) -> None:
         assert server.recv(100) == b"READY=1"
         assert server.recv(100) == b"WATCHDOG=1"
     assert not Notifier({}).ready()
+
+
+def test_timers_fired_before_a_refused_event_reach_the_listeners(tmp_path: Path) -> None:
+    from daemon.monitor import Incoming, Monitor
+    from policies.timefmt import format_ts, parse_ts
+
+    site = load_site(EXAMPLE)
+    settings = load_settings(site, {"SEALWATCH_DATA_DIR": str(tmp_path)})
+    t0 = parse_ts("2027-06-01T09:00:00+08:00")
+    store = Store(settings.db_path, settings.sqlite_synchronous)
+    monitor = Monitor(site, settings, store, clock=lambda: t0 + 120_000_000)
+    seen: list[dict[str, object]] = []
+    monitor.listeners.append(seen.extend)
+    try:
+        monitor.process([Incoming("event", {"ts": format_ts(t0, site.tz), "device": "gate-outer",
+                                            "type": "door.opened"}, "test", t0)])
+        # An ack of an unknown alert is refused, but the door's held-open timer fired first.
+        late = t0 + 60_000_000
+        ack = {"ts": format_ts(late, site.tz), "device": "console-1", "type": "alert.ack",
+               "alert_id": "nope", "badge": "O4001"}
+        monitor.process([Incoming("event", ack, "test", late)])
+        assert ("door-held-open", "gate-outer", "raised") in [
+            (r["policy"], r["subject"], r["state"]) for r in seen]
+        assert "nope" in store.rejections(10)[0]["reason"]
+    finally:
+        store.close()
