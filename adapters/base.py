@@ -38,13 +38,13 @@ class RateLimitedLog:
         self.interval_s = interval_s
         self._last: dict[str, tuple[float, int]] = {}
 
-    def log(self, level: int, key: str, msg: str, *args: Any) -> None:
+    def log(self, level: int, key: str, msg: str, *args: Any, exc_info: bool = False) -> None:
         now = time.monotonic()
         last, suppressed = self._last.get(key, (-1e18, 0))
         if now - last >= self.interval_s:
             if suppressed:
                 msg = f"{msg} (and {suppressed} more like it since last logged)"
-            self.logger.log(level, msg, *args)
+            self.logger.log(level, msg, *args, exc_info=exc_info)
             self._last[key] = (now, 0)
         else:
             self._last[key] = (last, suppressed + 1)

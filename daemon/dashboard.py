@@ -550,7 +550,7 @@ class Dashboard:
             try:
                 self.tick()
             except Exception:  # the dashboard must never take the daemon down
-                log.exception("dashboard tick failed")
+                self._rlog.log(logging.ERROR, "tick", "dashboard tick failed", exc_info=True)
 
     def tick(self) -> None:
         """Expire sessions, then push what changed since the last tick."""

@@ -138,3 +138,19 @@ def test_timers_fired_before_a_refused_event_reach_the_listeners(tmp_path: Path)
         assert "nope" in store.rejections(10)[0]["reason"]
     finally:
         store.close()
+
+
+def test_a_repeated_failure_is_logged_once_with_its_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from adapters.base import RateLimitedLog
+
+    rlog = RateLimitedLog(logging.getLogger("sealwatch.test"), interval_s=3600)
+    for _ in range(3):
+        try:
+            raise KeyError("boom")
+        except KeyError:
+            rlog.log(logging.ERROR, "tick", "tick failed", exc_info=True)
+    assert [r.exc_info is not None and r.exc_info[0] is KeyError
+            for r in caplog.records] == [True]
