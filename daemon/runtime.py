@@ -50,6 +50,19 @@ class Daemon:
         self._runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> Daemon:
+        try:
+            await self._start()
+        except BaseException:
+            # A half-started daemon (port taken, bad device config …) leaves no server, task
+            # or open store behind; nor a snapshot of an engine that may be half recovered.
+            await self._stop(snapshot=False)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stop(snapshot=True)
+
+    async def _start(self) -> None:
         s = self.settings
         self.store = Store(s.db_path, s.sqlite_synchronous)
         self.monitor = Monitor(self.site, s, self.store, metrics=new_metrics())
@@ -86,23 +99,23 @@ class Daemon:
         log.info("sealwatch running for site %s: MQTT %s:%d, HTTP %s:%d, data %s",
                  self.site.id, s.mqtt.host, s.mqtt.port, s.http_host, self.http_port,
                  s.data_dir)
-        return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def _stop(self, *, snapshot: bool) -> None:
         self.notifier.stopping()
-        if self.devices is not None:
-            await self.devices.__aexit__(None, None, None)
-        for task in self._tasks:
-            task.cancel()
-        if self._tg is not None:
-            try:
+        try:
+            if self.devices is not None:
+                await self.devices.__aexit__(None, None, None)
+            for task in self._tasks:
+                task.cancel()
+            if self._tg is not None:
                 await self._tg.__aexit__(None, None, None)
-            finally:
-                if self._runner is not None:
-                    await self._runner.cleanup()
-                if self.monitor is not None and self.store is not None:
+        finally:
+            if self._runner is not None:
+                await self._runner.cleanup()
+            if self.store is not None:
+                if snapshot and self.monitor is not None:
                     self.monitor.snapshot()
-                    self.store.close()
+                self.store.close()
 
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval_s

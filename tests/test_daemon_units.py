@@ -154,3 +154,31 @@ def test_a_repeated_failure_is_logged_once_with_its_traceback(
             rlog.log(logging.ERROR, "tick", "tick failed", exc_info=True)
     assert [r.exc_info is not None and r.exc_info[0] is KeyError
             for r in caplog.records] == [True]
+
+
+async def test_a_daemon_that_cannot_bind_its_port_leaves_nothing_running(
+        tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    from daemon.runtime import Daemon
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    site = load_site(EXAMPLE)
+    settings = load_settings(site, {"SEALWATCH_DATA_DIR": str(tmp_path),
+                                    "SEALWATCH_HTTP": f"127.0.0.1:{port}"})
+    daemon = Daemon(site, settings, notifier=Notifier({}))
+    try:
+        with pytest.raises(OSError):
+            async with daemon:
+                pass
+    finally:
+        taken.close()
+    assert daemon.store is not None
+    with pytest.raises(sqlite3.ProgrammingError):  # closed
+        daemon.store.conn.execute("SELECT 1")
+    others = {t.get_name() for t in asyncio.all_tasks()} - {asyncio.current_task().get_name()}
+    assert "dashboard-live" not in others
