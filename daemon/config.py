@@ -145,11 +145,11 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
     http_host, http_port = _host_port(v, http_where, http)
     data_dir = Path(env.get("SEALWATCH_DATA_DIR") or d.get("data_dir") or DEFAULT_DATA_DIR)
     if "devices" in d:
-        from daemon.devices import DevicesConfigError, devices_config
+        from daemon.devices import devices_config
 
         try:
             devices_config(d["devices"])
-        except DevicesConfigError as exc:
+        except ConfigError as exc:
             v.errors.extend(exc.errors)
     if v.errors:
         raise ConfigError(v.errors)

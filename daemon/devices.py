@@ -28,6 +28,7 @@ from adapters.camera import CameraHub
 from adapters.duty_phone import DutyPhoneWatcher
 from adapters.modbus_jammer import JammerHub
 from adapters.recordings import RecordingsWatcher
+from daemon.config import ConfigError
 from policies.site import Site, suggest
 
 log = logging.getLogger("sealwatch.devices")
@@ -38,18 +39,12 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class DevicesConfigError(ValueError):
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
-
-
 def devices_config(raw: Any) -> dict[str, Any]:
     """Validate `daemon.devices`; errors name the path."""
     if raw is None:
         return dict(DEFAULTS)
     if not isinstance(raw, Mapping):
-        raise DevicesConfigError(["daemon.devices: expected a mapping"])
+        raise ConfigError(["daemon.devices: expected a mapping"])
     errors = []
     out = dict(DEFAULTS)
     for key, value in raw.items():
@@ -70,7 +65,7 @@ def devices_config(raw: Any) -> dict[str, Any]:
         else:
             out[key] = value
     if errors:
-        raise DevicesConfigError(errors)
+        raise ConfigError(errors)
     return out
 
 
