@@ -167,6 +167,10 @@ class Sessions:
 
     def create(self, user: User, ip: str) -> Session:
         now = self.clock()
+        # Sessions whose browser never came back are only seen here: drop the expired ones
+        # so that a daemon running for years does not keep every abandoned login.
+        for token in [t for t, old in self._by_token.items() if self._expired(old, now)]:
+            del self._by_token[token]
         s = Session(secrets.token_urlsafe(32), user, secrets.token_urlsafe(32), ip, now, now)
         self._by_token[s.token] = s
         return s
@@ -182,12 +186,15 @@ class Sessions:
         if s is None:
             return None
         now = self.clock()
-        if now - s.last_seen > self.idle_limit(s) or now - s.created > self.max_age_s:
+        if self._expired(s, now):
             del self._by_token[token]
             return None
         if touch:
             s.last_seen = now
         return s
+
+    def _expired(self, s: Session, now: float) -> bool:
+        return now - s.last_seen > self.idle_limit(s) or now - s.created > self.max_age_s
 
     def alive(self, s: Session) -> bool:
         return self.get(s.token, touch=False) is s

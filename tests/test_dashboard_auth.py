@@ -64,6 +64,18 @@ def test_sessions_expire_when_idle_and_guards_get_the_longer_limit() -> None:
     assert sessions.get(guard.token) is None  # the absolute lifetime
 
 
+def test_abandoned_sessions_are_dropped_when_the_next_login_comes() -> None:
+    clock = [0.0]
+    sessions = Sessions(idle_timeout_s=60, guard_idle_timeout_s=600, max_age_s=3600,
+                        clock=lambda: clock[0])
+    for _ in range(3):  # browsers that never come back
+        sessions.create(User("olga", "operator", None), "127.0.0.1")
+    guard = sessions.create(User("gus", "guard", None), "127.0.0.1")
+    clock[0] = 61
+    sessions.create(User("olga", "operator", None), "127.0.0.1")
+    assert len(sessions) == 2 and sessions.get(guard.token) is guard
+
+
 def test_login_limiter_counts_failures_per_user_and_per_address() -> None:
     clock = [0.0]
     lim = LoginLimiter(per_user=3, per_ip=5, window_s=60, clock=lambda: clock[0])
