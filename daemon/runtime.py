@@ -148,6 +148,8 @@ class Daemon:
         pruned = self.store.prune(cutoff)
         if any(pruned.values()):
             log.info("retention (%.0f days): pruned %s", s.retention_days, pruned)
+        # Maintenance windows that have ended no longer suppress anything: stop scanning them.
+        self.monitor.suppressions = self.store.suppressions(ending_after=self.monitor.clock())
         size_mb = self.store.size_bytes() / 1e6
         budget = s.size_budget_mb
         problems = [p for p in self.status["problems"] if not p.startswith("store ")]

@@ -182,3 +182,27 @@ async def test_a_daemon_that_cannot_bind_its_port_leaves_nothing_running(
         daemon.store.conn.execute("SELECT 1")
     others = {t.get_name() for t in asyncio.all_tasks()} - {asyncio.current_task().get_name()}
     assert "dashboard-live" not in others
+
+
+def test_housekeeping_forgets_maintenance_windows_that_have_ended(tmp_path: Path) -> None:
+    from daemon.monitor import Monitor
+    from daemon.runtime import Daemon
+
+    site = load_site(EXAMPLE)
+    settings = load_settings(site, {"SEALWATCH_DATA_DIR": str(tmp_path)})
+    now = [10_000_000_000]
+    daemon = Daemon(site, settings, notifier=Notifier({}))
+    daemon.store = store = Store(settings.db_path, settings.sqlite_synchronous)
+    daemon.monitor = monitor = Monitor(site, settings, store, clock=lambda: now[0])
+    try:
+        with store.transaction():
+            store.add_suppression(device="jam-work", start=now[0], end=now[0] + 60_000_000,
+                                  reason="filter swap", by_badge="S2001", created=now[0])
+        monitor.suppressions = store.suppressions(ending_after=now[0])
+        daemon.housekeeping()
+        assert monitor.is_suppressed("jam-work/gsm900", now[0] + 1)
+        now[0] += 61_000_000
+        daemon.housekeeping()
+        assert monitor.suppressions == []
+    finally:
+        store.close()
