@@ -327,10 +327,16 @@ async def test_jammer_serves_the_reference_map_and_actions_change_it(
             assert regs[2] & 1 == 0 and regs[10:15] == [0] * 5
             await sim.perform({"do": "jammer.fault", "jammer": "jam-work", "fault": "fan"})
             assert (await _read(client, unit, 2, 1))[0] & 0b1000
-            uptime1 = await _read(client, unit, 4, 2)
-            await asyncio.sleep(1.1)  # uptime counts wall seconds: wait for one to pass
-            uptime2 = await _read(client, unit, 4, 2)
-            assert (uptime2[0] << 16 | uptime2[1]) > (uptime1[0] << 16 | uptime1[1])
+            hi, lo = await _read(client, unit, 4, 2)
+            uptime1 = hi << 16 | lo
+            # uptime counts wall seconds: poll until one has passed
+            deadline = time.monotonic() + 5
+            while True:
+                hi, lo = await _read(client, unit, 4, 2)
+                if hi << 16 | lo > uptime1:
+                    break
+                assert time.monotonic() < deadline, "jammer uptime does not count"
+                await asyncio.sleep(0.1)
         finally:
             client.close()
 
