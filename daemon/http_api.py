@@ -229,10 +229,17 @@ async def audit_verify(request: web.Request) -> web.Response:
                  200 if verdict.ok else 409)
 
 
+def _query_int(request: web.Request, key: str, default: int) -> int:
+    try:
+        return int(request.query.get(key, default))
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"'{key}' must be a whole number") from None
+
+
 async def events(request: web.Request) -> web.Response:
     store = request.app[MONITOR].store
-    after = int(request.query.get("after", "0"))
-    limit = min(int(request.query.get("limit", "10000")), 100_000)
+    after = _query_int(request, "after", 0)
+    limit = min(_query_int(request, "limit", 10_000), 100_000)
     lines = []
     for i, ev in enumerate(store.events_after(after)):
         if i >= limit:
@@ -243,7 +250,7 @@ async def events(request: web.Request) -> web.Response:
 
 
 async def rejections(request: web.Request) -> web.Response:
-    limit = min(int(request.query.get("limit", "100")), 10_000)
+    limit = min(_query_int(request, "limit", 100), 10_000)
     return _json(request.app[MONITOR].store.rejections(limit))
 
 

@@ -49,7 +49,7 @@ def wall_us() -> int:
 class Incoming:
     """One thing for the engine task: an MQTT payload, an adapter's event, a command."""
 
-    kind: str  # event | status | reject | sync
+    kind: str  # event | status | wrong_topic | reject | sync
     payload: bytes | dict[str, Any]
     origin: str  # mqtt, http, cli, or an adapter's name
     received: int

@@ -252,6 +252,19 @@ async def test_cli_token_commands_the_daemon_without_a_session(tmp_path: Path,
 
 
 @pytest.mark.slow
+async def test_a_malformed_query_number_is_a_bad_request(tmp_path: Path,
+                                                        daemon_url: str) -> None:
+    token = (tmp_path / "data" / "api.token").read_text().strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=auth) as http:
+        for path in ("/api/events?after=x", "/api/events?limit=1e3", "/api/rejections?limit="):
+            async with http.get(daemon_url + path) as r:
+                assert r.status == 400, path
+        async with http.get(daemon_url + "/api/rejections?limit=5") as r:
+            assert r.status == 200
+
+
+@pytest.mark.slow
 async def test_without_users_the_api_answers_loopback_names_only(
         tmp_path: Path, mosquitto_session: Mosquitto) -> None:
     site_path = write_site(tmp_path, "dashboot")
