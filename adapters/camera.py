@@ -220,7 +220,7 @@ class CameraMonitor:
         self._last_analysis = -1e18
         self._last_emit = -1e18
         self._latest_frame: np.ndarray | None = None  # VideoCapture sources: no JPEG
-        self._thumb: tuple[int, bytes] | None = None
+        self._thumb: tuple[tuple[int, int], bytes] | None = None  # ((frame, width), jpeg)
         self._reduction: int | None = None
         self._rejects = RateLimitedLog(log, 30.0)
         self._reject_last: dict[str, tuple[float, int]] = {}
@@ -270,8 +270,9 @@ class CameraMonitor:
                 "tamper": self.tamper if self.stream == "up" else None, "fps": self.fps}
 
     def thumbnail_jpeg(self, width: int = 320) -> bytes | None:
-        """A small JPEG of the latest frame, made on demand and cached per frame."""
-        if self._thumb is not None and self._thumb[0] == self.frames:
+        """A small JPEG of the latest frame, made on demand and cached per frame and width."""
+        key = (self.frames, width)
+        if self._thumb is not None and self._thumb[0] == key:
             return self._thumb[1]
         frame = self._latest_frame
         if frame is None and self.latest_jpeg is not None:
@@ -279,7 +280,7 @@ class CameraMonitor:
             frame = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_2)
         if frame is None:
             return None
-        self._thumb = (self.frames, thumbnail(frame, width))
+        self._thumb = (key, thumbnail(frame, width))
         return self._thumb[1]
 
     def relearn(self) -> None:

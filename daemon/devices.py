@@ -115,8 +115,8 @@ class DeviceAdapters:
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
 
-    def thumbnail_jpeg(self, camera: str) -> bytes | None:
-        """A small JPEG of the camera's latest frame, for the dashboard."""
+    def thumbnail_jpeg(self, camera: str, width: int = 320) -> bytes | None:
+        """A JPEG of the camera's latest frame at most `width` wide, for the dashboard."""
         if self.cameras is None:
             return None
-        return self.cameras.thumbnail_jpeg(camera)
+        return self.cameras.thumbnail_jpeg(camera, width)

@@ -94,8 +94,7 @@ class Daemon:
         self.devices = DeviceAdapters(self.site, self.monitor, s.data_dir,
                                       s.extra.get("devices"))
         await self.devices.__aenter__()
-        devices = self.devices
-        self.dashboard.thumbnails = lambda camera, _width: devices.thumbnail_jpeg(camera)
+        self.dashboard.thumbnails = self.devices.thumbnail_jpeg
         log.info("sealwatch running for site %s: MQTT %s:%d, HTTP %s:%d, data %s",
                  self.site.id, s.mqtt.host, s.mqtt.port, s.http_host, self.http_port,
                  s.data_dir)

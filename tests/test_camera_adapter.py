@@ -95,9 +95,11 @@ async def test_stream_reports_up_covered_down_on_garbage_and_disconnect(
         assert (covered["stream"], covered["tamper"]) == ("up", "covered")
         assert covered["fps"] > 2  # frames have been flowing at 15 fps for a while
         assert mon.latest_jpeg is not None and mon.latest_jpeg[:2] == b"\xff\xd8"
-        thumb = mon.thumbnail_jpeg(160)
-        assert thumb is not None
+        # the same frame asked for at two sizes (no await between: no new frame can arrive)
+        thumb, small = mon.thumbnail_jpeg(160), mon.thumbnail_jpeg(80)
+        assert thumb is not None and small is not None
         assert cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_COLOR).shape[1] == 160
+        assert cv2.imdecode(np.frombuffer(small, np.uint8), cv2.IMREAD_COLOR).shape[1] == 80
 
         server.effects["cam-hall"] = "garbage"
         down = await sink.next(lambda e: e["stream"] == "down")
