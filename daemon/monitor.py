@@ -100,6 +100,7 @@ def new_metrics() -> Metrics:
     m.counter("sealwatch_events_total", "Events accepted, by type", ("type",))
     m.counter("sealwatch_rejected_total", "Payloads rejected, by reason", ("reason",))
     m.counter("sealwatch_duplicates_total", "Redelivered payloads dropped")
+    m.counter("sealwatch_engine_errors_total", "Events the engine failed on (a bug), refused")
     m.counter("sealwatch_restamped_total", "Events slightly out of order, re-stamped")
     m.counter("sealwatch_transitions_total", "Alert transitions, by policy and state",
               ("policy", "state"))
@@ -438,6 +439,17 @@ class Monitor:
             # and shown like any other transition.
             rows = self._store_transitions(self.engine.pending_transitions(), None)
             raise Reject(reason_class(exc.reason), exc.reason, rows) from None
+        except Exception as exc:
+            # A bug in a rule must not take the daemon down: the message would never be
+            # acknowledged, the broker would redeliver it after the restart, and the daemon
+            # would crash on it again. The event is refused and kept as a rejection; the
+            # engine may hold a partial update from it, which the log says loudly.
+            log.error("engine failed on %s event from %s; refused and stored as a rejection "
+                      "(please report this bug)", ev.type, ev.device, exc_info=True)
+            self.metrics.inc("sealwatch_engine_errors_total")
+            rows = self._store_transitions(self.engine.pending_transitions(), None)
+            raise Reject("engine_error", f"internal error in the engine: "
+                                         f"{type(exc).__name__}: {exc}", rows) from None
         actor = item.actor or (str(ev.source["badge"]) if ev.type in OPERATOR_TYPES
                                and "badge" in ev.source else None)
         seq = self.store.add_event(ts=ev.ts, device=ev.device, type=ev.type, source=ev.source,

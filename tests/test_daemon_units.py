@@ -206,3 +206,30 @@ def test_housekeeping_forgets_maintenance_windows_that_have_ended(tmp_path: Path
         assert monitor.suppressions == []
     finally:
         store.close()
+
+
+def test_a_bug_in_a_rule_refuses_the_event_and_the_daemon_goes_on(tmp_path: Path) -> None:
+    from daemon.monitor import Incoming, Monitor
+    from policies.timefmt import format_ts, parse_ts
+
+    site = load_site(EXAMPLE)
+    settings = load_settings(site, {"SEALWATCH_DATA_DIR": str(tmp_path)})
+    t0 = parse_ts("2027-06-01T09:00:00+08:00")
+    store = Store(settings.db_path, settings.sqlite_synchronous)
+    monitor = Monitor(site, settings, store, clock=lambda: t0 + 120_000_000)
+
+    def broken_rule(_ev: object) -> None:
+        raise RuntimeError("a bug")
+
+    # fault injection: a rule that crashes on door.forced (no real rule does)
+    monitor.engine._dispatch["door.forced"].insert(0, broken_rule)
+    try:
+        def event(t: int, device: str, etype: str) -> Incoming:
+            return Incoming("event", {"ts": format_ts(t, site.tz), "device": device,
+                                      "type": etype}, "test", t)
+        monitor.process([event(t0, "fire-exit-north", "door.forced")])
+        monitor.process([event(t0 + 1_000_000, "gate-outer", "door.opened")])
+        assert "internal error in the engine: RuntimeError" in store.rejections(10)[0]["reason"]
+        assert store.last_event_seq() == 1  # the next event was accepted
+    finally:
+        store.close()

@@ -11,20 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 
 from aiohttp import web
 
+from tests.support.mosquitto import free_port
 from tests.support.scenes import Scene
 
 BOUNDARY = "sealwatchframe"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class MjpegServer:

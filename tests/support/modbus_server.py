@@ -9,7 +9,6 @@ never answers (a wedged device).
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 from pymodbus.constants import ExcCodes
@@ -17,18 +16,14 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from tests.support.mosquitto import free_port
+
 SIZE = 64
 
 
 def s16(value: float, scale: float = 0.1) -> int:
     """A signed 16-bit register holding `value` in units of `scale`."""
     return round(value / scale) & 0xFFFF
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class JammerServer:

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+_rng = random.Random()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, for a server a test starts a moment later.
+
+    Chosen below the kernel's ephemeral range (32768-60999 here): a port the kernel hands out
+    is also what the next outgoing connection (an MQTT client, an HTTP fetch) may take between
+    this pick and the server's bind."""
+    for _ in range(200):
+        port = _rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def wait_port(host: str, port: int, timeout_s: float = 10.0) -> None:
