@@ -10,7 +10,6 @@ import pytest
 from tests.support.mosquitto import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 EXAMPLES = ROOT / "deploy" / "examples"
 
 
