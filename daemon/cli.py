@@ -13,7 +13,8 @@ Command = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, Command] = {}
 
 
-def _load(path: str) -> Site:
+def load_site_or_exit(path: str) -> Site:
+    """The site, or every error on stderr and exit status 1."""
     try:
         return load_site(path)
     except SiteError as exc:
@@ -41,7 +42,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from daemon.replay import run_replay
 
-    site = _load(args.config)
+    site = load_site_or_exit(args.config)
     until = None
     if args.until:
         try:

@@ -20,17 +20,9 @@ from typing import Any
 import orjson
 
 from daemon.auth import cli_headers
+from daemon.cli import load_site_or_exit
 from daemon.config import DEFAULT_HTTP, ConfigError, Settings, load_settings
-from policies.site import Site, SiteError, load_site
-
-
-def _site(path: str) -> Site:
-    try:
-        return load_site(path)
-    except SiteError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        raise SystemExit(1) from None
+from policies.site import Site
 
 
 def _settings(site: Site, args: argparse.Namespace) -> Settings:
@@ -48,7 +40,7 @@ def _settings(site: Site, args: argparse.Namespace) -> Settings:
 def cmd_run(args: argparse.Namespace) -> int:
     from daemon.runtime import run_daemon
 
-    site = _site(args.config)
+    site = load_site_or_exit(args.config)
     settings = _settings(site, args)
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -58,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _open_db(args: argparse.Namespace) -> sqlite3.Connection:
-    settings = _settings(_site(args.config), args)
+    settings = _settings(load_site_or_exit(args.config), args)
     if not settings.db_path.exists():
         print(f"no store at {settings.db_path}", file=sys.stderr)
         raise SystemExit(1)
@@ -92,7 +84,7 @@ def cmd_export_events(args: argparse.Namespace) -> int:
 def _base_url(args: argparse.Namespace) -> str:
     bind = args.http or os.environ.get("SEALWATCH_HTTP")
     if not bind and args.config:
-        bind = f"{(s := _settings(_site(args.config), args)).http_host}:{s.http_port}"
+        bind = f"{(s := _settings(load_site_or_exit(args.config), args)).http_host}:{s.http_port}"
     return "http://" + (bind or DEFAULT_HTTP)
 
 
