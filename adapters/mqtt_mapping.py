@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from policies.events import EVENT_TYPES, Rejection
+from policies.schema import ConfigErrors
 from policies.site import suggest
 
 TEMPLATE_RE = re.compile(r"\{(\d+|value|\$\.[^{}]+)\}")
@@ -38,12 +39,8 @@ RULE_KEYS = ("topic", "device", "type", "when", "json_path", "values", "fields",
 RESERVED_FIELDS = frozenset({"ts", "device", "type"})
 
 
-class MappingError(ValueError):
-    """The mapping config is invalid; `errors` lists each problem as `path: message`."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
+class MappingError(ConfigErrors):
+    """The MQTT mapping config is invalid."""
 
 
 @dataclass(frozen=True, slots=True)

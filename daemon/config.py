@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from policies.schema import ConfigErrors, suggest
 from policies.schema import any_ as _any
 from policies.schema import boolean as _bool
 from policies.schema import enum as _enum
 from policies.schema import int_range as _int_range
 from policies.schema import number_range as _range
-from policies.schema import suggest
 from policies.schema import text as _text
 from policies.site import Site
 
@@ -30,12 +30,8 @@ DEFAULT_DATA_DIR = "./var"
 MIN_RETENTION_DAYS = 3 * 365 + 1
 
 
-class ConfigError(Exception):
-    """The runtime settings are invalid; `errors` lists every problem as `path: message`."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
+class ConfigError(ConfigErrors):
+    """The runtime settings are invalid."""
 
 
 @dataclass(frozen=True, slots=True)

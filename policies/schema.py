@@ -16,6 +16,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 Converter = Callable[[str, Any], Any]
 
 
+class ConfigErrors(ValueError):
+    """A configuration is invalid; `errors` lists every problem as `path: message`."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
 def suggest(name: str, known: Iterable[str]) -> str:
     """` (did you mean 'x'?)` for a near miss, else ''."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from policies.schema import (
+    ConfigErrors,
     any_,
     boolean,
     enum,
@@ -47,12 +48,8 @@ CAMERA_MODES = ("snapshot", "stream")
 MIN_VIDEO_RETENTION_DAYS = 90  # EXAM-2.7.9: recordings kept at least three months
 
 
-class SiteError(Exception):
-    """The site file is invalid; `errors` lists every problem as `path: message`."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
+class SiteError(ConfigErrors):
+    """The site file is invalid."""
 
 
 @dataclass(frozen=True, slots=True)
