@@ -273,7 +273,7 @@ def _badge(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
 
 
 def _alarm_input(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
-    return AlarmInputEvent(*b, state=_enum(o, "state", ("normal", "alarm", "tamper", "fault")))
+    return AlarmInputEvent(*b, _enum(o, "state", ("normal", "alarm", "tamper", "fault")))
 
 
 def _alarm_panel(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
@@ -283,8 +283,8 @@ def _alarm_panel(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
         _enum(o, "mains", ("ok", "lost"))
     if battery is not None:
         _enum(o, "battery", ("ok", "low"))
-    return AlarmPanelEvent(*b, armed=_bool(o, "armed", False), mains=mains, battery=battery,
-                           tamper=_bool(o, "tamper", False))
+    return AlarmPanelEvent(*b, _bool(o, "armed", False), mains, battery,
+                           _bool(o, "tamper", False))
 
 
 def _jammer(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
@@ -300,8 +300,8 @@ def _jammer(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     output: Any = o.get("output")
     if output is not True and output is not False:
         _bool(o, "output")
-    return JammerStatus(*b, output=output, bands=bands, faults=tuple(faults),
-                        temperature_c=_num(o, "temperature_c", False))
+    # positional arguments: this is the hottest constructor (keywords cost ~0.3 µs more)
+    return JammerStatus(*b, output, bands, tuple(faults), _num(o, "temperature_c", False))
 
 
 def _camera(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
@@ -312,7 +312,7 @@ def _camera(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     stream: Any = o.get("stream")
     if stream != "up" and stream != "down":
         _enum(o, "stream", ("up", "down"))
-    return CameraStatus(*b, stream=stream, tamper=tamper, fps=_num(o, "fps", False))
+    return CameraStatus(*b, stream, tamper, _num(o, "fps", False))
 
 
 def _inventory(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
