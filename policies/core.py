@@ -375,14 +375,9 @@ class Context:
 
     # -- world -------------------------------------------------------------------------------
 
-    def apply_world(self, ev: Event) -> bool:
-        """Update the known state from an event; False if a door event changed nothing."""
-        w = self.world
-        w.last_seen[ev.device] = ev.ts
-        if w.offline:
-            w.offline.discard(ev.device)
-        update = _WORLD_UPDATES.get(ev.type)
-        return True if update is None else update(self, ev)
+
+# -- world updates: what an event of each type changes besides last_seen (Engine.feed applies
+# them); each returns False when a door event changed nothing.
 
 
 def _door_open(ctx: Context, ev: Event) -> bool:
@@ -456,7 +451,7 @@ def _status(ctx: Context, ev: Event) -> bool:
     return True
 
 
-_WORLD_UPDATES: dict[str, Callable[[Context, Event], bool]] = {
+WORLD_UPDATES: dict[str, Callable[[Context, Event], bool]] = {
     "door.opened": _door_open, "door.forced": _door_open, "door.closed": _door_closed,
     "jammer.status": _jammer, "camera.status": _camera, "alarm.panel": _panel,
     "alarm.input": _input, "badge.granted": _granted, "operator.duty": _duty,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from policies.core import (
+    WORLD_UPDATES,
     Alert,
     Context,
     EventRejected,
@@ -101,7 +102,15 @@ class Engine:
             # with the next call (or pending_transitions()).
             self._check_operator_event(ev)
         self.floor = t
-        if ctx.apply_world(ev) or etype == "door.forced":  # forced while open still counts
+        # The world first (inline: this runs once per event), then
+        # the rules that care about this type. A door event that changed nothing is not
+        # news, but a forced door always is.
+        world = ctx.world
+        world.last_seen[ev.device] = t
+        if world.offline:
+            world.offline.discard(ev.device)
+        update = WORLD_UPDATES.get(etype)
+        if update is None or update(ctx, ev) or etype == "door.forced":
             for handler in self._dispatch.get(etype, ()):
                 handler(ev)
         # device-offline: activity is already in the world's last_seen; call the rule only

@@ -277,14 +277,20 @@ def _alarm_input(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
 
 
 def _alarm_panel(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
-    mains = o.get("mains")
-    battery = o.get("battery")
-    if mains is not None:
+    mains: Any = o.get("mains")
+    battery: Any = o.get("battery")
+    armed: Any = o.get("armed")
+    tamper: Any = o.get("tamper")
+    # the checks spelled out: a panel reports every few seconds
+    if mains is not None and mains != "ok" and mains != "lost":
         _enum(o, "mains", ("ok", "lost"))
-    if battery is not None:
+    if battery is not None and battery != "ok" and battery != "low":
         _enum(o, "battery", ("ok", "low"))
-    return AlarmPanelEvent(*b, _bool(o, "armed", False), mains, battery,
-                           _bool(o, "tamper", False))
+    if armed is not None and armed is not True and armed is not False:
+        _bool(o, "armed")
+    if tamper is not None and tamper is not True and tamper is not False:
+        _bool(o, "tamper")
+    return AlarmPanelEvent(*b, armed, mains, battery, tamper)
 
 
 def _jammer(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
@@ -292,7 +298,8 @@ def _jammer(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     if not isinstance(bands, dict):
         raise _Bad("field 'bands' must be an object {band: dBm}")
     for k, v in bands.items():
-        if not _finite(v):
+        t = type(v)  # _finite, spelled out: five bands in every status
+        if not ((t is float and v - v == 0.0) or t is int):
             raise _Bad(f"band '{k}' must be a number of dBm")
     faults = o.get("faults", ())
     if faults and (type(faults) is not list or not all(type(x) is str for x in faults)):

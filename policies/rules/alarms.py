@@ -90,10 +90,10 @@ class Power(Rule):
         if ev.mains is None and ev.battery is None:
             return
         mains, battery = self.ctx.world.panel_power[ev.device]
-        problems = [p for p, bad in (("mains lost", mains == "lost"),
-                                     ("battery low", battery == "low")) if bad]
-        if problems:
-            a = self.raise_(ev.device, f"{ev.device}: {' and '.join(problems)}", fold=False)
-            a.message = f"{ev.device}: {' and '.join(problems)}"
-        else:
+        if mains != "lost" and battery != "low":
             self.clear(ev.device)
+            return
+        problems = " and ".join(p for p, bad in (("mains lost", mains == "lost"),
+                                                 ("battery low", battery == "low")) if bad)
+        a = self.raise_(ev.device, f"{ev.device}: {problems}", fold=False)
+        a.message = f"{ev.device}: {problems}"
