@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,47 +57,75 @@ def demo_site(data: Path) -> Path:
     return path
 
 
-async def run_broker(port: int) -> object:
-    from amqtt.broker import Broker
+class EmbeddedBroker:
+    """amqtt in a thread of its own: the demo needs no Mosquitto installed."""
 
-    broker = Broker({
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
-                    {"allow_anonymous": True}},
-    })
-    await broker.start()
-    return broker
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.started = False
+        self.thread = threading.Thread(target=self._run, name="mqtt-broker", daemon=True)
+
+    def _run(self) -> None:
+        from amqtt.broker import Broker
+
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.broker = Broker({
+                "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+                "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                            {"allow_anonymous": True}},
+            }, loop=self.loop)
+            self.loop.run_until_complete(self.broker.start())
+            self.started = True
+        finally:
+            self.ready.set()  # start() looks at whether it is running
+        self.loop.run_forever()
+
+    def start(self) -> None:
+        self.thread.start()
+        self.ready.wait(30)
+        if not self.started:
+            raise RuntimeError("the embedded MQTT broker did not start (see above)")
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.broker.shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
 
-async def wait_http(url: str, timeout_s: float = 60.0) -> None:
-    import aiohttp
+def wait_http(url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer")
+        time.sleep(0.25)
 
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    async with aiohttp.ClientSession() as http:
-        while True:
-            with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with http.get(url) as r:
-                    if r.status < 500:
-                        return
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"{url} did not answer")
-            await asyncio.sleep(0.25)
 
-
-async def main() -> int:
+def main() -> int:
     ap = argparse.ArgumentParser(description="Run the sealwatch demo.")
     ap.add_argument("--http-port", type=int, default=8080)
     ap.add_argument("--mqtt-port", type=int, default=1883)
     args = ap.parse_args()
 
     data = ROOT / "var" / "demo"
-    if data.exists():
-        subprocess.run(["rm", "-rf", str(data)], check=True)
+    shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
     site = demo_site(data)
     mqtt_port = free_port(args.mqtt_port)
     http_port = free_port(args.http_port)
-    broker = await run_broker(mqtt_port)
+    broker = EmbeddedBroker(mqtt_port)
+    broker.start()
 
     env = {**os.environ, "SEALWATCH_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
            "SEALWATCH_DATA_DIR": str(data), "SEALWATCH_HTTP": f"127.0.0.1:{http_port}",
@@ -115,36 +147,34 @@ async def main() -> int:
     logs = data / "logs"
     logs.mkdir()
     procs: list[subprocess.Popen[bytes]] = []
-    procs.append(subprocess.Popen(
-        [str(BIN / "python"), "-m", "simulators", "--config", str(site),
-         "--mqtt", f"127.0.0.1:{mqtt_port}", "--scenario", str(SCENARIO), "--loop",
-         "--data-dir", str(data), "--backfill-days", "100"],
-        cwd=ROOT, env=env, stdout=(logs / "simulators.log").open("wb"),
-        stderr=subprocess.STDOUT))
-    procs.append(subprocess.Popen(
-        [str(BIN / "sealwatch"), "run", "--config", str(site)],
-        cwd=data, env=env, stdout=(logs / "daemon.log").open("wb"), stderr=subprocess.STDOUT))
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        signal.signal(sig, lambda *_: stop.set())
     try:
-        await wait_http(f"http://127.0.0.1:{http_port}/healthz")
+        procs.append(subprocess.Popen(
+            [str(BIN / "python"), "-m", "simulators", "--config", str(site),
+             "--mqtt", f"127.0.0.1:{mqtt_port}", "--scenario", str(SCENARIO), "--loop",
+             "--data-dir", str(data), "--backfill-days", "95",
+             "--backfill-segment-s", "3600"],  # 95 days of hour-long files: seconds
+            cwd=ROOT, env=env, stdout=(logs / "simulators.log").open("wb"),
+            stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen(
+            [str(BIN / "sealwatch"), "run", "--config", str(site)],
+            cwd=data, env=env, stdout=(logs / "daemon.log").open("wb"),
+            stderr=subprocess.STDOUT))
+        wait_http(f"http://127.0.0.1:{http_port}/healthz")
         print(f"\nsealwatch demo is running: http://127.0.0.1:{http_port}/")
         for user, role in users:
             print(f"  log in as {user!r} ({role}) with password {password!r}")
         print(f"  MQTT broker (embedded): 127.0.0.1:{mqtt_port}; logs in {logs}")
         print("  alerts appear within seconds; the incident scenario loops every ~3 minutes")
-        print("  Ctrl-C to stop\n")
-        while not stop.is_set():
+        print("  Ctrl-C to stop\n", flush=True)
+        while not stop.wait(1.0):
             for p in procs:
                 if p.poll() is not None:
-                    print(f"demo: {p.args[1] if isinstance(p.args, list) else p.args} exited "
-                          f"with {p.returncode}; see {logs}", file=sys.stderr)
+                    print(f"demo: {p.args[1]} exited with {p.returncode}; see {logs}",
+                          file=sys.stderr)
                     stop.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -154,9 +184,9 @@ async def main() -> int:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
-        await broker.shutdown()  # type: ignore[attr-defined]
+        broker.stop()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(main())
