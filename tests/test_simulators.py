@@ -307,13 +307,23 @@ async def _read(client: AsyncModbusTcpClient, unit: int, address: int, count: in
     return list(r.registers)
 
 
+@asynccontextmanager
+async def modbus(sim: SiteSimulator, jammer: str
+                 ) -> AsyncIterator[tuple[AsyncModbusTcpClient, int]]:
+    """A connected Modbus client to the simulated jammer, and its unit id."""
+    host, port, unit = sim.jammer_address(jammer)
+    client = AsyncModbusTcpClient(host, port=port, timeout=1, retries=0)
+    assert await client.connect()
+    try:
+        yield client, unit
+    finally:
+        client.close()
+
+
 async def test_jammer_serves_the_reference_map_and_actions_change_it(
         site: Site, mosquitto_session: Mosquitto, tmp_path: Path) -> None:
     async with simulated(site, mosquitto_session, tmp_path) as (sim, _sub):
-        host, port, unit = sim.jammer_address("jam-work")
-        client = AsyncModbusTcpClient(host, port=port, timeout=1, retries=0)
-        await client.connect()
-        try:
+        async with modbus(sim, "jam-work") as (client, unit):
             regs = await _read(client, unit, 0, 35)
             assert regs[0] == 1 and regs[1] == 5 and regs[2] & 1
             assert 30.0 < regs[11] / 10 < 36.0  # gsm900 above its 30 dBm floor
@@ -337,17 +347,12 @@ async def test_jammer_serves_the_reference_map_and_actions_change_it(
                     break
                 assert time.monotonic() < deadline, "jammer uptime does not count"
                 await asyncio.sleep(0.1)
-        finally:
-            client.close()
 
 
 async def test_jammer_garbage_mode_answers_exceptions_and_short_replies(
         site: Site, mosquitto_session: Mosquitto, tmp_path: Path) -> None:
     async with simulated(site, mosquitto_session, tmp_path) as (sim, _sub):
-        host, port, unit = sim.jammer_address("jam-work")
-        client = AsyncModbusTcpClient(host, port=port, timeout=1, retries=0)
-        await client.connect()
-        try:
+        async with modbus(sim, "jam-work") as (client, unit):
             await sim.perform({"do": "jammer.garbage", "jammer": "jam-work"})
             replies = [await client.read_input_registers(10, count=5, device_id=unit)
                        for _ in range(2)]
@@ -356,30 +361,24 @@ async def test_jammer_garbage_mode_answers_exceptions_and_short_replies(
             assert len(short.registers) == 4
             await sim.perform({"do": "jammer.normal", "jammer": "jam-work"})
             assert len(await _read(client, unit, 10, 5)) == 5
-        finally:
-            client.close()
 
 
 async def test_jammer_disconnect_refuses_connections_until_reconnect(
         site: Site, mosquitto_session: Mosquitto, tmp_path: Path) -> None:
     async with simulated(site, mosquitto_session, tmp_path) as (sim, _sub):
-        host, port, unit = sim.jammer_address("jam-living")
+        host, port, _unit = sim.jammer_address("jam-living")
         await sim.perform({"do": "jammer.disconnect", "jammer": "jam-living"})
         with pytest.raises(OSError):
             _r, w = await asyncio.open_connection(host, port)
             w.close()
         await sim.perform({"do": "jammer.reconnect", "jammer": "jam-living"})
-        client = AsyncModbusTcpClient(host, port=port, timeout=1, retries=0)
-        assert await client.connect()
-        try:
+        async with modbus(sim, "jam-living") as (client, unit):
             assert (await _read(client, unit, 0, 2)) == [1, 5]
             await sim.perform({"do": "device.silence", "device": "jam-living"})
             r = None
             with pytest.raises(Exception, match="No response"):
                 r = await client.read_input_registers(0, count=2, device_id=unit)
             assert r is None
-        finally:
-            client.close()
 
 
 # -- cameras -------------------------------------------------------------------------------------
