@@ -40,8 +40,11 @@ def snapshot_url(camera: Camera) -> str | None:
     """The snapshot URL: `snapshot`, else the stream URL with `.mjpg` replaced by `.jpg`."""
     if camera.snapshot:
         return camera.snapshot
-    if camera.url and camera.url.startswith(("http://", "https://")) \
-            and camera.url.endswith(".mjpg"):
+    if (
+        camera.url
+        and camera.url.startswith(("http://", "https://"))
+        and camera.url.endswith(".mjpg")
+    ):
         return camera.url[: -len(".mjpg")] + ".jpg"
     return None
 
@@ -51,8 +54,12 @@ def looks_like_jpeg(data: bytes) -> bool:
     return data[:2] == b"\xff\xd8" and b"\xff\xd9" in data[-16:]
 
 
-_REDUCED = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
-            4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
+_REDUCED = {
+    1: cv2.IMREAD_GRAYSCALE,
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
 
 
 def reduction_for(width: int, target: int = ANALYSIS_DECODE_WIDTH) -> int:
@@ -75,8 +82,9 @@ def thumbnail(frame: np.ndarray, width: int = 320, quality: int = 70) -> bytes:
     """A small JPEG of a frame for the dashboard."""
     h, w = frame.shape[:2]
     if w > width:
-        frame = cv2.resize(frame, (width, max(1, round(h * width / w))),
-                           interpolation=cv2.INTER_AREA)
+        frame = cv2.resize(
+            frame, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA
+        )
     ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return buf.tobytes() if ok else b""
 
@@ -140,7 +148,7 @@ class MjpegParser:
             if len(self._buf) - i > 8192:
                 raise MjpegError("part headers longer than 8 KiB")
             return False
-        headers = bytes(self._buf[i + len(self.boundary): i + m.start()])
+        headers = bytes(self._buf[i + len(self.boundary) : i + m.start()])
         del self._buf[: i + m.end()]
         cl = re.search(rb"(?im)^content-length:\s*(\d+)", headers)
         self._length = int(cl.group(1)) if cl else None
@@ -182,12 +190,21 @@ class CameraMonitor:
     `clock` gives wall-clock seconds for event times and tamper debouncing.
     """
 
-    def __init__(self, camera: Camera, sink: EventSink, *, interval_s: float = 1.0,
-                 clock: Callable[[], float] = time.time, heartbeat_s: float = 10.0,
-                 stall_s: float = 5.0, request_timeout_s: float = 5.0,
-                 backoff_cap_s: float = 30.0, mode: str | None = None,
-                 tamper: TamperConfig | None = None,
-                 session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        camera: Camera,
+        sink: EventSink,
+        *,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        heartbeat_s: float = 10.0,
+        stall_s: float = 5.0,
+        request_timeout_s: float = 5.0,
+        backoff_cap_s: float = 30.0,
+        mode: str | None = None,
+        tamper: TamperConfig | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
         self.camera = camera
         self.sink = sink
         self.interval_s = interval_s
@@ -234,12 +251,18 @@ class CameraMonitor:
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         reader = self._snapshots() if self.mode == "snapshot" else self._stream()
-        self._tasks = [self._tg.create_task(reader, name=f"{self.source}:reader"),
-                       self._tg.create_task(self._watchdog(), name=f"{self.source}:watchdog")]
+        self._tasks = [
+            self._tg.create_task(reader, name=f"{self.source}:reader"),
+            self._tg.create_task(self._watchdog(), name=f"{self.source}:watchdog"),
+        ]
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         assert self._tg is not None
         for task in self._tasks:  # leaving the context stops everything we own
             task.cancel()
@@ -265,9 +288,14 @@ class CameraMonitor:
 
     def status(self) -> dict[str, Any]:
         """The current `camera.status` event."""
-        return {"ts": _rfc3339(self.clock()), "device": self.camera.id,
-                "type": "camera.status", "stream": self.stream or "down",
-                "tamper": self.tamper if self.stream == "up" else None, "fps": self.fps}
+        return {
+            "ts": _rfc3339(self.clock()),
+            "device": self.camera.id,
+            "type": "camera.status",
+            "stream": self.stream or "down",
+            "tamper": self.tamper if self.stream == "up" else None,
+            "fps": self.fps,
+        }
 
     def thumbnail_jpeg(self, width: int = 320) -> bytes | None:
         """A small JPEG of the latest frame, made on demand and cached per frame and width."""
@@ -379,8 +407,7 @@ class CameraMonitor:
         while True:
             now = loop.time()
             if self.stream != "down" and now - self._last_good >= self.stall_s:
-                await self._set("down", None,
-                                self.reason or f"no frame for {self.stall_s:g} s")
+                await self._set("down", None, self.reason or f"no frame for {self.stall_s:g} s")
             elif self.stream is not None and now - self._last_emit >= self.heartbeat_s:
                 await self._emit()
             due = self._last_emit + self.heartbeat_s if self.stream else now + self.stall_s
@@ -450,14 +477,16 @@ class CameraMonitor:
 
     async def _read_mjpeg(self, url: str) -> None:
         assert self._session is not None
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.request_timeout_s,
-                                        sock_read=self.stall_s)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.request_timeout_s, sock_read=self.stall_s
+        )
         async with self._session.get(url, timeout=timeout) as resp:
             if resp.status != 200:
                 body = await resp.content.read(256)
                 await self._reject(body, f"stream HTTP {resp.status}")
-                raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,
-                                                  message=f"HTTP {resp.status}")
+                raise aiohttp.ClientResponseError(
+                    resp.request_info, (), status=resp.status, message=f"HTTP {resp.status}"
+                )
             ctype = resp.headers.get("Content-Type", "")
             boundary = _boundary(ctype)
             if not ctype.lower().startswith("multipart/") or boundary is None:
@@ -513,8 +542,7 @@ class CameraMonitor:
 class CameraHub:
     """One `CameraMonitor` per camera of a site, sharing one HTTP session."""
 
-    def __init__(self, cameras: Site | Iterable[Camera], sink: EventSink,
-                 **options: Any) -> None:
+    def __init__(self, cameras: Site | Iterable[Camera], sink: EventSink, **options: Any) -> None:
         cams = cameras.cameras.values() if isinstance(cameras, Site) else cameras
         self.cameras = [c for c in cams if c.url or c.snapshot]
         for c in cams:
@@ -537,8 +565,12 @@ class CameraHub:
             raise
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self._stack.__aexit__(exc_type, exc, tb)
 
     def statuses(self) -> Mapping[str, dict[str, Any]]:
@@ -549,5 +581,12 @@ class CameraHub:
         return m.thumbnail_jpeg(width) if m else None
 
 
-__all__ = ["CameraHub", "CameraMonitor", "MjpegError", "MjpegParser", "decode_gray",
-           "snapshot_url", "thumbnail"]
+__all__ = [
+    "CameraHub",
+    "CameraMonitor",
+    "MjpegError",
+    "MjpegParser",
+    "decode_gray",
+    "snapshot_url",
+    "thumbnail",
+]

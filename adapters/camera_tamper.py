@@ -237,8 +237,9 @@ class TamperDetector:
         self._prev = coarse
         self._debounce(m.raw, t)
         cfg = self.config
-        clearly_same = (m.edge_overlap >= cfg.relearn_overlap
-                        and m.covered_fraction <= cfg.relearn_covered)
+        clearly_same = (
+            m.edge_overlap >= cfg.relearn_overlap and m.covered_fraction <= cfg.relearn_covered
+        )
         if m.raw is None and self.tamper is None and (self.learning or clearly_same):
             self._learn(coarse, cells, edges, sharp)
         return self.tamper
@@ -249,8 +250,9 @@ class TamperDetector:
         fine = downscale(to_gray(frame), FINE_WIDTH)
         return downscale(fine, ANALYSIS_WIDTH), fine
 
-    def _measure(self, coarse: np.ndarray, fine: np.ndarray
-                 ) -> tuple[Measures, tuple[np.ndarray, np.ndarray], np.ndarray, float]:
+    def _measure(
+        self, coarse: np.ndarray, fine: np.ndarray
+    ) -> tuple[Measures, tuple[np.ndarray, np.ndarray], np.ndarray, float]:
         cfg = self.config
         if self._ref is not None and self._ref.shape != coarse.shape:
             self.relearn()  # the camera changed resolution or aspect: a new view
@@ -295,8 +297,11 @@ class TamperDetector:
         cfg = self.config
         assert self._ref is not None
         if self._ref_features is None or self._learned - self._ref_features_at >= 10:
-            ref = cv2.resize(np.clip(self._ref, 0, 255).astype(np.uint8),
-                             (fine.shape[1], fine.shape[0]), interpolation=cv2.INTER_LINEAR)
+            ref = cv2.resize(
+                np.clip(self._ref, 0, 255).astype(np.uint8),
+                (fine.shape[1], fine.shape[0]),
+                interpolation=cv2.INTER_LINEAR,
+            )
             self._ref_features = features(ref)
             self._ref_features_at = self._learned
         cur = features(fine)
@@ -305,8 +310,13 @@ class TamperDetector:
             return overlap < cfg.moved_overlap_alone
         return shift[0] * FINE_WIDTH / fine.shape[1] >= cfg.moved_px
 
-    def _learn(self, coarse: np.ndarray, texture: tuple[np.ndarray, np.ndarray],
-               edges: np.ndarray, sharp: float) -> None:
+    def _learn(
+        self,
+        coarse: np.ndarray,
+        texture: tuple[np.ndarray, np.ndarray],
+        edges: np.ndarray,
+        sharp: float,
+    ) -> None:
         cells, outline = texture
         g = coarse.astype(np.float32)
         if self._ref is None or self.learning:

@@ -69,8 +69,9 @@ def parse_call(raw: bytes, stem: str) -> Call:
     if not isinstance(sup, list) or not all(isinstance(b, str) and b for b in sup):
         raise BadCall("supervisors must be a list of badges")
     rec = d.get("recording")
-    if rec is not None and (not isinstance(rec, str) or not rec or "/" in rec
-                            or "\\" in rec or rec.startswith(".")):
+    if rec is not None and (
+        not isinstance(rec, str) or not rec or "/" in rec or "\\" in rec or rec.startswith(".")
+    ):
         raise BadCall(f"recording must be a file name in the folder or null, got {rec!r}")
     return Call(stem, d["start"], d["end"], rec, list(sup))
 
@@ -109,9 +110,14 @@ class CallLedger:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_bytes(orjson.dumps({
-            "emitted": {k: sorted(v) for k, v in self.emitted.items()},
-            "rejected": self.rejected}))
+        tmp.write_bytes(
+            orjson.dumps(
+                {
+                    "emitted": {k: sorted(v) for k, v in self.emitted.items()},
+                    "rejected": self.rejected,
+                }
+            )
+        )
         tmp.replace(self.path)  # never half a ledger
         self._dirty = False
 
@@ -121,9 +127,16 @@ class DutyPhoneWatcher(PeriodicScan):
 
     task_name = "duty-phone-scan"
 
-    def __init__(self, site: Site, sink: EventSink, data_dir: str | Path, *,
-                 interval_s: float = 5.0, state_path: Path | None = None,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        site: Site,
+        sink: EventSink,
+        data_dir: str | Path,
+        *,
+        interval_s: float = 5.0,
+        state_path: Path | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.sink = sink
         self.interval_s = interval_s
         self.now = now
@@ -144,15 +157,22 @@ class DutyPhoneWatcher(PeriodicScan):
             for item in items:
                 if isinstance(item, tuple):
                     path, signature, reason = item
-                    self._quiet.warning(f"{phone}:bad", "duty phone %s: %s: %s", phone,
-                                        path, reason)
+                    self._quiet.warning(
+                        f"{phone}:bad", "duty phone %s: %s: %s", phone, path, reason
+                    )
                     await self.sink.reject(source, path, f"bad call record: {reason}")
                     self.ledger.reject(path, signature)
                     continue
-                event = {"ts": self.now().astimezone(UTC).isoformat(timespec="milliseconds"),
-                         "device": phone, "type": "call.recorded", "start": item.start,
-                         "end": item.end, "recording": item.recording,
-                         "supervisors": item.supervisors, "call": item.call}
+                event = {
+                    "ts": self.now().astimezone(UTC).isoformat(timespec="milliseconds"),
+                    "device": phone,
+                    "type": "call.recorded",
+                    "start": item.start,
+                    "end": item.end,
+                    "recording": item.recording,
+                    "supervisors": item.supervisors,
+                    "call": item.call,
+                }
                 await self.sink.submit(event, source=source)
                 self.ledger.mark(phone, item.call)
                 events.append(event)
@@ -168,8 +188,7 @@ class DutyPhoneWatcher(PeriodicScan):
             try:
                 entries = list(os.scandir(folder))
             except OSError:
-                self._quiet.warning(f"{phone}:folder", "duty phone %s: no folder %s", phone,
-                                    folder)
+                self._quiet.warning(f"{phone}:folder", "duty phone %s: no folder %s", phone, folder)
                 continue
             names = {e.name for e in entries}
             for e in entries:
@@ -192,9 +211,13 @@ class DutyPhoneWatcher(PeriodicScan):
                     bad.append((e.path, signature, str(exc)))
                     continue
                 if call.recording is not None and call.recording not in names:
-                    log.warning("duty phone %s: call %s names recording %s, which is not "
-                                "on disk: reported as not recorded", phone, stem,
-                                call.recording)
+                    log.warning(
+                        "duty phone %s: call %s names recording %s, which is not "
+                        "on disk: reported as not recorded",
+                        phone,
+                        stem,
+                        call.recording,
+                    )
                     call = Call(call.call, call.start, call.end, None, call.supervisors)
                 calls.append(call)
             calls.sort(key=lambda c: (parse_time(c.start), c.call))

@@ -35,8 +35,7 @@ MAX_BANDS = 16  # CONTRACT §6
 MAX_REGISTERS_PER_READ = 125  # Modbus limit for function 03/04
 MERGE_GAP = 32  # read across a gap this small rather than send another request
 ILLEGAL_DATA_ADDRESS = 2
-FAULT_BITS = ("over_temperature", "vswr", "fan", "enclosure_tamper", "mains_lost",
-              "on_battery")
+FAULT_BITS = ("over_temperature", "vswr", "fan", "enclosure_tamper", "mains_lost", "on_battery")
 PLAUSIBLE_DBM = (-100.0, 90.0)
 PLAUSIBLE_TEMPERATURE_C = (-60.0, 150.0)
 
@@ -60,8 +59,9 @@ class JammerUnreachable(JammerError):
 class JammerGarbage(JammerError):
     """The device answered, but not with a status we can use."""
 
-    def __init__(self, jammer: str, message: str, *, code: int | None = None,
-                 payload: str = "") -> None:
+    def __init__(
+        self, jammer: str, message: str, *, code: int | None = None, payload: str = ""
+    ) -> None:
         super().__init__(jammer, message)
         self.code = code  # Modbus exception code, when the device sent one
         self.payload = payload
@@ -89,21 +89,24 @@ class PymodbusReader:
         self.unit = unit
         # retries=0 and reconnect_delay=0: the poller owns timing and reconnects with its
         # own jittered backoff; pymodbus' own retry loop would hide a dead device.
-        self._client = AsyncModbusTcpClient(host, port=port, name=name, timeout=timeout_s,
-                                            retries=0, reconnect_delay=0)
+        self._client = AsyncModbusTcpClient(
+            host, port=port, name=name, timeout=timeout_s, retries=0, reconnect_delay=0
+        )
 
     async def connect(self) -> None:
         try:
             ok = await self._client.connect()
         except (ModbusException, OSError) as exc:
-            raise JammerUnreachable(self.name, f"cannot connect to {self.endpoint}: {exc}"
-                                    ) from exc
+            raise JammerUnreachable(self.name, f"cannot connect to {self.endpoint}: {exc}") from exc
         if not ok:
             raise JammerUnreachable(self.name, f"cannot connect to {self.endpoint}")
 
     async def read(self, function: str, address: int, count: int) -> list[int]:
-        call = (self._client.read_input_registers if function == "input"
-                else self._client.read_holding_registers)
+        call = (
+            self._client.read_input_registers
+            if function == "input"
+            else self._client.read_holding_registers
+        )
         try:
             response = await call(address, count=count, device_id=self.unit)
         except ConnectionException as exc:
@@ -119,13 +122,19 @@ class PymodbusReader:
             raise JammerUnreachable(self.name, f"{self.endpoint}: {exc!r}") from exc
         if response.isError():
             code = getattr(response, "exception_code", None)
-            raise JammerGarbage(self.name, f"exception response (code {code}) reading "
-                                f"{count} registers at {address}", code=code,
-                                payload=f"fc={response.function_code} code={code}")
+            raise JammerGarbage(
+                self.name,
+                f"exception response (code {code}) reading {count} registers at {address}",
+                code=code,
+                payload=f"fc={response.function_code} code={code}",
+            )
         registers = list(getattr(response, "registers", None) or [])
         if len(registers) != count:
-            raise JammerGarbage(self.name, f"asked for {count} registers at {address}, "
-                                f"got {len(registers)}", payload=_hex(registers))
+            raise JammerGarbage(
+                self.name,
+                f"asked for {count} registers at {address}, got {len(registers)}",
+                payload=_hex(registers),
+            )
         return registers
 
     def close(self) -> None:
@@ -153,8 +162,9 @@ def _field_addresses(f: RegisterField, base: int = 0) -> range:
     return range(start, start + f.words)
 
 
-def plan_reads(rmap: RegisterMap, band_indexes: Iterable[int], merge_gap: int = MERGE_GAP
-               ) -> ReadPlan:
+def plan_reads(
+    rmap: RegisterMap, band_indexes: Iterable[int], merge_gap: int = MERGE_GAP
+) -> ReadPlan:
     """Cover every register the map needs in as few requests as Modbus allows."""
     needed: set[int] = set()
     for f in (rmap.version, rmap.band_count, rmap.status, rmap.temperature, rmap.uptime):
@@ -164,8 +174,11 @@ def plan_reads(rmap: RegisterMap, band_indexes: Iterable[int], merge_gap: int = 
         needed.update(_field_addresses(rmap.reflected, i))
     blocks: list[list[int]] = []  # [start, end] inclusive
     for a in sorted(needed):
-        if blocks and a - blocks[-1][1] - 1 <= merge_gap \
-                and a - blocks[-1][0] < MAX_REGISTERS_PER_READ:
+        if (
+            blocks
+            and a - blocks[-1][1] - 1 <= merge_gap
+            and a - blocks[-1][0] < MAX_REGISTERS_PER_READ
+        ):
             blocks[-1][1] = a
         else:
             blocks.append([a, a])
@@ -181,15 +194,21 @@ def plan_reads(rmap: RegisterMap, band_indexes: Iterable[int], merge_gap: int = 
 class JammerDecoder:
     """Turn one read of a jammer's registers into a `jammer.status` event (or raise)."""
 
-    def __init__(self, jammer: Jammer, rmap: RegisterMap, expected_version: int = 1,
-                 merge_gap: int = MERGE_GAP) -> None:
+    def __init__(
+        self,
+        jammer: Jammer,
+        rmap: RegisterMap,
+        expected_version: int = 1,
+        merge_gap: int = MERGE_GAP,
+    ) -> None:
         self.jammer = jammer
         self.rmap = rmap
         self.expected_version = expected_version
         self.plan = plan_reads(rmap, (b.index for b in jammer.bands), merge_gap)
         # Bits outside the map's names are ignored: vendors add their own.
-        self._faults = tuple((name, 1 << bit) for name, bit in rmap.status_bits.items()
-                             if name != "output")
+        self._faults = tuple(
+            (name, 1 << bit) for name, bit in rmap.status_bits.items() if name != "output"
+        )
         self._output_mask = 1 << rmap.status_bits.get("output", 0)
 
     def value(self, regs: list[int], f: RegisterField, base: int = 0) -> float:
@@ -213,17 +232,22 @@ class JammerDecoder:
         jid, rmap = self.jammer.id, self.rmap
         version = int(self.value(regs, rmap.version))
         if version != self.expected_version:
-            raise JammerGarbage(jid, f"register map version {version}, expected "
-                                f"{self.expected_version}", payload=_hex(regs))
+            raise JammerGarbage(
+                jid,
+                f"register map version {version}, expected {self.expected_version}",
+                payload=_hex(regs),
+            )
         count = int(self.value(regs, rmap.band_count))
         if not 0 <= count <= MAX_BANDS:
-            raise JammerGarbage(jid, f"band count {count} (at most {MAX_BANDS})",
-                                payload=_hex(regs))
+            raise JammerGarbage(
+                jid, f"band count {count} (at most {MAX_BANDS})", payload=_hex(regs)
+            )
         status = int(self.value(regs, rmap.status))
         temperature = round(self.value(regs, rmap.temperature), 3)
         if not PLAUSIBLE_TEMPERATURE_C[0] <= temperature <= PLAUSIBLE_TEMPERATURE_C[1]:
-            raise JammerGarbage(jid, f"implausible temperature {temperature} °C",
-                                payload=_hex(regs))
+            raise JammerGarbage(
+                jid, f"implausible temperature {temperature} °C", payload=_hex(regs)
+            )
         bands: dict[str, float] = {}
         reflected: dict[str, float] = {}
         lo, hi = PLAUSIBLE_DBM
@@ -234,12 +258,17 @@ class JammerDecoder:
             ref = round(self.value(regs, rmap.reflected, band.index), 3)
             for what, v in (("forward", fwd), ("reflected", ref)):
                 if not lo <= v <= hi:
-                    raise JammerGarbage(jid, f"implausible {what} power {v} dBm on band "
-                                        f"{band.id}", payload=_hex(regs))
+                    raise JammerGarbage(
+                        jid,
+                        f"implausible {what} power {v} dBm on band {band.id}",
+                        payload=_hex(regs),
+                    )
             bands[band.id] = fwd
             reflected[band.id] = ref
         return {
-            "ts": ts, "device": jid, "type": "jammer.status",
+            "ts": ts,
+            "device": jid,
+            "type": "jammer.status",
             "output": bool(status & self._output_mask),
             "bands": bands,
             "faults": [name for name, mask in self._faults if status & mask],
@@ -269,9 +298,17 @@ class PollStats:
 class JammerPoller:
     """Poll one jammer every `modbus.poll_s`; an async context manager with one TaskGroup."""
 
-    def __init__(self, jammer: Jammer, sink: EventSink, *, reader: RegisterReader | None = None,
-                 expected_version: int = 1, offline_after: int = 2,
-                 backoff_cap_s: float = 5.0, start_jitter: bool = False) -> None:
+    def __init__(
+        self,
+        jammer: Jammer,
+        sink: EventSink,
+        *,
+        reader: RegisterReader | None = None,
+        expected_version: int = 1,
+        offline_after: int = 2,
+        backoff_cap_s: float = 5.0,
+        start_jitter: bool = False,
+    ) -> None:
         if jammer.modbus is None:
             raise ValueError(f"jammer '{jammer.id}' has no modbus settings")
         self.jammer = jammer
@@ -279,8 +316,8 @@ class JammerPoller:
         self.sink = sink
         self.source = f"modbus:{jammer.id}"
         self.reader: RegisterReader = reader or PymodbusReader(
-            jammer.id, self.modbus.host, self.modbus.port, self.modbus.unit,
-            self.modbus.timeout_s)
+            jammer.id, self.modbus.host, self.modbus.port, self.modbus.unit, self.modbus.timeout_s
+        )
         self.decoder = JammerDecoder(jammer, self.modbus.map, expected_version)
         self._exact_plan = plan_reads(self.modbus.map, (b.index for b in jammer.bands), 0)
         # A single lost answer is not a lost device: offline after this many failed polls.
@@ -336,8 +373,9 @@ class JammerPoller:
                         due += missed * period
                 else:
                     attempt += 1
-                    due = loop.time() + max(backoff_delay(attempt, self.backoff_cap_s),
-                                            min(period, 0.05))
+                    due = loop.time() + max(
+                        backoff_delay(attempt, self.backoff_cap_s), min(period, 0.05)
+                    )
         finally:
             self.reader.close()
 
@@ -352,8 +390,11 @@ class JammerPoller:
         except JammerGarbage as exc:
             if exc.code == ILLEGAL_DATA_ADDRESS and self.decoder.plan != self._exact_plan:
                 # The device does not implement the gaps we read across: read exactly.
-                log.info("jammer %s refuses reads across unused registers; reading fields "
-                         "one block at a time", self.jammer.id)
+                log.info(
+                    "jammer %s refuses reads across unused registers; reading fields "
+                    "one block at a time",
+                    self.jammer.id,
+                )
                 self.decoder.plan = self._exact_plan
                 return await self.poll_once()
             await self._answered()
@@ -371,8 +412,9 @@ class JammerPoller:
             await self._reject(exc)
             return True
         except (KeyError, IndexError, ValueError, OverflowError) as exc:
-            await self._reject(JammerGarbage(self.jammer.id, f"cannot decode: {exc!r}",
-                                             payload=_hex(regs)))
+            await self._reject(
+                JammerGarbage(self.jammer.id, f"cannot decode: {exc!r}", payload=_hex(regs))
+            )
             return True
         self.stats.statuses += 1
         await self.sink.submit(event, source=self.source)
@@ -389,8 +431,9 @@ class JammerPoller:
 
     async def _reject(self, exc: JammerGarbage) -> None:
         self.stats.rejections += 1
-        self._quiet.warning(f"{self.jammer.id}:garbage", "jammer %s sent garbage: %s",
-                            self.jammer.id, exc.message)
+        self._quiet.warning(
+            f"{self.jammer.id}:garbage", "jammer %s sent garbage: %s", self.jammer.id, exc.message
+        )
         await self.sink.reject(self.source, exc.payload, exc.message)
 
     async def _answered(self) -> None:
@@ -410,8 +453,12 @@ class JammerPoller:
     async def _set_state(self, state: str, reason: str | None) -> None:
         self.state = state
         self.stats.states.append(state)
-        event: dict[str, Any] = {"ts": now_rfc3339(), "device": self.jammer.id,
-                                 "type": "device.status", "state": state}
+        event: dict[str, Any] = {
+            "ts": now_rfc3339(),
+            "device": self.jammer.id,
+            "type": "device.status",
+            "state": state,
+        }
         if reason:
             event["reason"] = reason
         await self.sink.submit(event, source=self.source)
@@ -420,8 +467,7 @@ class JammerPoller:
 class JammerHub:
     """Poll every Modbus jammer of a site from one TaskGroup: one long-lived task each."""
 
-    def __init__(self, jammers: Iterable[Jammer], sink: EventSink, **poller_options: Any
-                 ) -> None:
+    def __init__(self, jammers: Iterable[Jammer], sink: EventSink, **poller_options: Any) -> None:
         poller_options.setdefault("start_jitter", True)  # spread the polls over the period
         self.pollers: dict[str, JammerPoller] = {}
         for j in jammers:
@@ -435,8 +481,10 @@ class JammerHub:
     async def __aenter__(self) -> JammerHub:
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
-        self._tasks = [self._tg.create_task(p.run(), name=f"jammer-poll:{jid}")
-                       for jid, p in self.pollers.items()]
+        self._tasks = [
+            self._tg.create_task(p.run(), name=f"jammer-poll:{jid}")
+            for jid, p in self.pollers.items()
+        ]
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:

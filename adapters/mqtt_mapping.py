@@ -125,8 +125,10 @@ def _parse_rule(p: str, d: Any, errors: list[str]) -> MappingRule | None:
         levels = tuple(topic.split("/"))
         for j, lv in enumerate(levels):
             if ("#" in lv and (lv != "#" or j != len(levels) - 1)) or ("+" in lv and lv != "+"):
-                err("topic", f"'{topic}' is not a valid filter (+ is a whole level, # the "
-                             "last level)")
+                err(
+                    "topic",
+                    f"'{topic}' is not a valid filter (+ is a whole level, # the last level)",
+                )
                 break
     fixed_levels = None if "#" in levels else len(levels)
 
@@ -200,16 +202,25 @@ def _parse_rule(p: str, d: Any, errors: list[str]) -> MappingRule | None:
     rename: dict[str, str] | None = None
     if "devices" in d:
         if not isinstance(d["devices"], dict) or not all(
-                isinstance(v, str) for v in d["devices"].values()):
+            isinstance(v, str) for v in d["devices"].values()
+        ):
             err("devices", "expected a mapping of name → site device id")
         else:
             rename = {str(k): v for k, v in d["devices"].items()}
 
     if len(errors) > n:
         return None
-    return MappingRule(topic=str(topic), devices=tuple(devices), type=etype, when=when,
-                       json_path=json_path, values=values, fields=fields, rename=rename,
-                       levels=levels)
+    return MappingRule(
+        topic=str(topic),
+        devices=tuple(devices),
+        type=etype,
+        when=when,
+        json_path=json_path,
+        values=values,
+        fields=fields,
+        rename=rename,
+        levels=levels,
+    )
 
 
 # -- mapping ---------------------------------------------------------------------------
@@ -251,8 +262,9 @@ def _render(t: str, levels: list[str], value: Any, doc: Any) -> Any:
     return TEMPLATE_RE.sub(lambda m: value_text(one(m.group(1))), t)
 
 
-def map_message(rules: list[MappingRule], topic: str, payload: bytes, *,
-                ts: str | None = None) -> list[dict[str, Any]] | Rejection:
+def map_message(
+    rules: list[MappingRule], topic: str, payload: bytes, *, ts: str | None = None
+) -> list[dict[str, Any]] | Rejection:
     """The events `payload` on `topic` maps to, or a Rejection saying why none."""
     levels = topic.split("/")
     candidates = [r for r in rules if topic_matches(r.levels, levels)]
@@ -267,8 +279,9 @@ def map_message(rules: list[MappingRule], topic: str, payload: bytes, *,
     why: list[str] = []
     for rule in candidates:
         needs_json = rule.json_path is not None or any(
-            "{$." in t for t in (*rule.devices, *(v for v in rule.fields.values()
-                                                   if isinstance(v, str))))
+            "{$." in t
+            for t in (*rule.devices, *(v for v in rule.fields.values() if isinstance(v, str)))
+        )
         if needs_json and doc is _MISSING:
             try:
                 doc = orjson.loads(payload)

@@ -199,8 +199,9 @@ def _valid_date(name: str) -> bool:
     return True
 
 
-def forecast_days(inventories: Iterable[Inventory], disk_usage: DiskUsage,
-                  roots: dict[str, Path]) -> dict[str, float | None]:
+def forecast_days(
+    inventories: Iterable[Inventory], disk_usage: DiskUsage, roots: dict[str, Path]
+) -> dict[str, float | None]:
     """Days of footage each camera's disk holds at the current rate (None: unknown)."""
     groups: dict[int, list[Inventory]] = {}
     for inv in inventories:
@@ -226,9 +227,16 @@ class RecordingsWatcher(PeriodicScan):
 
     task_name = "recordings-scan"
 
-    def __init__(self, site: Site, sink: EventSink, data_dir: str | Path, *,
-                 interval_s: float = 60.0, disk_usage: DiskUsage = shutil.disk_usage,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        site: Site,
+        sink: EventSink,
+        data_dir: str | Path,
+        *,
+        interval_s: float = 60.0,
+        disk_usage: DiskUsage = shutil.disk_usage,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.site = site
         self.sink = sink
         self.interval_s = interval_s
@@ -239,8 +247,10 @@ class RecordingsWatcher(PeriodicScan):
         for cam in site.cameras.values():
             if cam.recordings:
                 self.roots[cam.id] = resolve(data_dir, cam)
-        self.scanners = {cid: FolderScanner(cid, root, site.policies.max_recording_gap_s)
-                         for cid, root in self.roots.items()}
+        self.scanners = {
+            cid: FolderScanner(cid, root, site.policies.max_recording_gap_s)
+            for cid, root in self.roots.items()
+        }
         self.scans = 0
         self._short: dict[str, bool] = {}
         self._empty: dict[str, bool] = {}
@@ -249,15 +259,15 @@ class RecordingsWatcher(PeriodicScan):
     async def scan_once(self) -> list[dict[str, Any]]:
         """Scan all folders (in a thread: file system calls block) and emit the events."""
         inventories = await asyncio.to_thread(self._scan_all)
-        forecasts = await asyncio.to_thread(forecast_days, inventories, self.disk_usage,
-                                            self.roots)
+        forecasts = await asyncio.to_thread(forecast_days, inventories, self.disk_usage, self.roots)
         ts = rfc3339(self.now())
         events: list[dict[str, Any]] = []
         for inv in inventories:
             source = f"recordings:{inv.camera}"
             for path, reason in inv.new_bad:
-                self._quiet.warning(f"{inv.camera}:bad", "recordings of %s: %s: %s",
-                                    inv.camera, path, reason)
+                self._quiet.warning(
+                    f"{inv.camera}:bad", "recordings of %s: %s: %s", inv.camera, path, reason
+                )
                 await self.sink.reject(source, path, f"bad recording file name: {reason}")
             event = self._inventory_event(inv, forecasts.get(inv.camera), ts)
             if event is None:
@@ -270,8 +280,9 @@ class RecordingsWatcher(PeriodicScan):
     def _scan_all(self) -> list[Inventory]:
         return [s.scan() for s in self.scanners.values()]
 
-    def _inventory_event(self, inv: Inventory, forecast: float | None, ts: str
-                         ) -> dict[str, Any] | None:
+    def _inventory_event(
+        self, inv: Inventory, forecast: float | None, ts: str
+    ) -> dict[str, Any] | None:
         cam = inv.camera
         if inv.oldest is None or inv.newest is None:
             # No footage: nothing an inventory could say; this must not pass silently.
@@ -290,9 +301,13 @@ class RecordingsWatcher(PeriodicScan):
             faults.append("retention_forecast_short")
         if short != self._short.get(cam, False):
             if short:
-                log.warning("camera %s: the disk holds only %.1f days of footage at the "
-                            "current rate (retention %g days)", cam, forecast,
-                            self.retention_days)
+                log.warning(
+                    "camera %s: the disk holds only %.1f days of footage at the "
+                    "current rate (retention %g days)",
+                    cam,
+                    forecast,
+                    self.retention_days,
+                )
             else:
                 log.info("camera %s: disk forecast back above retention", cam)
         self._short[cam] = short
@@ -300,8 +315,11 @@ class RecordingsWatcher(PeriodicScan):
             faults.append("bad_segment_names")
         stale_s = max(0.0, (self.now() - inv.newest).total_seconds())
         event: dict[str, Any] = {
-            "ts": ts, "device": cam, "type": "recording.inventory",
-            "oldest": rfc3339(inv.oldest), "newest": rfc3339(inv.newest),
+            "ts": ts,
+            "device": cam,
+            "type": "recording.inventory",
+            "oldest": rfc3339(inv.oldest),
+            "newest": rfc3339(inv.newest),
             "gaps": [[rfc3339(a), rfc3339(b)] for a, b in inv.gaps],
             "forecast_days": None if forecast is None else round(forecast, 1),
             "faults": faults,

@@ -53,12 +53,15 @@ def main() -> None:
         return frames[next(it) % len(frames)]
 
     rows: list[tuple[str, float]] = []
-    for name, flag in (("decode full colour", cv2.IMREAD_COLOR),
-                       ("decode full grey", cv2.IMREAD_GRAYSCALE),
-                       ("decode reduced grey 1/2", cv2.IMREAD_REDUCED_GRAYSCALE_2),
-                       ("decode reduced grey 1/4", cv2.IMREAD_REDUCED_GRAYSCALE_4)):
-        rows.append((name, per_call(
-            lambda flag=flag: cv2.imdecode(np.frombuffer(nxt(), np.uint8), flag))))
+    for name, flag in (
+        ("decode full colour", cv2.IMREAD_COLOR),
+        ("decode full grey", cv2.IMREAD_GRAYSCALE),
+        ("decode reduced grey 1/2", cv2.IMREAD_REDUCED_GRAYSCALE_2),
+        ("decode reduced grey 1/4", cv2.IMREAD_REDUCED_GRAYSCALE_4),
+    ):
+        rows.append(
+            (name, per_call(lambda flag=flag: cv2.imdecode(np.frombuffer(nxt(), np.uint8), flag)))
+        )
 
     reduction = reduction_for(1280)
     det = TamperDetector()
@@ -75,8 +78,11 @@ def main() -> None:
     rows.append(("analysis alone (on a full 720p colour frame)", analysis_full))
     snap = per_call(lambda: det.update(decode_gray(nxt(), reduction), next(clock)))
     rows.append((f"snapshot: decode 1/{reduction} + analysis", snap))
-    snap_full = per_call(lambda: det_full.update(
-        cv2.imdecode(np.frombuffer(nxt(), np.uint8), cv2.IMREAD_COLOR), next(clock)))
+    snap_full = per_call(
+        lambda: det_full.update(
+            cv2.imdecode(np.frombuffer(nxt(), np.uint8), cv2.IMREAD_COLOR), next(clock)
+        )
+    )
     rows.append(("snapshot: full decode + analysis", snap_full))
 
     print("\n| step (one core, 720p) | ms | per second |\n|---|---|---|")
@@ -87,18 +93,26 @@ def main() -> None:
     print()
     print(f"snapshot analyses/s/core (reduced decode + analysis): {1 / snap:.0f}")
     print(f"snapshot analyses/s/core (full decode + analysis):    {1 / snap_full:.0f}")
-    print(f"720p25 streams/core, every frame decoded 1/4 + analysed: "
-          f"{1 / (25 * (dec_reduced + analysis)):.1f}")
-    print(f"720p25 streams/core, every frame decoded in full + analysed: "
-          f"{1 / (25 * (dec_full + analysis_full)):.1f}")
-    print(f"720p25 streams/core as the adapter runs them (every frame checked, "
-          f"2 analysed/s): {1 / (25 * 2e-6 + 2 * (dec_reduced + analysis)):.0f}")
+    print(
+        f"720p25 streams/core, every frame decoded 1/4 + analysed: "
+        f"{1 / (25 * (dec_reduced + analysis)):.1f}"
+    )
+    print(
+        f"720p25 streams/core, every frame decoded in full + analysed: "
+        f"{1 / (25 * (dec_full + analysis_full)):.1f}"
+    )
+    print(
+        f"720p25 streams/core as the adapter runs them (every frame checked, "
+        f"2 analysed/s): {1 / (25 * 2e-6 + 2 * (dec_reduced + analysis)):.0f}"
+    )
 
     if not args.skip_accuracy:
         t0 = time.perf_counter()
         scores = score_all(args.clips, seed=1, workers=2)
-        print(f"\naccuracy on {args.clips} seeded clips per kind "
-              f"({time.perf_counter() - t0:.0f} s on 2 processes):\n")
+        print(
+            f"\naccuracy on {args.clips} seeded clips per kind "
+            f"({time.perf_counter() - t0:.0f} s on 2 processes):\n"
+        )
         print(score_table(scores))
 
 

@@ -51,13 +51,20 @@ async def latency(tmp: Path, broker: Mosquitto, n: int) -> None:
     site = load_site(path)
     add_users(tmp / "data-lat")
     doors = [d for d in site.doors if d not in ("supply-hatch",)]
-    async with (running_daemon(path, broker, tmp / "data-lat") as d,
-                SiteSimulator(site, "127.0.0.1", broker.port, tmp / "sim", port_map=ports,
-                              heartbeat_s=3600) as sim, chromium() as browser):
+    async with (
+        running_daemon(path, broker, tmp / "data-lat") as d,
+        SiteSimulator(
+            site, "127.0.0.1", broker.port, tmp / "sim", port_map=ports, heartbeat_s=3600
+        ) as sim,
+        chromium() as browser,
+    ):
         assert d.monitor is not None
         handed: dict[str, float] = {}
-        d.monitor.listeners.append(lambda rows: handed.update(
-            {r["alert_id"]: time.time() for r in rows if r["state"] == "raised"}))
+        d.monitor.listeners.append(
+            lambda rows: handed.update(
+                {r["alert_id"]: time.time() for r in rows if r["state"] == "raised"}
+            )
+        )
         page = await browser.new_page(viewport={"width": 1680, "height": 1050})
         await login(page, f"http://127.0.0.1:{d.http_port}", "olga")
         total, daemon_part = [], []
@@ -77,19 +84,24 @@ async def latency(tmp: Path, broker: Mosquitto, n: int) -> None:
             while (alert_id := forced(door)) is None:  # noqa: ASYNC110 - polls the engine
                 await asyncio.sleep(0.001)
             seen.add(alert_id)
-            await page.wait_for_function("id => id in window.sealwatchStats.alertPainted",
-                                         arg=alert_id)
+            await page.wait_for_function(
+                "id => id in window.sealwatchStats.alertPainted", arg=alert_id
+            )
             painted = await page.evaluate(f"window.sealwatchStats.alertPainted['{alert_id}']")
             total.append(painted / 1000 - t0)
             daemon_part.append(handed[alert_id] - t0)
             await sim.perform({"do": "door.close", "door": door})
     print(f"latency, simulator action -> alert painted in Chromium, {n} alerts:")
-    print(f"  p50 {pct(total, 50) * 1000:.1f} ms   p95 {pct(total, 95) * 1000:.1f} ms   "
-          f"max {max(total) * 1000:.1f} ms   mean {statistics.mean(total) * 1000:.1f} ms")
+    print(
+        f"  p50 {pct(total, 50) * 1000:.1f} ms   p95 {pct(total, 95) * 1000:.1f} ms   "
+        f"max {max(total) * 1000:.1f} ms   mean {statistics.mean(total) * 1000:.1f} ms"
+    )
     if daemon_part:
-        print(f"  of which MQTT + engine + store (action -> transition handed to the "
-              f"dashboard): p50 {pct(daemon_part, 50) * 1000:.1f} ms   "
-              f"p95 {pct(daemon_part, 95) * 1000:.1f} ms")
+        print(
+            f"  of which MQTT + engine + store (action -> transition handed to the "
+            f"dashboard): p50 {pct(daemon_part, 50) * 1000:.1f} ms   "
+            f"p95 {pct(daemon_part, 95) * 1000:.1f} ms"
+        )
 
 
 def big_site(tmp: Path) -> Path:
@@ -97,18 +109,29 @@ def big_site(tmp: Path) -> Path:
     raw = yaml.safe_load((ROOT / "deploy" / "examples" / "site.yaml").read_text())
     raw["site"]["id"] = "benchbig"
     raw.pop("seals", None)
-    raw["policies"] = {**raw.get("policies", {}), "heartbeat_timeout_s": 3600,
-                       "ack_escalation_s": 3600, "door_held_open_s": 3600}
+    raw["policies"] = {
+        **raw.get("policies", {}),
+        "heartbeat_timeout_s": 3600,
+        "ack_escalation_s": 3600,
+        "door_held_open_s": 3600,
+    }
     raw["daemon"] = {"ingest_hold_max_s": 3.0}
     zones = ["work", "living", "typesetting", "press-hall", "secure-room", "belt"]
-    raw["cameras"] += [{"id": f"cam-x{i:03d}", "zone": zones[i % len(zones)]}
-                       for i in range(120)]
-    raw["phone_detectors"] += [{"id": f"pd-x{i:03d}", "zone": zones[i % len(zones)]}
-                               for i in range(80)]
+    raw["cameras"] += [{"id": f"cam-x{i:03d}", "zone": zones[i % len(zones)]} for i in range(120)]
+    raw["phone_detectors"] += [
+        {"id": f"pd-x{i:03d}", "zone": zones[i % len(zones)]} for i in range(80)
+    ]
     raw["checkpoints"] += [{"id": f"cp-x{i:03d}", "zone": "belt"} for i in range(60)]
-    raw["alarm_panels"].append({"id": "panel-x", "zone": "monitoring-room", "inputs": [
-        {"id": f"in-x{i:03d}", "zone": zones[i % len(zones)], "kind": "pir"}
-        for i in range(200)]})
+    raw["alarm_panels"].append(
+        {
+            "id": "panel-x",
+            "zone": "monitoring-room",
+            "inputs": [
+                {"id": f"in-x{i:03d}", "zone": zones[i % len(zones)], "kind": "pir"}
+                for i in range(200)
+            ],
+        }
+    )
     raw["doors"] += [{"id": f"door-x{i:03d}", "a": "work", "b": "living"} for i in range(40)]
     path = tmp / "big.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -121,8 +144,11 @@ async def smoothness(tmp: Path, broker: Mosquitto, seconds: float, rate: int) ->
     add_users(tmp / "data-big")
     n_devices = len(site.device_kind)
     inputs = [i for i in site.alarm_inputs if i.startswith("in-x")]
-    async with (running_daemon(path, broker, tmp / "data-big") as d,
-                Gateway(broker, "benchbig") as gw, chromium() as browser):
+    async with (
+        running_daemon(path, broker, tmp / "data-big") as d,
+        Gateway(broker, "benchbig") as gw,
+        chromium() as browser,
+    ):
         assert d.monitor is not None
         for inp in inputs[:100]:  # tamper: an intrusion alert at any time, 100 of them
             await gw.event(inp, "alarm.input", state="tamper", ts=now_ts())
@@ -153,27 +179,41 @@ async def smoothness(tmp: Path, broker: Mosquitto, seconds: float, rate: int) ->
             for k in range(rate // 10):
                 j = sent + k
                 if j % 3 == 0:
-                    await gw.event(cams[j % len(cams)], "camera.status", stream="up",
-                                   tamper=None, fps=10.0 + j % 5, ts=now_ts())
+                    await gw.event(
+                        cams[j % len(cams)],
+                        "camera.status",
+                        stream="up",
+                        tamper=None,
+                        fps=10.0 + j % 5,
+                        ts=now_ts(),
+                    )
                 elif j % 3 == 1:
-                    await gw.event(inputs[100 + j % 100], "alarm.input",
-                                   state=states[j % 3], ts=now_ts())
+                    await gw.event(
+                        inputs[100 + j % 100], "alarm.input", state=states[j % 3], ts=now_ts()
+                    )
                 else:
                     await gw.event(f"pd-x{j % 80:03d}", "device.heartbeat", ts=now_ts())
             sent += rate // 10
             await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
         stats: dict[str, Any] = await page.evaluate(
-            "(() => { const s = window.sealwatchStats; s.stop = true; return s; })()")
+            "(() => { const s = window.sealwatchStats; s.stop = true; return s; })()"
+        )
         shown = await page.evaluate("document.querySelectorAll('.alert').length")
     frames = stats["frames"][1:]
-    print(f"smoothness: {n_devices} devices, {shown} alerts on the page, {sent} device events "
-          f"in {seconds:.0f} s ({rate}/s):")
-    print(f"  frames {len(frames)}: p50 {pct(frames, 50):.1f} ms  p95 {pct(frames, 95):.1f} ms  "
-          f"p99 {pct(frames, 99):.1f} ms  max {max(frames):.1f} ms; "
-          f"frames > 50 ms: {sum(f > 50 for f in frames)}")
-    print(f"  long tasks: {len(stats['long'])} (total {sum(stats['long']):.0f} ms); page time "
-          f"applying deltas: {stats['flushMs']:.0f} ms in {stats['flushes']} frames "
-          f"({stats['flushMs'] / max(1, stats['flushes']):.2f} ms each)")
+    print(
+        f"smoothness: {n_devices} devices, {shown} alerts on the page, {sent} device events "
+        f"in {seconds:.0f} s ({rate}/s):"
+    )
+    print(
+        f"  frames {len(frames)}: p50 {pct(frames, 50):.1f} ms  p95 {pct(frames, 95):.1f} ms  "
+        f"p99 {pct(frames, 99):.1f} ms  max {max(frames):.1f} ms; "
+        f"frames > 50 ms: {sum(f > 50 for f in frames)}"
+    )
+    print(
+        f"  long tasks: {len(stats['long'])} (total {sum(stats['long']):.0f} ms); page time "
+        f"applying deltas: {stats['flushMs']:.0f} ms in {stats['flushes']} frames "
+        f"({stats['flushMs'] / max(1, stats['flushes']):.2f} ms each)"
+    )
 
 
 async def main() -> None:

@@ -40,15 +40,28 @@ SITE = "bench"
 def events(n: int) -> list[dict[str, object]]:
     """A mix of what a site sends most: statuses and heartbeats (ts = receive time)."""
     bands = {"cdma800": 33.0, "gsm900": 33.0, "dcs1800": 30.0, "lte2100": 30.0, "nr3500": 27.0}
-    kinds = itertools.cycle([
-        {"device": "jam-work", "type": "jammer.status", "output": True, "bands": bands,
-         "faults": [], "temperature_c": 41.5},
-        {"device": "cam-press", "type": "camera.status", "stream": "up", "tamper": None,
-         "fps": 12.5},
-        {"device": "pd-work", "type": "device.heartbeat"},
-        {"device": "panel-main", "type": "alarm.panel", "armed": True, "mains": "ok"},
-        {"device": "cp-north", "type": "device.heartbeat"},
-    ])
+    kinds = itertools.cycle(
+        [
+            {
+                "device": "jam-work",
+                "type": "jammer.status",
+                "output": True,
+                "bands": bands,
+                "faults": [],
+                "temperature_c": 41.5,
+            },
+            {
+                "device": "cam-press",
+                "type": "camera.status",
+                "stream": "up",
+                "tamper": None,
+                "fps": 12.5,
+            },
+            {"device": "pd-work", "type": "device.heartbeat"},
+            {"device": "panel-main", "type": "alarm.panel", "armed": True, "mains": "ok"},
+            {"device": "cp-north", "type": "device.heartbeat"},
+        ]
+    )
     return [dict(next(kinds)) for _ in range(n)]
 
 
@@ -59,14 +72,24 @@ async def backlog(broker: Mosquitto, n: int) -> None:
 
 async def bare_aiomqtt(broker: Mosquitto, n: int) -> float:
     topic = f"sealwatch/{SITE}/events/#"
-    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="bare-aiomqtt",
-                              clean_session=False, socket_options=NODELAY) as c:
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        broker.port,
+        identifier="bare-aiomqtt",
+        clean_session=False,
+        socket_options=NODELAY,
+    ) as c:
         await c.subscribe(topic, 1)
     await backlog(broker, n)
     got = 0
     t0 = time.perf_counter()
-    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="bare-aiomqtt",
-                              clean_session=False, socket_options=NODELAY) as c:
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        broker.port,
+        identifier="bare-aiomqtt",
+        clean_session=False,
+        socket_options=NODELAY,
+    ) as c:
         async for _msg in c.messages:
             got += 1
             if got == n:
@@ -76,11 +99,13 @@ async def bare_aiomqtt(broker: Mosquitto, n: int) -> float:
 
 async def bare_paho(broker: Mosquitto, n: int) -> float:
     def connect() -> paho.Client:
-        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bare-paho",
-                        clean_session=False)
+        c = paho.Client(
+            paho.CallbackAPIVersion.VERSION2, client_id="bare-paho", clean_session=False
+        )
         c.max_inflight_messages_set(1000)
         c.connect("127.0.0.1", broker.port)
         return c
+
     c = connect()
     c.subscribe(f"sealwatch/{SITE}/events/#", 1)
     c.loop(0.5)
@@ -93,6 +118,7 @@ async def bare_paho(broker: Mosquitto, n: int) -> float:
         count[0] += 1
         if count[0] == n:
             done.set()
+
     c = connect()
     c.on_message = on_message
     t0 = time.perf_counter()
@@ -107,9 +133,14 @@ async def bare_paho(broker: Mosquitto, n: int) -> float:
 async def daemon(broker: Mosquitto, n: int, workdir: Path) -> tuple[float, int, int]:
     site_path = write_site(workdir, SITE, daemon={"snapshot_interval_s": 3600})
     site = load_site(site_path)
-    settings = load_settings(site, {"SEALWATCH_MQTT_URL": broker.url,
-                                    "SEALWATCH_DATA_DIR": str(workdir / "data"),
-                                    "SEALWATCH_HTTP": "127.0.0.1:0"})
+    settings = load_settings(
+        site,
+        {
+            "SEALWATCH_MQTT_URL": broker.url,
+            "SEALWATCH_DATA_DIR": str(workdir / "data"),
+            "SEALWATCH_HTTP": "127.0.0.1:0",
+        },
+    )
     async with Daemon(site, settings, notifier=Notifier({})) as d:  # creates the session
         assert d.link is not None
         await d.link.connected.wait()

@@ -48,8 +48,9 @@ async def serve(first_port: int, count: int) -> None:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     servers = []
     for port in range(first_port, first_port + count):
-        device = SimDevice(1, simdata=[SimData(0, values=reference_registers(),
-                                               datatype=DataType.REGISTERS)])
+        device = SimDevice(
+            1, simdata=[SimData(0, values=reference_registers(), datatype=DataType.REGISTERS)]
+        )
         server = ModbusTcpServer(device, address=("127.0.0.1", port))
         await server.serve_forever(background=True)
         servers.append(server)
@@ -81,15 +82,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def poll(k: int, first_port: int, seconds: float, server_pids: list[int]
-               ) -> dict[str, float]:
+async def poll(k: int, first_port: int, seconds: float, server_pids: list[int]) -> dict[str, float]:
     from adapters.modbus_jammer import JammerHub
     from policies.site import Band, Jammer, Modbus
 
     bands = tuple(Band(i, f"b{i}", 20.0) for i in range(BANDS))
-    jammers = [Jammer(f"jam-{i}", "work", bands,
-                      Modbus("127.0.0.1", first_port + i, 1, poll_s=1.0, timeout_s=2.0))
-               for i in range(k)]
+    jammers = [
+        Jammer(
+            f"jam-{i}",
+            "work",
+            bands,
+            Modbus("127.0.0.1", first_port + i, 1, poll_s=1.0, timeout_s=2.0),
+        )
+        for i in range(k)
+    ]
     sink = CountingSink()
     async with JammerHub(jammers, sink) as hub:
         await asyncio.sleep(2.0)  # connects and first polls, spread over one period
@@ -101,11 +107,16 @@ async def poll(k: int, first_port: int, seconds: float, server_pids: list[int]
         sc1 = sum(cpu_seconds(p) for p in server_pids)
         k1 = hub.stats().skipped
     wall = w1 - w0
-    return {"jammers": k, "statuses_per_s": (s1 - s0) / wall,
-            "cpu_percent": 100.0 * (c1 - c0) / wall,
-            "servers_cpu_percent": 100.0 * (sc1 - sc0) / wall, "rejections": sink.rejections,
-            "health_events": sink.other, "slots_skipped": k1 - k0,
-            "load_avg_1m": os.getloadavg()[0]}
+    return {
+        "jammers": k,
+        "statuses_per_s": (s1 - s0) / wall,
+        "cpu_percent": 100.0 * (c1 - c0) / wall,
+        "servers_cpu_percent": 100.0 * (sc1 - sc0) / wall,
+        "rejections": sink.rejections,
+        "health_events": sink.other,
+        "slots_skipped": k1 - k0,
+        "load_avg_1m": os.getloadavg()[0],
+    }
 
 
 def run_one(k: int, seconds: float, procs: int, base_port: int) -> dict[str, float]:
@@ -115,9 +126,15 @@ def run_one(k: int, seconds: float, procs: int, base_port: int) -> dict[str, flo
         n = min(per, k - p * per)
         if n <= 0:
             break
-        servers.append(subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(base_port + p * per), str(n)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT))
+        servers.append(
+            subprocess.Popen(
+                [sys.executable, __file__, "--serve", str(base_port + p * per), str(n)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+        )
     try:
         for s in servers:
             assert s.stdout is not None
@@ -142,12 +159,18 @@ def main() -> None:
     if args.serve:
         asyncio.run(serve(*args.serve))
         return
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, poll 1 Hz, "
-          f"{args.seconds:.0f} s per run")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cores, poll 1 Hz, "
+        f"{args.seconds:.0f} s per run"
+    )
     for k in (int(x) for x in args.counts.split(",")):
         result = run_one(k, args.seconds, args.server_procs, args.base_port)
-        print(json.dumps({key: round(v, 1) if isinstance(v, float) else v
-                          for key, v in result.items()}), flush=True)
+        print(
+            json.dumps(
+                {key: round(v, 1) if isinstance(v, float) else v for key, v in result.items()}
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

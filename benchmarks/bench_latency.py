@@ -35,8 +35,7 @@ from tests.support.mosquitto import Mosquitto
 PROBES_PER_S = 20
 
 
-def paced_publisher(port: int, site_id: str, rate: int, seconds: float,
-                    sent: list[float]) -> float:
+def paced_publisher(port: int, site_id: str, rate: int, seconds: float, sent: list[float]) -> float:
     """Publish background events at `rate` (QoS 1) from paho's own thread, with a probe
     (door forced, then closed) PROBES_PER_S times a second; returns the rate achieved.
 
@@ -91,8 +90,9 @@ async def run_rate(broker: Mosquitto, site_id: str, rate: int, seconds: float) -
     async with aiomqtt.Client("127.0.0.1", broker.port, socket_options=NODELAY) as sub:
         await sub.subscribe(f"sealwatch/{site_id}/alerts", 1)
         watcher = asyncio.create_task(watch(sub))
-        achieved = await asyncio.to_thread(paced_publisher, broker.port, site_id, rate,
-                                           seconds, sent)
+        achieved = await asyncio.to_thread(
+            paced_publisher, broker.port, site_id, rate, seconds, sent
+        )
         try:
             await asyncio.wait_for(done.wait(), 30)
         except TimeoutError:
@@ -115,16 +115,17 @@ async def main() -> None:
         for rate in args.rates:
             site_id = f"lat{rate}"
             site = write_site(workdir, site_id, daemon={"snapshot_interval_s": 60})
-            proc = DaemonProcess(site, broker,
-                                 workdir / f"data-{rate}").start()
+            proc = DaemonProcess(site, broker, workdir / f"data-{rate}").start()
             try:
                 await proc.ready()
                 lat = sorted(await run_rate(broker, site_id, rate, args.seconds))
                 if lat:
                     p50 = statistics.median(lat)
                     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-                    print(f"{rate} events/s: publish→alert p50 {p50:.1f} ms, p99 {p99:.1f} ms "
-                          f"({len(lat)} probes)")
+                    print(
+                        f"{rate} events/s: publish→alert p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+                        f"({len(lat)} probes)"
+                    )
             finally:
                 proc.terminate()
     finally:

@@ -28,8 +28,11 @@ from tests.support.mosquitto import Mosquitto
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
-                  .splitlines() if ":" in line)
+    fields = dict(
+        line.split(":", 1)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if ":" in line
+    )
     return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
 
 
@@ -45,8 +48,11 @@ async def main() -> None:
         raw["daemon"] = {"snapshot_interval_s": 60}
         site_path = workdir / "mem.yaml"
         site_path.write_text(yaml.safe_dump(raw, sort_keys=False))
-        devices = [d["id"] for key in ("doors", "cameras", "jammers", "phone_detectors",
-                                       "checkpoints", "consoles") for d in raw[key]]
+        devices = [
+            d["id"]
+            for key in ("doors", "cameras", "jammers", "phone_detectors", "checkpoints", "consoles")
+            for d in raw[key]
+        ]
         devices += [i["id"] for panel in raw["alarm_panels"] for i in panel["inputs"]]
         proc = DaemonProcess(site_path, broker, workdir / "data").start()
         try:
@@ -54,8 +60,12 @@ async def main() -> None:
             assert proc.proc is not None
             idle = rss_mb(proc.proc.pid)
             print(f"{len(devices)} devices configured; daemon idle RSS {idle[0]:.0f} MB")
-            await publish_stream(({"device": d, "type": "device.heartbeat"} for d in devices),
-                                 "127.0.0.1", broker.port, site_id="mem")
+            await publish_stream(
+                ({"device": d, "type": "device.heartbeat"} for d in devices),
+                "127.0.0.1",
+                broker.port,
+                site_id="mem",
+            )
             db = sqlite3.connect(workdir / "data" / "sealwatch.db", timeout=10)
             deadline = time.monotonic() + 300
             while db.execute("SELECT COUNT(*) FROM events").fetchone()[0] < len(devices):

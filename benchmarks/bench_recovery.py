@@ -44,20 +44,25 @@ async def main() -> None:
     for i, ev in enumerate(events(n)):
         t[0] += 1000
         device = str(ev.pop("device"))
-        monitor.process([Incoming("event", orjson.dumps(ev), "bench", t[0], topic="b",
-                                  device=device)])
+        monitor.process(
+            [Incoming("event", orjson.dumps(ev), "bench", t[0], topic="b", device=device)]
+        )
         if i == n // 2:
             monitor.snapshot()
     half = n - n // 2 - 1
-    for label, snap_first in ((f"{half} events after the snapshot", False),
-                              ("snapshot after the last event", True)):
+    for label, snap_first in (
+        (f"{half} events after the snapshot", False),
+        ("snapshot after the last event", True),
+    ):
         if snap_first:
             monitor.snapshot()
         fresh = Monitor(site, settings, Store(settings.db_path), clock=lambda: t[0])
         t0 = time.perf_counter()
         fresh.recover()
-        print(f"recovery with {label}: {time.perf_counter() - t0:.3f} s "
-              f"(snapshot {len(monitor.store.latest_snapshot().blob) / 1024:.0f} KiB)")
+        print(
+            f"recovery with {label}: {time.perf_counter() - t0:.3f} s "
+            f"(snapshot {len(monitor.store.latest_snapshot().blob) / 1024:.0f} KiB)"
+        )
 
 
 if __name__ == "__main__":

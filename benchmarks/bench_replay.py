@@ -41,22 +41,46 @@ def write_stream(site: Site, path: Path, n_events: int, seed: int = 1) -> int:
     periodic: list[bytes] = []
     for j in site.jammers.values():
         bands = {b.id: b.min_dbm + 3.0 for b in j.bands}
-        periodic.append(orjson.dumps({"device": j.id, "type": "jammer.status", "output": True,
-                                      "bands": bands, "faults": [], "temperature_c": 41.5}))
+        periodic.append(
+            orjson.dumps(
+                {
+                    "device": j.id,
+                    "type": "jammer.status",
+                    "output": True,
+                    "bands": bands,
+                    "faults": [],
+                    "temperature_c": 41.5,
+                }
+            )
+        )
     for c in site.cameras:
-        periodic.append(orjson.dumps({"device": c, "type": "camera.status", "stream": "up",
-                                      "tamper": None, "fps": 12.5}))
+        periodic.append(
+            orjson.dumps(
+                {"device": c, "type": "camera.status", "stream": "up", "tamper": None, "fps": 12.5}
+            )
+        )
     for p in site.alarm_panels:
-        periodic.append(orjson.dumps({"device": p, "type": "alarm.panel", "armed": True,
-                                      "mains": "ok", "battery": "ok", "tamper": False}))
+        periodic.append(
+            orjson.dumps(
+                {
+                    "device": p,
+                    "type": "alarm.panel",
+                    "armed": True,
+                    "mains": "ok",
+                    "battery": "ok",
+                    "tamper": False,
+                }
+            )
+        )
     for d in site.phone_detectors:
         periodic.append(orjson.dumps({"device": d, "type": "device.heartbeat"}))
     staff = [p.badge for p in site.people.values() if p.role == "sealed_staff"]
     doors = ["living-link", "typesetting-door", "press-hall-door", "monitoring-door"]
     written = 0
     with path.open("wb") as f:
-        duty = orjson.dumps({"device": "console-1", "type": "operator.duty", "badge": "O4001",
-                             "state": "on"})
+        duty = orjson.dumps(
+            {"device": "console-1", "type": "operator.duty", "badge": "O4001", "state": "on"}
+        )
         f.write(b'{"ts":"' + format_ts(t, tz).encode() + b'",' + duty[1:] + b"\n")
         written += 1
         while written < n_events:
@@ -64,13 +88,21 @@ def write_stream(site: Site, path: Path, n_events: int, seed: int = 1) -> int:
             lines = [prefix + body[1:] for body in periodic]
             if rnd.random() < 0.05:
                 cp = rnd.choice(list(site.checkpoints))
-                lines.append(prefix + orjson.dumps({"device": cp, "type": "patrol.checkpoint",
-                                                    "badge": "G3001"})[1:])
+                lines.append(
+                    prefix
+                    + orjson.dumps({"device": cp, "type": "patrol.checkpoint", "badge": "G3001"})[
+                        1:
+                    ]
+                )
             if rnd.random() < 0.3:  # someone moves between zones: badge, open, close
                 door = rnd.choice(doors)
                 badge = rnd.choice(staff)
-                lines.append(prefix + orjson.dumps({"device": door, "type": "badge.granted",
-                                                    "badge": badge, "direction": "in"})[1:])
+                lines.append(
+                    prefix
+                    + orjson.dumps(
+                        {"device": door, "type": "badge.granted", "badge": badge, "direction": "in"}
+                    )[1:]
+                )
                 lines.append(prefix + orjson.dumps({"device": door, "type": "door.opened"})[1:])
                 closed = b'{"ts":"' + format_ts(t + 400_000, tz).encode() + b'",'
                 lines.append(closed + orjson.dumps({"device": door, "type": "door.closed"})[1:])
@@ -84,8 +116,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def replay_file(site: Site, path: Path, limit: int | None = None
-                ) -> tuple[int, int, float, float]:
+def replay_file(site: Site, path: Path, limit: int | None = None) -> tuple[int, int, float, float]:
     """Replay (streaming) and serialise transitions as the CLI does.
 
     Returns events, transitions, wall seconds and CPU seconds of this process (the CPU time is
@@ -112,23 +143,31 @@ def main() -> None:
         path = Path(tmp) / "stream.jsonl"
         t0 = time.perf_counter()
         n = write_stream(site, path, args.events)
-        print(f"generated {n:,} events ({path.stat().st_size / 1e6:.0f} MB) in "
-              f"{time.perf_counter() - t0:.1f} s")
+        print(
+            f"generated {n:,} events ({path.stat().st_size / 1e6:.0f} MB) in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
         base = rss_mb()
         for frac in (0.25, 1.0):
             limit = int(n * frac) if frac < 1 else None
             events, alerts, secs, cpu = replay_file(site, path, limit)
-            print(f"replay {events:>10,} events: {events / cpu:>10,.0f} events/s of CPU, "
-                  f"{events / secs:>10,.0f} events/s wall ({alerts} transitions), "
-                  f"peak RSS {rss_mb():.0f} MB (before replay {base:.0f} MB)")
+            print(
+                f"replay {events:>10,} events: {events / cpu:>10,.0f} events/s of CPU, "
+                f"{events / secs:>10,.0f} events/s wall ({alerts} transitions), "
+                f"peak RSS {rss_mb():.0f} MB (before replay {base:.0f} MB)"
+            )
         if args.cli:
             exe = ROOT / ".venv" / "bin" / "sealwatch"
             start = time.perf_counter()
-            subprocess.run([str(exe), "replay", "--config", str(SITE), str(path)],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [str(exe), "replay", "--config", str(SITE), str(path)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             secs = time.perf_counter() - start
-            print(f"sealwatch replay (CLI, incl. start-up): {n / secs:,.0f} events/s "
-                  f"({secs:.2f} s)")
+            print(
+                f"sealwatch replay (CLI, incl. start-up): {n / secs:,.0f} events/s ({secs:.2f} s)"
+            )
     print(f"python {sys.version.split()[0]}, pid {os.getpid()}")
 
 

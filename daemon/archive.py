@@ -26,24 +26,52 @@ def seal_archive(store: Store, site: Site, seal_id: str, now_us: int) -> dict[st
     for ev in store.events_between(start, end, ("badge.granted", "operator.duty")):
         badge = str(ev.get("badge"))
         person = site.people.get(badge)
-        personnel.setdefault(badge, {"badge": badge, "name": person.name if person else None,
-                                     "role": person.role if person else None})
+        personnel.setdefault(
+            badge,
+            {
+                "badge": badge,
+                "name": person.name if person else None,
+                "role": person.role if person else None,
+            },
+        )
         door = ev.get("device")
         if ev["type"] == "badge.granted" and (door == inner or door in boundary):
-            movements.append({"ts": ev["ts"], "badge": badge, "door": door,
-                              "direction": ev.get("direction"),
-                              "kind": "entry" if ev.get("direction") == "in" else "exit"})
+            movements.append(
+                {
+                    "ts": ev["ts"],
+                    "badge": badge,
+                    "door": door,
+                    "direction": ev.get("direction"),
+                    "kind": "entry" if ev.get("direction") == "in" else "exit",
+                }
+            )
     interruptions: dict[str, dict[str, Any]] = {}
     incidents = []
     for tr in store.transitions_between(start, end):
         if tr["state"] == "raised":
-            incidents.append({k: tr[k] for k in ("ts", "alert_id", "policy", "subject",
-                                                 "severity", "clause", "message")})
+            incidents.append(
+                {
+                    k: tr[k]
+                    for k in (
+                        "ts",
+                        "alert_id",
+                        "policy",
+                        "subject",
+                        "severity",
+                        "clause",
+                        "message",
+                    )
+                }
+            )
         if tr["policy"] == "jammer-uptime":
             if tr["state"] == "raised":
-                interruptions[tr["alert_id"]] = {"subject": tr["subject"], "start": tr["ts"],
-                                                 "start_us": tr["ts_us"], "end": None,
-                                                 "duration_s": None}
+                interruptions[tr["alert_id"]] = {
+                    "subject": tr["subject"],
+                    "start": tr["ts"],
+                    "start_us": tr["ts_us"],
+                    "end": None,
+                    "duration_s": None,
+                }
             elif tr["state"] == "cleared" and tr["alert_id"] in interruptions:
                 it = interruptions[tr["alert_id"]]
                 it["end"] = tr["ts"]
@@ -51,14 +79,20 @@ def seal_archive(store: Store, site: Site, seal_id: str, now_us: int) -> dict[st
     for it in interruptions.values():
         it.pop("start_us")
     return {
-        "id": seal["id"], "name": seal["name"], "classification": seal["classification"],
+        "id": seal["id"],
+        "name": seal["name"],
+        "classification": seal["classification"],
         "start": format_ts(start, tz),
         "end": format_ts(seal["end"], tz) if seal["end"] is not None else None,
-        "planned_end": (format_ts(seal["planned_end"], tz)
-                        if seal["planned_end"] is not None else None),
-        "status": seal["status"], "started_by": seal["started_by"],
-        "ended_by": seal["ended_by"], "personnel": sorted(personnel.values(),
-                                                          key=lambda p: p["badge"]),
-        "entries_exits": movements, "jammer_interruptions": list(interruptions.values()),
-        "incidents": incidents, "audit_head": store.audit.head,
+        "planned_end": (
+            format_ts(seal["planned_end"], tz) if seal["planned_end"] is not None else None
+        ),
+        "status": seal["status"],
+        "started_by": seal["started_by"],
+        "ended_by": seal["ended_by"],
+        "personnel": sorted(personnel.values(), key=lambda p: p["badge"]),
+        "entries_exits": movements,
+        "jammer_interruptions": list(interruptions.values()),
+        "incidents": incidents,
+        "audit_head": store.audit.head,
     }

@@ -37,8 +37,7 @@ class AuditChain:
         row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         if row is None:
             anchor = conn.execute("SELECT value FROM meta WHERE key='audit_anchor'").fetchone()
-            seq_row = conn.execute(
-                "SELECT value FROM meta WHERE key='audit_anchor_seq'").fetchone()
+            seq_row = conn.execute("SELECT value FROM meta WHERE key='audit_anchor_seq'").fetchone()
             self.head = anchor[0] if anchor else GENESIS
             self.seq = int(seq_row[0]) if seq_row else 0
         else:
@@ -49,8 +48,10 @@ class AuditChain:
         text = canonical(body)
         seq = self.seq + 1
         digest = record_hash(self.head, seq, ts, kind, text)
-        self.conn.execute("INSERT INTO audit(seq, ts, kind, body, prev, hash) "
-                          "VALUES (?, ?, ?, ?, ?, ?)", (seq, ts, kind, text, self.head, digest))
+        self.conn.execute(
+            "INSERT INTO audit(seq, ts, kind, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?)",
+            (seq, ts, kind, text, self.head, digest),
+        )
         self.seq, self.head = seq, digest
         return digest
 
@@ -81,13 +82,20 @@ def verify(conn: sqlite3.Connection) -> Verdict:
     expected_seq = (int(anchor_seq[0]) if anchor_seq else 0) + 1
     count = 0
     for seq, ts, kind, body, stored_prev, stored_hash in conn.execute(
-            "SELECT seq, ts, kind, body, prev, hash FROM audit ORDER BY seq"):
+        "SELECT seq, ts, kind, body, prev, hash FROM audit ORDER BY seq"
+    ):
         if seq != expected_seq:
-            return Verdict(False, count, prev, expected_seq,
-                           f"record {expected_seq} is missing (next stored is {seq})")
+            return Verdict(
+                False,
+                count,
+                prev,
+                expected_seq,
+                f"record {expected_seq} is missing (next stored is {seq})",
+            )
         if stored_prev != prev:
-            return Verdict(False, count, prev, seq,
-                           "its previous-hash does not match the record before it")
+            return Verdict(
+                False, count, prev, seq, "its previous-hash does not match the record before it"
+            )
         if record_hash(prev, seq, ts, kind, body) != stored_hash:
             return Verdict(False, count, prev, seq, "its content does not match its hash")
         prev, expected_seq, count = stored_hash, seq + 1, count + 1

@@ -67,10 +67,12 @@ class UserStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._conn() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS users(name TEXT PRIMARY KEY, "
-                         "role TEXT NOT NULL, badge TEXT, hash TEXT NOT NULL, "
-                         "disabled INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, "
-                         "changed REAL NOT NULL)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS users(name TEXT PRIMARY KEY, "
+                "role TEXT NOT NULL, badge TEXT, hash TEXT NOT NULL, "
+                "disabled INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, "
+                "changed REAL NOT NULL)"
+            )
         try:
             path.chmod(0o600)  # password hashes: readable by the daemon's user only
         except OSError:
@@ -91,43 +93,52 @@ class UserStore:
         with self._conn() as conn:
             if conn.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
                 raise AuthError(f"user {name!r} already exists (use 'sealwatch user passwd')")
-            conn.execute("INSERT INTO users(name, role, badge, hash, created, changed) "
-                         "VALUES (?, ?, ?, ?, ?, ?)",
-                         (name, role, badge, _hasher.hash(password), now, now))
+            conn.execute(
+                "INSERT INTO users(name, role, badge, hash, created, changed) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, role, badge, _hasher.hash(password), now, now),
+            )
         return User(name, role, badge, False, now)
 
     def set_password(self, name: str, password: str) -> None:
         check_password(name, password)
         with self._conn() as conn:
-            cur = conn.execute("UPDATE users SET hash=?, changed=? WHERE name=?",
-                               (_hasher.hash(password), time.time(), name))
+            cur = conn.execute(
+                "UPDATE users SET hash=?, changed=? WHERE name=?",
+                (_hasher.hash(password), time.time(), name),
+            )
             if cur.rowcount == 0:
                 raise AuthError(f"no user {name!r}")
 
     def set_disabled(self, name: str, disabled: bool) -> None:
         with self._conn() as conn:
-            cur = conn.execute("UPDATE users SET disabled=?, changed=? WHERE name=?",
-                               (int(disabled), time.time(), name))
+            cur = conn.execute(
+                "UPDATE users SET disabled=?, changed=? WHERE name=?",
+                (int(disabled), time.time(), name),
+            )
             if cur.rowcount == 0:
                 raise AuthError(f"no user {name!r}")
 
     def get(self, name: str) -> User | None:
         with self._conn() as conn:
-            row = conn.execute("SELECT name, role, badge, disabled, changed FROM users "
-                               "WHERE name=?", (name,)).fetchone()
+            row = conn.execute(
+                "SELECT name, role, badge, disabled, changed FROM users WHERE name=?", (name,)
+            ).fetchone()
         return None if row is None else User(row[0], row[1], row[2], bool(row[3]), row[4])
 
     def list(self) -> list[User]:
         with self._conn() as conn:
-            rows = conn.execute("SELECT name, role, badge, disabled, changed FROM users "
-                                "ORDER BY name")
+            rows = conn.execute(
+                "SELECT name, role, badge, disabled, changed FROM users ORDER BY name"
+            )
             return [User(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
 
     def verify(self, name: str, password: str) -> User | None:
         """The user if the password is right and the account enabled (slow: argon2)."""
         with self._conn() as conn:
-            row = conn.execute("SELECT name, role, badge, disabled, hash, changed FROM users "
-                               "WHERE name=?", (name,)).fetchone()
+            row = conn.execute(
+                "SELECT name, role, badge, disabled, hash, changed FROM users WHERE name=?", (name,)
+            ).fetchone()
         stored = row[4] if row is not None else _DUMMY_HASH
         try:
             _hasher.verify(stored, password)
@@ -137,8 +148,7 @@ class UserStore:
             return None
         if _hasher.check_needs_rehash(stored):
             with self._conn() as conn:
-                conn.execute("UPDATE users SET hash=? WHERE name=?",
-                             (_hasher.hash(password), name))
+                conn.execute("UPDATE users SET hash=? WHERE name=?", (_hasher.hash(password), name))
         return User(row[0], row[1], row[2], False, row[5])
 
 
@@ -332,13 +342,17 @@ def register_cli(sub: Any) -> None:
     u.add_argument("action", choices=("add", "passwd", "list", "disable", "enable"))
     u.add_argument("name", nargs="?", help="the user name")
     u.add_argument("--role", choices=ROLES, help="for add: what the user may do")
-    u.add_argument("--badge", help="for add: the person's badge in the site file (recorded "
-                   "as who acted)")
-    u.add_argument("--password-file", help="read the password from this file instead of "
-                   "asking (its first line)")
+    u.add_argument(
+        "--badge", help="for add: the person's badge in the site file (recorded as who acted)"
+    )
+    u.add_argument(
+        "--password-file",
+        help="read the password from this file instead of asking (its first line)",
+    )
     u.add_argument("--config", help="the site file (for its data dir)")
-    u.add_argument("--data-dir", help="the daemon's data dir (default: SEALWATCH_DATA_DIR "
-                   "or ./var)")
+    u.add_argument(
+        "--data-dir", help="the daemon's data dir (default: SEALWATCH_DATA_DIR or ./var)"
+    )
     u.set_defaults(func=cmd_user)
 
 

@@ -48,15 +48,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         try:
             until = parse_ts(args.until)
         except ValueError:
-            print(f"--until: not an RFC 3339 time with an offset: {args.until!r}",
-                  file=sys.stderr)
+            print(f"--until: not an RFC 3339 time with an offset: {args.until!r}", file=sys.stderr)
             return 2
     return run_replay(site, args.events, until=until, strict=args.strict)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sealwatch", description="Physical-security monitoring "
-                                "for sealed exam-printing areas and secure rooms.")
+    p = argparse.ArgumentParser(
+        prog="sealwatch",
+        description="Physical-security monitoring for sealed exam-printing areas and secure rooms.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("check", help="validate a site file and summarise it")

@@ -42,8 +42,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     site = load_site_or_exit(args.config)
     settings = _settings(site, args)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     for warning in site.warnings:
         logging.getLogger("sealwatch").warning("site: %s", warning)
     return asyncio.run(run_daemon(site, settings))
@@ -69,8 +71,9 @@ def cmd_export_events(args: argparse.Namespace) -> int:
     conn = _open_db(args)
     out = sys.stdout.buffer if args.output in (None, "-") else open(args.output, "wb")
     try:
-        for (source,) in conn.execute("SELECT source FROM events WHERE seq > ? ORDER BY seq",
-                                      (args.after,)):
+        for (source,) in conn.execute(
+            "SELECT source FROM events WHERE seq > ? ORDER BY seq", (args.after,)
+        ):
             out.write(source.encode() if isinstance(source, str) else source)
             out.write(b"\n")
     finally:
@@ -81,6 +84,7 @@ def cmd_export_events(args: argparse.Namespace) -> int:
 
 # -- talking to the running daemon --------------------------------------------------------
 
+
 def _base_url(args: argparse.Namespace) -> str:
     bind = args.http or os.environ.get("SEALWATCH_HTTP")
     if not bind and args.config:
@@ -88,15 +92,20 @@ def _base_url(args: argparse.Namespace) -> str:
     return "http://" + (bind or DEFAULT_HTTP)
 
 
-def _call(args: argparse.Namespace, method: str, path: str,
-          body: dict[str, Any] | None = None) -> int:
+def _call(
+    args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None
+) -> int:
     url = _base_url(args) + path
-    data = None if body is None else orjson.dumps({k: v for k, v in body.items()
-                                                   if v is not None})
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json",
-                                          **cli_headers(args.config,
-                                                        getattr(args, "data_dir", None))})
+    data = None if body is None else orjson.dumps({k: v for k, v in body.items() if v is not None})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={
+            "Content-Type": "application/json",
+            **cli_headers(args.config, getattr(args, "data_dir", None)),
+        },
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             payload, status = resp.read(), resp.status
@@ -127,55 +136,117 @@ def cmd_archive(args: argparse.Namespace) -> int:
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
-    return _call(args, "POST", f"/api/alerts/{args.alert_id}/ack",
-                 {"badge": args.badge, "comment": args.comment, "console": args.console,
-                  "origin": "cli"})
+    return _call(
+        args,
+        "POST",
+        f"/api/alerts/{args.alert_id}/ack",
+        {"badge": args.badge, "comment": args.comment, "console": args.console, "origin": "cli"},
+    )
 
 
 def cmd_shelve(args: argparse.Namespace) -> int:
-    return _call(args, "POST", f"/api/alerts/{args.alert_id}/shelve",
-                 {"badge": args.badge, "until": args.until, "for_s": args.for_s,
-                  "reason": args.reason, "console": args.console, "origin": "cli"})
+    return _call(
+        args,
+        "POST",
+        f"/api/alerts/{args.alert_id}/shelve",
+        {
+            "badge": args.badge,
+            "until": args.until,
+            "for_s": args.for_s,
+            "reason": args.reason,
+            "console": args.console,
+            "origin": "cli",
+        },
+    )
 
 
 def cmd_unshelve(args: argparse.Namespace) -> int:
-    return _call(args, "POST", f"/api/alerts/{args.alert_id}/unshelve",
-                 {"badge": args.badge, "console": args.console, "origin": "cli"})
+    return _call(
+        args,
+        "POST",
+        f"/api/alerts/{args.alert_id}/unshelve",
+        {"badge": args.badge, "console": args.console, "origin": "cli"},
+    )
 
 
 def cmd_comment(args: argparse.Namespace) -> int:
-    return _call(args, "POST", f"/api/alerts/{args.alert_id}/comment",
-                 {"badge": args.badge, "text": args.text, "origin": "cli"})
+    return _call(
+        args,
+        "POST",
+        f"/api/alerts/{args.alert_id}/comment",
+        {"badge": args.badge, "text": args.text, "origin": "cli"},
+    )
 
 
 def cmd_seal(args: argparse.Namespace) -> int:
-    return _call(args, "POST", f"/api/seals/{args.seal_id}/{args.action}",
-                 {"badge": args.badge, "name": args.name, "classification": args.classification,
-                  "end": args.end, "console": args.console, "origin": "cli"})
+    return _call(
+        args,
+        "POST",
+        f"/api/seals/{args.seal_id}/{args.action}",
+        {
+            "badge": args.badge,
+            "name": args.name,
+            "classification": args.classification,
+            "end": args.end,
+            "console": args.console,
+            "origin": "cli",
+        },
+    )
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    return _call(args, "POST", "/api/approvals",
-                 {"badge": args.badge, "valid_s": args.valid_s, "by": args.by,
-                  "console": args.console, "origin": "cli"})
+    return _call(
+        args,
+        "POST",
+        "/api/approvals",
+        {
+            "badge": args.badge,
+            "valid_s": args.valid_s,
+            "by": args.by,
+            "console": args.console,
+            "origin": "cli",
+        },
+    )
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    return _call(args, "POST", "/api/inspections",
-                 {"zone": args.zone, "badge": args.badge, "console": args.console,
-                  "origin": "cli"})
+    return _call(
+        args,
+        "POST",
+        "/api/inspections",
+        {"zone": args.zone, "badge": args.badge, "console": args.console, "origin": "cli"},
+    )
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    return _call(args, "POST", "/api/reviews",
-                 {"camera": args.camera, "zone": args.zone, "badge": args.badge,
-                  "console": args.console, "origin": "cli"})
+    return _call(
+        args,
+        "POST",
+        "/api/reviews",
+        {
+            "camera": args.camera,
+            "zone": args.zone,
+            "badge": args.badge,
+            "console": args.console,
+            "origin": "cli",
+        },
+    )
 
 
 def cmd_maintenance(args: argparse.Namespace) -> int:
-    return _call(args, "POST", "/api/maintenance",
-                 {"device": args.device, "start": args.start, "end": args.end,
-                  "reason": args.reason, "badge": args.badge, "origin": "cli"})
+    return _call(
+        args,
+        "POST",
+        "/api/maintenance",
+        {
+            "device": args.device,
+            "start": args.start,
+            "end": args.end,
+            "reason": args.reason,
+            "badge": args.badge,
+            "origin": "cli",
+        },
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -183,8 +254,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r = sub.add_parser("run", help="run the daemon (CONTRACT §8)")
     r.add_argument("--config", required=True)
     r.add_argument("--data-dir", help="overrides SEALWATCH_DATA_DIR")
-    r.add_argument("--log-level", default="info",
-                   choices=("debug", "info", "warning", "error"))
+    r.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     r.set_defaults(func=cmd_run)
 
     a = sub.add_parser("audit", help="the tamper-evident audit log")
@@ -194,8 +264,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.add_argument("--data-dir")
     v.set_defaults(func=cmd_audit_verify)
 
-    e = sub.add_parser("export-events",
-                       help="write what the daemon accepted as JSONL (feed it to replay)")
+    e = sub.add_parser(
+        "export-events", help="write what the daemon accepted as JSONL (feed it to replay)"
+    )
     e.add_argument("--config", required=True)
     e.add_argument("--data-dir")
     e.add_argument("--after", type=int, default=0, help="only events after this sequence")
@@ -211,8 +282,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         return p
 
     client("alerts", "list the alerts not yet closed", cmd_alerts)
-    p = client("archive", "a seal's archive: personnel, entries/exits, jammer interruptions, "
-                          "incidents, audit head hash", cmd_archive)
+    p = client(
+        "archive",
+        "a seal's archive: personnel, entries/exits, jammer interruptions, "
+        "incidents, audit head hash",
+        cmd_archive,
+    )
     p.add_argument("seal_id")
     p = client("ack", "acknowledge an alert", cmd_ack)
     p.add_argument("alert_id")
@@ -258,8 +333,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--zone")
     p.add_argument("--badge", required=True)
     p.add_argument("--console")
-    p = client("maintenance", "schedule a maintenance window (suppresses a device's alerts)",
-               cmd_maintenance)
+    p = client(
+        "maintenance",
+        "schedule a maintenance window (suppresses a device's alerts)",
+        cmd_maintenance,
+    )
     p.add_argument("device")
     p.add_argument("--start", required=True)
     p.add_argument("--end", required=True)

@@ -91,26 +91,46 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
     v = _Validator()
     raw = dict(site.daemon)
     spec: dict[str, Callable[[str, Any], Any]] = {
-        "mqtt": _any, "http": _text, "data_dir": _text,
-        "timer_lag_s": _range(0.0, 60.0), "reorder_tolerance_s": _range(0.0, 3600.0),
-        "future_tolerance_s": _range(0.0, 3600.0), "tick_s": _range(0.01, 10.0),
-        "ingest_hold_max_s": _range(0.0, 3600.0), "batch_max": _int_range(1, 100_000),
+        "mqtt": _any,
+        "http": _text,
+        "data_dir": _text,
+        "timer_lag_s": _range(0.0, 60.0),
+        "reorder_tolerance_s": _range(0.0, 3600.0),
+        "future_tolerance_s": _range(0.0, 3600.0),
+        "tick_s": _range(0.01, 10.0),
+        "ingest_hold_max_s": _range(0.0, 3600.0),
+        "batch_max": _int_range(1, 100_000),
         "snapshot_interval_s": _range(1.0, 86_400.0),
         "snapshot_every_events": _int_range(100, 100_000_000),
-        "retention_days": _retention, "size_budget_mb": _range(1.0, 1e9),
-        "size_warning_pct": _range(1.0, 100.0), "max_payload_kib": _int_range(1, 16_384),
+        "retention_days": _retention,
+        "size_budget_mb": _range(1.0, 1e9),
+        "size_warning_pct": _range(1.0, 100.0),
+        "max_payload_kib": _int_range(1, 16_384),
         "sqlite_synchronous": _enum(("normal", "full")),
-        **{k: _any for k in PASSTHROUGH}}
+        **{k: _any for k in PASSTHROUGH},
+    }
     d = v.mapping("daemon", raw, spec)
 
     mqtt_raw = d.get("mqtt", {})
-    m = v.mapping("daemon.mqtt", mqtt_raw, {
-        "url": _text, "username": _text, "password_file": _text, "client_id": _text,
-        "keepalive_s": _int_range(5, 3600), "tls": _any})
+    m = v.mapping(
+        "daemon.mqtt",
+        mqtt_raw,
+        {
+            "url": _text,
+            "username": _text,
+            "password_file": _text,
+            "client_id": _text,
+            "keepalive_s": _int_range(5, 3600),
+            "tls": _any,
+        },
+    )
     if "password" in (mqtt_raw if isinstance(mqtt_raw, dict) else {}):
         v.errors = [e for e in v.errors if not e.startswith("daemon.mqtt.password:")]
-        v.err("daemon.mqtt.password", "secrets are not kept in the site file; "
-                                      "write it to a file and name it in password_file")
+        v.err(
+            "daemon.mqtt.password",
+            "secrets are not kept in the site file; "
+            "write it to a file and name it in password_file",
+        )
     url = env.get("SEALWATCH_MQTT_URL") or m.get("url") or DEFAULT_MQTT_URL
     where = "SEALWATCH_MQTT_URL" if env.get("SEALWATCH_MQTT_URL") else "daemon.mqtt.url"
     host, port, use_tls, user = _mqtt_url(v, where, url)
@@ -121,20 +141,28 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
         try:
             password = Path(pw_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            pw_where = ("SEALWATCH_MQTT_PASSWORD_FILE" if env.get("SEALWATCH_MQTT_PASSWORD_FILE")
-                        else "daemon.mqtt.password_file")
+            pw_where = (
+                "SEALWATCH_MQTT_PASSWORD_FILE"
+                if env.get("SEALWATCH_MQTT_PASSWORD_FILE")
+                else "daemon.mqtt.password_file"
+            )
             v.err(pw_where, f"cannot read {pw_file}: {exc.strerror}")
     tls = None
     if "tls" in m or use_tls:
-        t = v.mapping("daemon.mqtt.tls", m.get("tls", {}), {
-            "ca_file": _text, "cert_file": _text, "key_file": _text, "insecure": _bool})
+        t = v.mapping(
+            "daemon.mqtt.tls",
+            m.get("tls", {}),
+            {"ca_file": _text, "cert_file": _text, "key_file": _text, "insecure": _bool},
+        )
         for key in ("ca_file", "cert_file", "key_file"):
             if key in t and not Path(t[key]).is_file():
                 v.err(f"daemon.mqtt.tls.{key}", f"no such file: {t[key]}")
         if ("cert_file" in t) != ("key_file" in t):
             v.err("daemon.mqtt.tls", "cert_file and key_file go together")
-        tls = Tls(*(Path(t[k]) if k in t else None for k in ("ca_file", "cert_file", "key_file")),
-                  insecure=t.get("insecure", False))
+        tls = Tls(
+            *(Path(t[k]) if k in t else None for k in ("ca_file", "cert_file", "key_file")),
+            insecure=t.get("insecure", False),
+        )
 
     http = env.get("SEALWATCH_HTTP") or d.get("http") or DEFAULT_HTTP
     http_where = "SEALWATCH_HTTP" if env.get("SEALWATCH_HTTP") else "daemon.http"
@@ -150,18 +178,42 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
     if v.errors:
         raise ConfigError(v.errors)
 
-    knobs = {k: d[k] for k in (
-        "timer_lag_s", "reorder_tolerance_s", "future_tolerance_s", "tick_s",
-        "ingest_hold_max_s", "batch_max", "snapshot_interval_s", "snapshot_every_events",
-        "retention_days", "size_budget_mb", "size_warning_pct", "sqlite_synchronous") if k in d}
+    knobs = {
+        k: d[k]
+        for k in (
+            "timer_lag_s",
+            "reorder_tolerance_s",
+            "future_tolerance_s",
+            "tick_s",
+            "ingest_hold_max_s",
+            "batch_max",
+            "snapshot_interval_s",
+            "snapshot_every_events",
+            "retention_days",
+            "size_budget_mb",
+            "size_warning_pct",
+            "sqlite_synchronous",
+        )
+        if k in d
+    }
     if "max_payload_kib" in d:
         knobs["max_payload_bytes"] = d["max_payload_kib"] * 1024
     return Settings(
-        mqtt=Mqtt(host=host, port=port, tls=tls, username=username, password=password,
-                  client_id=m.get("client_id") or f"sealwatch-{site.id}",
-                  keepalive_s=m.get("keepalive_s", 30)),
-        http_host=http_host, http_port=http_port, data_dir=data_dir,
-        extra={k: d[k] for k in PASSTHROUGH if k in d}, **knobs)
+        mqtt=Mqtt(
+            host=host,
+            port=port,
+            tls=tls,
+            username=username,
+            password=password,
+            client_id=m.get("client_id") or f"sealwatch-{site.id}",
+            keepalive_s=m.get("keepalive_s", 30),
+        ),
+        http_host=http_host,
+        http_port=http_port,
+        data_dir=data_dir,
+        extra={k: d[k] for k in PASSTHROUGH if k in d},
+        **knobs,
+    )
 
 
 def _mqtt_url(v: _Validator, where: str, url: str) -> tuple[str, int, bool, str | None]:
@@ -194,8 +246,9 @@ class _Validator:
     def err(self, path: str, msg: str) -> None:
         self.errors.append(f"{path}: {msg}")
 
-    def mapping(self, path: str, value: Any,
-                spec: Mapping[str, Callable[[str, Any], Any]]) -> dict[str, Any]:
+    def mapping(
+        self, path: str, value: Any, spec: Mapping[str, Callable[[str, Any], Any]]
+    ) -> dict[str, Any]:
         if value is None:
             return {}
         if not isinstance(value, dict):
@@ -217,6 +270,8 @@ class _Validator:
 def _retention(p: str, v: Any) -> float:
     x = _range(1.0, 100_000.0)(p, v)
     if x < MIN_RETENTION_DAYS:
-        raise ValueError(f"{v!r} is below the {MIN_RETENTION_DAYS} days EXAM-2.6.7 requires "
-                         "(ledgers are kept at least 3 years)")
+        raise ValueError(
+            f"{v!r} is below the {MIN_RETENTION_DAYS} days EXAM-2.6.7 requires "
+            "(ledgers are kept at least 3 years)"
+        )
     return x

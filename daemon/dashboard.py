@@ -48,11 +48,11 @@ COOKIE_PLAIN = "sealwatch_session"  # documented fallback for plain http://127.0
 CSRF_HEADER = "X-CSRF-Token"
 API_TOKEN_FILE = "api.token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PUBLIC_PATHS = frozenset({"/", "/healthz", "/metrics", "/auth/login", "/auth/session",
-                          "/favicon.ico"})
+PUBLIC_PATHS = frozenset(
+    {"/", "/healthz", "/metrics", "/auth/login", "/auth/session", "/favicon.ico"}
+)
 # Device telemetry that would drown the timeline; shown only when asked for.
-TELEMETRY = frozenset({"device.heartbeat", "jammer.status", "camera.status",
-                       "recording.inventory"})
+TELEMETRY = frozenset({"device.heartbeat", "jammer.status", "camera.status", "recording.inventory"})
 SEVERITY_RANK = {"minor": 0, "major": 1, "critical": 2}
 CLIENT_QUEUE = 2000  # messages a slow browser may fall behind before it is made to reload
 MAX_EVENTS_PER_TICK = 5000
@@ -70,8 +70,7 @@ def required_role(method: str, path: str) -> str:
         return "guard"
     if path.startswith(("/api/seals/", "/api/maintenance")):
         return "supervisor"
-    if path.startswith(("/api/alerts/", "/api/approvals", "/api/inspections",
-                        "/api/reviews")):
+    if path.startswith(("/api/alerts/", "/api/approvals", "/api/inspections", "/api/reviews")):
         return "operator"
     return "supervisor"  # a command added later is closed until someone decides otherwise
 
@@ -98,8 +97,16 @@ class Options:
         dash = dict(settings.extra.get("dashboard") or {})
         auth = dict(settings.extra.get("auth") or {})
         errors: list[str] = []
-        known = {"idle_timeout_s", "guard_idle_timeout_s", "max_session_s", "login_per_user",
-                 "login_per_ip", "login_window_s", "cookie_secure", "trust_proxy"}
+        known = {
+            "idle_timeout_s",
+            "guard_idle_timeout_s",
+            "max_session_s",
+            "login_per_user",
+            "login_per_ip",
+            "login_window_s",
+            "cookie_secure",
+            "trust_proxy",
+        }
         for key in auth:
             if key not in known:
                 errors.append(f"daemon.auth.{key}: unknown key")
@@ -108,6 +115,7 @@ class Options:
                 errors.append(f"daemon.dashboard.{key}: unknown key")
         if errors:
             from daemon.config import ConfigError
+
             raise ConfigError(errors)
         kw: dict[str, Any] = {k: auth[k] for k in known if k in auth}
         if "tick_s" in dash:
@@ -117,8 +125,9 @@ class Options:
             kw["floor_plan"] = str(plan["image"])
             kw["floor_plan_size"] = (float(plan["width"]), float(plan["height"]))
         if dash.get("positions"):
-            kw["positions"] = {str(k): (float(v[0]), float(v[1]))
-                               for k, v in dict(dash["positions"]).items()}
+            kw["positions"] = {
+                str(k): (float(v[0]), float(v[1])) for k, v in dict(dash["positions"]).items()
+            }
         return cls(**kw)
 
 
@@ -141,9 +150,14 @@ class Client:
 class Dashboard:
     """State shared by the dashboard's routes; `async with` runs its live task."""
 
-    def __init__(self, monitor: Monitor, settings: Settings, *,
-                 site_path: Path | None = None,
-                 thumbnails: Callable[[str, int], bytes | None] | None = None) -> None:
+    def __init__(
+        self,
+        monitor: Monitor,
+        settings: Settings,
+        *,
+        site_path: Path | None = None,
+        thumbnails: Callable[[str, int], bytes | None] | None = None,
+    ) -> None:
         self.monitor = monitor
         self.site = monitor.site
         self.settings = settings
@@ -170,12 +184,19 @@ class Dashboard:
         self._rlog = RateLimitedLog(log)
         self._tg: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
-        monitor.metrics.counter("sealwatch_logins_total", "Dashboard logins, by result",
-                                ("result",))
-        monitor.metrics.counter("sealwatch_dashboard_denied_total",
-                                "Dashboard/API requests refused, by reason", ("reason",))
-        monitor.metrics.gauge("sealwatch_dashboard_clients", "Browsers on the live channel",
-                              read=lambda: float(len(self.clients)))
+        monitor.metrics.counter(
+            "sealwatch_logins_total", "Dashboard logins, by result", ("result",)
+        )
+        monitor.metrics.counter(
+            "sealwatch_dashboard_denied_total",
+            "Dashboard/API requests refused, by reason",
+            ("reason",),
+        )
+        monitor.metrics.gauge(
+            "sealwatch_dashboard_clients",
+            "Browsers on the live channel",
+            read=lambda: float(len(self.clients)),
+        )
         monitor.listeners.append(self.on_transitions)
 
     async def __aenter__(self) -> Dashboard:
@@ -244,8 +265,7 @@ class Dashboard:
         return request.remote or "?"
 
     def expected_origin(self, request: web.Request) -> str:
-        scheme = "https" if self.secure(request) and self.options.trust_proxy else (
-            request.scheme)
+        scheme = "https" if self.secure(request) and self.options.trust_proxy else (request.scheme)
         return f"{scheme}://{request.host}".lower()
 
     def origin_ok(self, request: web.Request, *, required: bool) -> bool:
@@ -268,8 +288,9 @@ class Dashboard:
         store = self.monitor.store
         now = self.monitor.clock()
         with store.transaction():
-            store.audit.append(now, "auth", {"event": what, "ts": format_ts(now, self.site.tz),
-                                             **body})
+            store.audit.append(
+                now, "auth", {"event": what, "ts": format_ts(now, self.site.tz), **body}
+            )
 
     # -- alerts, explained ----------------------------------------------------------------------
 
@@ -284,15 +305,28 @@ class Dashboard:
     def alert_json(self, v: AlertView) -> dict[str, Any]:
         tz = self.site.tz
         device = v.subject.split("/", 1)[0]
-        return {"id": v.alert_id, "policy": v.policy, "subject": v.subject,
-                "severity": v.severity, "clause": v.clause, "message": v.message,
-                "raised": format_ts(v.raised_ts, tz), "raised_ms": v.raised_ts // 1000,
-                "last_ms": v.last_ts // 1000, "state": v.isa_state, "active": v.active,
-                "acked": v.acked, "acked_by": v.acked_by,
-                "shelved_until": (format_ts(v.shelved_until, tz)
-                                  if v.shelved_until is not None else None),
-                "suppressed": v.suppressed, "device": device,
-                "zone": self._zone_of.get(device), "explain": self.explain(v.policy, v.subject)}
+        return {
+            "id": v.alert_id,
+            "policy": v.policy,
+            "subject": v.subject,
+            "severity": v.severity,
+            "clause": v.clause,
+            "message": v.message,
+            "raised": format_ts(v.raised_ts, tz),
+            "raised_ms": v.raised_ts // 1000,
+            "last_ms": v.last_ts // 1000,
+            "state": v.isa_state,
+            "active": v.active,
+            "acked": v.acked,
+            "acked_by": v.acked_by,
+            "shelved_until": (
+                format_ts(v.shelved_until, tz) if v.shelved_until is not None else None
+            ),
+            "suppressed": v.suppressed,
+            "device": device,
+            "zone": self._zone_of.get(device),
+            "explain": self.explain(v.policy, v.subject),
+        }
 
     # -- device state ---------------------------------------------------------------------------
 
@@ -323,10 +357,12 @@ class Dashboard:
             if kind is None:
                 continue
             seen = world.last_seen.get(d)
-            st: dict[str, Any] = {"id": d, "seen_ms": seen // 1000 if seen else None,
-                                  "online": None if seen is None else not (
-                                      d in world.offline or d in offline),
-                                  "sev": worst.get(d)}
+            st: dict[str, Any] = {
+                "id": d,
+                "seen_ms": seen // 1000 if seen else None,
+                "online": None if seen is None else not (d in world.offline or d in offline),
+                "sev": worst.get(d),
+            }
             if kind == "door":
                 st["open"] = d in world.doors_open
                 st["forced"] = d in forced
@@ -339,8 +375,12 @@ class Dashboard:
             elif kind == "jammer":
                 js = world.jammer.get(d)
                 if js is not None:
-                    st.update(output=js.output, bands=js.bands, faults=list(js.faults),
-                              temp=js.temperature_c)
+                    st.update(
+                        output=js.output,
+                        bands=js.bands,
+                        faults=list(js.faults),
+                        temp=js.temperature_c,
+                    )
             elif kind == "camera":
                 cs = world.camera.get(d)
                 if cs is not None:
@@ -376,7 +416,9 @@ class Dashboard:
         if started:
             rows = self.monitor.store.conn.execute(
                 "SELECT ts, subject, state, alert_id FROM transitions "
-                "WHERE policy = 'jammer-uptime' AND ts >= ? ORDER BY id", (min(started),))
+                "WHERE policy = 'jammer-uptime' AND ts >= ? ORDER BY id",
+                (min(started),),
+            )
             opened: dict[str, tuple[str, int]] = {}
             for ts, subject, state, alert_id in rows:
                 if state == "raised":
@@ -391,14 +433,19 @@ class Dashboard:
         tz = self.site.tz
         for s in shown:
             item: dict[str, Any] = {
-                "id": s.id, "name": s.name, "classification": s.classification,
-                "status": s.status, "start_ms": s.start // 1000 if s.start else None,
+                "id": s.id,
+                "name": s.name,
+                "classification": s.classification,
+                "status": s.status,
+                "start_ms": s.start // 1000 if s.start else None,
                 "end_ms": s.end // 1000 if s.end else None,
                 "planned_start_ms": s.planned_start // 1000 if s.planned_start else None,
                 "planned_end_ms": s.planned_end // 1000 if s.planned_end else None,
                 "start": format_ts(s.start, tz) if s.start else None,
                 "planned_end": format_ts(s.planned_end, tz) if s.planned_end else None,
-                "bands": [], "interruptions": 0}
+                "bands": [],
+                "interruptions": 0,
+            }
             if s.start is not None:
                 lo, hi = s.start, s.end if s.end is not None else now
                 item["interruptions"] = sum(1 for ts, _ in raises if lo <= ts <= hi)
@@ -406,14 +453,21 @@ class Dashboard:
                     for band in jam.bands:
                         spans = intervals.get(f"{jid}/{band.id}", []) + intervals.get(jid, [])
                         down, down_now = _union_length(spans, lo, hi)
-                        item["bands"].append({"jammer": jid, "band": band.id,
-                                              "down_ms": down // 1000, "down_now": down_now})
+                        item["bands"].append(
+                            {
+                                "jammer": jid,
+                                "band": band.id,
+                                "down_ms": down // 1000,
+                                "down_now": down_now,
+                            }
+                        )
             out.append(item)
         return out
 
     def _seal_signature(self) -> Any:
-        return tuple((s.id, s.status, s.start, s.end, s.planned_end)
-                     for s in self.monitor.engine.seals())
+        return tuple(
+            (s.id, s.status, s.start, s.end, s.planned_end) for s in self.monitor.engine.seals()
+        )
 
     # -- the snapshot ---------------------------------------------------------------------------
 
@@ -421,20 +475,36 @@ class Dashboard:
         alerts = [self.alert_json(v) for v in self.monitor.views.values()]
         user = None
         if session is not None:
-            user = {"name": session.user.name, "role": session.user.role,
-                    "badge": session.user.badge}
-        return {"t": "snapshot", "now_ms": self.monitor.clock() // 1000,
-                "site": self.plan, "user": user, "alerts": alerts,
-                "devices": self.device_states(self.site.device_kind),
-                "people": self.people_inside(), "seals": self.seal_panel(),
-                "timeline": self.timeline(limit=100),
-                "thumbnails": self.thumbnails is not None}
+            user = {
+                "name": session.user.name,
+                "role": session.user.role,
+                "badge": session.user.badge,
+            }
+        return {
+            "t": "snapshot",
+            "now_ms": self.monitor.clock() // 1000,
+            "site": self.plan,
+            "user": user,
+            "alerts": alerts,
+            "devices": self.device_states(self.site.device_kind),
+            "people": self.people_inside(),
+            "seals": self.seal_panel(),
+            "timeline": self.timeline(limit=100),
+            "thumbnails": self.thumbnails is not None,
+        }
 
     # -- the timeline ---------------------------------------------------------------------------
 
-    def timeline(self, *, kinds: set[str] | None = None, devices: set[str] | None = None,
-                 severities: set[str] | None = None, before_ms: int | None = None,
-                 limit: int = 200, telemetry: bool = False) -> list[dict[str, Any]]:
+    def timeline(
+        self,
+        *,
+        kinds: set[str] | None = None,
+        devices: set[str] | None = None,
+        severities: set[str] | None = None,
+        before_ms: int | None = None,
+        limit: int = 200,
+        telemetry: bool = False,
+    ) -> list[dict[str, Any]]:
         """Events and alert transitions, newest first, filtered."""
         conn = self.monitor.store.conn
         before = (before_ms * 1000) if before_ms is not None else None
@@ -483,24 +553,48 @@ class Dashboard:
         items.sort(key=lambda i: (i["ms"], i["k"] == "alert", i["n"]), reverse=True)
         return items[:limit]
 
-    def _event_item(self, seq: int, ts: int, device: str, etype: str, actor: str | None,
-                    source: str | dict[str, Any]) -> dict[str, Any]:
+    def _event_item(
+        self,
+        seq: int,
+        ts: int,
+        device: str,
+        etype: str,
+        actor: str | None,
+        source: str | dict[str, Any],
+    ) -> dict[str, Any]:
         src = orjson.loads(source) if isinstance(source, str) else source
         detail = {k: v for k, v in src.items() if k not in ("ts", "device", "type")}
-        return {"k": "event", "n": seq, "ms": ts // 1000,
-                "time": format_ts(ts, self.site.tz), "device": device, "type": etype,
-                "cat": etype.split(".", 1)[0], "zone": self._zone_of.get(device),
-                "actor": actor, "detail": detail}
+        return {
+            "k": "event",
+            "n": seq,
+            "ms": ts // 1000,
+            "time": format_ts(ts, self.site.tz),
+            "device": device,
+            "type": etype,
+            "cat": etype.split(".", 1)[0],
+            "zone": self._zone_of.get(device),
+            "actor": actor,
+            "detail": detail,
+        }
 
     def _transition_item(self, tid: int, ts: int, line: dict[str, Any]) -> dict[str, Any]:
         device = str(line.get("subject", "")).split("/", 1)[0]
-        return {"k": "alert", "n": tid, "ms": ts // 1000, "time": line.get("ts"),
-                "device": device, "type": f"alert.{line.get('state')}", "cat": "alert",
-                "zone": self._zone_of.get(device), "actor": line.get("acked_by"),
-                "detail": {k: line.get(k) for k in ("alert_id", "policy", "subject",
-                                                     "severity", "state", "clause",
-                                                     "comment")},
-                "explain": self.explain(str(line.get("policy")), str(line.get("subject")))}
+        return {
+            "k": "alert",
+            "n": tid,
+            "ms": ts // 1000,
+            "time": line.get("ts"),
+            "device": device,
+            "type": f"alert.{line.get('state')}",
+            "cat": "alert",
+            "zone": self._zone_of.get(device),
+            "actor": line.get("acked_by"),
+            "detail": {
+                k: line.get(k)
+                for k in ("alert_id", "policy", "subject", "severity", "state", "clause", "comment")
+            },
+            "explain": self.explain(str(line.get("policy")), str(line.get("subject"))),
+        }
 
     # -- live -----------------------------------------------------------------------------------
 
@@ -511,8 +605,11 @@ class Dashboard:
         for c in list(self.clients):
             if not c.push(text):
                 # Too far behind: drop it; the page reconnects and starts from a snapshot.
-                self._rlog.warning("slow-client", "a dashboard client fell %d messages "
-                                   "behind; disconnecting it", CLIENT_QUEUE)
+                self._rlog.warning(
+                    "slow-client",
+                    "a dashboard client fell %d messages behind; disconnecting it",
+                    CLIENT_QUEUE,
+                )
                 self.clients.discard(c)
                 c.queue = asyncio.Queue(1)
                 c.push(None)
@@ -540,9 +637,14 @@ class Dashboard:
             items.append(self._transition_item(int(row.get("id", 0)), 0, row))
         for item, row in zip(items, rows, strict=True):
             item["ms"] = _iso_ms(str(row.get("ts", "")))
-        self.broadcast({"t": "alerts", "upsert": list(upsert.values()),
-                        "remove": [a for a in removed if a not in upsert],
-                        "timeline": items})
+        self.broadcast(
+            {
+                "t": "alerts",
+                "upsert": list(upsert.values()),
+                "remove": [a for a in removed if a not in upsert],
+                "timeline": items,
+            }
+        )
 
     async def _run(self) -> None:
         while True:
@@ -595,7 +697,9 @@ class Dashboard:
     def _read_events(self) -> list[dict[str, Any]]:
         rows = self.monitor.store.conn.execute(
             "SELECT seq, ts, device, type, actor, source FROM events WHERE seq > ? "
-            "ORDER BY seq LIMIT ?", (self._event_seq, MAX_EVENTS_PER_TICK)).fetchall()
+            "ORDER BY seq LIMIT ?",
+            (self._event_seq, MAX_EVENTS_PER_TICK),
+        ).fetchall()
         if not rows:
             return []
         self._event_seq = rows[-1][0]
@@ -671,8 +775,16 @@ def _host_name(host: str) -> str:
 
 def _zone_index(site: Any) -> dict[str, str]:
     out: dict[str, str] = {}
-    for group in (site.jammers, site.cameras, site.alarm_panels, site.alarm_inputs,
-                  site.phone_detectors, site.checkpoints, site.consoles, site.duty_phones):
+    for group in (
+        site.jammers,
+        site.cameras,
+        site.alarm_panels,
+        site.alarm_inputs,
+        site.phone_detectors,
+        site.checkpoints,
+        site.consoles,
+        site.duty_phones,
+    ):
         for dev_id, dev in group.items():
             out[dev_id] = dev.zone
     for door_id, door in site.doors.items():
@@ -715,8 +827,17 @@ def _raw_extras(site_path: Path | None) -> dict[str, dict[str, Any]]:
             for sub in item.get("inputs") or []:
                 take(sub)
 
-    for key in ("zones", "doors", "jammers", "cameras", "alarm_panels", "phone_detectors",
-                "checkpoints", "consoles", "duty_phones"):
+    for key in (
+        "zones",
+        "doors",
+        "jammers",
+        "cameras",
+        "alarm_panels",
+        "phone_detectors",
+        "checkpoints",
+        "consoles",
+        "duty_phones",
+    ):
         for item in raw.get(key) or []:
             take(item)
     return out
@@ -736,55 +857,127 @@ def site_plan(site: Any, site_path: Path | None, options: Options) -> dict[str, 
         return str(n) if n else None
 
     entrance = site.entrance
-    zones = [{"id": z.id, "kind": z.kind, "parent": z.parent,
-              "classification": z.classification, "sealed": z.sealed, "name": name(z.id)}
-             for z in site.zones.values()]
-    doors = [{"id": d.id, "a": d.a, "b": d.b, "kind": d.kind, "two_person": d.two_person,
-              "boundary": site.is_boundary(d), "name": name(d.id), "position": pos(d.id),
-              "entrance": ("outer" if entrance and entrance.outer == d.id else
-                           "inner" if entrance and entrance.inner == d.id else None)}
-             for d in site.doors.values()]
+    zones = [
+        {
+            "id": z.id,
+            "kind": z.kind,
+            "parent": z.parent,
+            "classification": z.classification,
+            "sealed": z.sealed,
+            "name": name(z.id),
+        }
+        for z in site.zones.values()
+    ]
+    doors = [
+        {
+            "id": d.id,
+            "a": d.a,
+            "b": d.b,
+            "kind": d.kind,
+            "two_person": d.two_person,
+            "boundary": site.is_boundary(d),
+            "name": name(d.id),
+            "position": pos(d.id),
+            "entrance": (
+                "outer"
+                if entrance and entrance.outer == d.id
+                else "inner"
+                if entrance and entrance.inner == d.id
+                else None
+            ),
+        }
+        for d in site.doors.values()
+    ]
     devices: list[dict[str, Any]] = []
     for jid, j in site.jammers.items():
-        devices.append({"id": jid, "kind": "jammer", "zone": j.zone, "name": name(jid),
-                        "position": pos(jid), "bands": [{"id": b.id, "min_dbm": b.min_dbm}
-                                                        for b in j.bands]})
+        devices.append(
+            {
+                "id": jid,
+                "kind": "jammer",
+                "zone": j.zone,
+                "name": name(jid),
+                "position": pos(jid),
+                "bands": [{"id": b.id, "min_dbm": b.min_dbm} for b in j.bands],
+            }
+        )
     for cid, c in site.cameras.items():
-        devices.append({"id": cid, "kind": "camera", "zone": c.zone, "name": name(cid),
-                        "position": pos(cid, c.position)})
+        devices.append(
+            {
+                "id": cid,
+                "kind": "camera",
+                "zone": c.zone,
+                "name": name(cid),
+                "position": pos(cid, c.position),
+            }
+        )
     for pid, p in site.alarm_panels.items():
-        devices.append({"id": pid, "kind": "alarm_panel", "zone": p.zone, "name": name(pid),
-                        "position": pos(pid)})
+        devices.append(
+            {
+                "id": pid,
+                "kind": "alarm_panel",
+                "zone": p.zone,
+                "name": name(pid),
+                "position": pos(pid),
+            }
+        )
         for i in p.inputs:
-            devices.append({"id": i.id, "kind": "alarm_input", "zone": i.zone,
-                            "input_kind": i.kind, "panel": pid, "name": name(i.id),
-                            "position": pos(i.id)})
-    for kind, group in (("phone_detector", site.phone_detectors),
-                        ("checkpoint", site.checkpoints), ("console", site.consoles),
-                        ("duty_phone", site.duty_phones)):
+            devices.append(
+                {
+                    "id": i.id,
+                    "kind": "alarm_input",
+                    "zone": i.zone,
+                    "input_kind": i.kind,
+                    "panel": pid,
+                    "name": name(i.id),
+                    "position": pos(i.id),
+                }
+            )
+    for kind, group in (
+        ("phone_detector", site.phone_detectors),
+        ("checkpoint", site.checkpoints),
+        ("console", site.consoles),
+        ("duty_phone", site.duty_phones),
+    ):
         for did, dev in group.items():
-            devices.append({"id": did, "kind": kind, "zone": dev.zone, "name": name(did),
-                            "position": pos(did)})
+            devices.append(
+                {"id": did, "kind": kind, "zone": dev.zone, "name": name(did), "position": pos(did)}
+            )
     screening = None
     if entrance is not None:
         outer = site.doors[entrance.outer]
         screening = outer.b if site.zones[outer.b].kind == "screening" else outer.a
-    return {"id": site.id, "name": site.name, "timezone": site.timezone, "zones": zones,
-            "doors": doors, "devices": devices,
-            "entrance": ({"outer": entrance.outer, "inner": entrance.inner,
-                          "zone": screening} if entrance else None),
-            "people": {b: {"name": p.name, "role": p.role} for b, p in site.people.items()},
-            "floor_plan": ({"url": "/api/dashboard/floor-plan",
-                            "width": options.floor_plan_size[0],
-                            "height": options.floor_plan_size[1]}
-                           if options.floor_plan and options.floor_plan_size else None)}
+    return {
+        "id": site.id,
+        "name": site.name,
+        "timezone": site.timezone,
+        "zones": zones,
+        "doors": doors,
+        "devices": devices,
+        "entrance": (
+            {"outer": entrance.outer, "inner": entrance.inner, "zone": screening}
+            if entrance
+            else None
+        ),
+        "people": {b: {"name": p.name, "role": p.role} for b, p in site.people.items()},
+        "floor_plan": (
+            {
+                "url": "/api/dashboard/floor-plan",
+                "width": options.floor_plan_size[0],
+                "height": options.floor_plan_size[1],
+            }
+            if options.floor_plan and options.floor_plan_size
+            else None
+        ),
+    }
 
 
 # -- middlewares --------------------------------------------------------------------------------
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-       "frame-ancestors 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
 
 
 @web.middleware
@@ -812,8 +1005,11 @@ def _headers(resp: web.StreamResponse) -> None:
 
 def _deny(dash: Dashboard, status: int, reason: str, code: str) -> web.Response:
     dash.monitor.metrics.inc("sealwatch_dashboard_denied_total", code)
-    return web.Response(body=orjson.dumps({"accepted": False, "reason": reason}),
-                        status=status, content_type="application/json")
+    return web.Response(
+        body=orjson.dumps({"accepted": False, "reason": reason}),
+        status=status,
+        content_type="application/json",
+    )
 
 
 def auth_middleware(dash: Dashboard) -> Any:
@@ -829,8 +1025,7 @@ def auth_middleware(dash: Dashboard) -> Any:
         mutating = request.method not in SAFE_METHODS
         bearer = request.headers.get("Authorization", "")
         if bearer.startswith("Bearer "):
-            if not secrets.compare_digest(bearer[7:].strip().encode(),
-                                          dash.api_token.encode()):
+            if not secrets.compare_digest(bearer[7:].strip().encode(), dash.api_token.encode()):
                 return _deny(dash, 401, "bad API token", "token")
             return await handler(request)  # the local CLI; the actor comes in the body
         session = dash.session_of(request)
@@ -846,10 +1041,15 @@ def auth_middleware(dash: Dashboard) -> Any:
         need = required_role(request.method, path)
         if RANK[session.user.role] < RANK[need]:
             if mutating:
-                dash.audit("denied", user=session.user.name, role=session.user.role,
-                           method=request.method, path=path, ip=dash.client_ip(request))
-            return _deny(dash, 403, f"a {session.user.role} may not do this "
-                                    f"(needs {need})", "role")
+                dash.audit(
+                    "denied",
+                    user=session.user.name,
+                    role=session.user.role,
+                    method=request.method,
+                    path=path,
+                    ip=dash.client_ip(request),
+                )
+            return _deny(dash, 403, f"a {session.user.role} may not do this (needs {need})", "role")
         request["user"] = session.user.actor  # http_api's `_actor` reads this key
         request[SESSION] = session
         return await handler(request)
@@ -860,15 +1060,20 @@ def auth_middleware(dash: Dashboard) -> Any:
 # -- routes ---------------------------------------------------------------------------------
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None
-          ) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, headers=headers,
-                        content_type="application/json")
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json"
+    )
 
 
 def _whoami(dash: Dashboard, s: Session) -> dict[str, Any]:
-    return {"user": s.user.name, "role": s.user.role, "badge": s.user.badge, "csrf": s.csrf,
-            "idle_timeout_s": dash.sessions.idle_limit(s)}
+    return {
+        "user": s.user.name,
+        "role": s.user.role,
+        "badge": s.user.badge,
+        "csrf": s.csrf,
+        "idle_timeout_s": dash.sessions.idle_limit(s),
+    }
 
 
 async def page(request: web.Request) -> web.StreamResponse:
@@ -890,9 +1095,11 @@ async def login(request: web.Request) -> web.Response:
     if wait > 0:
         dash.monitor.metrics.inc("sealwatch_logins_total", "throttled")
         dash.audit("login_throttled", user=name, ip=ip)
-        return _json({"ok": False, "reason": "too many failed logins; wait",
-                      "retry_after_s": round(wait)}, 429,
-                     headers={"Retry-After": str(max(1, round(wait)))})
+        return _json(
+            {"ok": False, "reason": "too many failed logins; wait", "retry_after_s": round(wait)},
+            429,
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
     user = await asyncio.to_thread(dash.users.verify, name, password)
     if user is None:
         dash.limiter.failed(name, ip)
@@ -908,8 +1115,14 @@ async def login(request: web.Request) -> web.Response:
     dash.audit("login", user=user.name, role=user.role, ip=ip)
     resp = _json({"ok": True, **_whoami(dash, session)})
     secure = dash.secure(request)
-    resp.set_cookie(COOKIE_SECURE if secure else COOKIE_PLAIN, session.token, path="/",
-                    httponly=True, samesite="Strict", secure=secure)
+    resp.set_cookie(
+        COOKIE_SECURE if secure else COOKIE_PLAIN,
+        session.token,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=secure,
+    )
     return resp
 
 
@@ -927,8 +1140,9 @@ async def logout(request: web.Request) -> web.Response:
     resp = _json({"ok": True})
     for name in (COOKIE_SECURE, COOKIE_PLAIN):
         if name in request.cookies:
-            resp.del_cookie(name, path="/", secure=name == COOKIE_SECURE, httponly=True,
-                            samesite="Strict")
+            resp.del_cookie(
+                name, path="/", secure=name == COOKIE_SECURE, httponly=True, samesite="Strict"
+            )
     return resp
 
 
@@ -964,9 +1178,16 @@ async def timeline(request: web.Request) -> web.Response:
         limit = max(1, min(int(q.get("limit", "200")), 1000))
     except ValueError:
         return _json({"accepted": False, "reason": "before_ms and limit are numbers"}, 400)
-    return _json(dash.timeline(kinds=split("kind"), devices=devices,
-                               severities=split("severity"), before_ms=before, limit=limit,
-                               telemetry=q.get("telemetry") == "1"))
+    return _json(
+        dash.timeline(
+            kinds=split("kind"),
+            devices=devices,
+            severities=split("severity"),
+            before_ms=before,
+            limit=limit,
+            telemetry=q.get("telemetry") == "1",
+        )
+    )
 
 
 async def camera_jpeg(request: web.Request) -> web.StreamResponse:
@@ -978,8 +1199,7 @@ async def camera_jpeg(request: web.Request) -> web.StreamResponse:
     data = dash.thumbnails(cam, width) if dash.thumbnails is not None else None
     if data is None:
         return web.Response(status=204)
-    return web.Response(body=data, content_type="image/jpeg",
-                        headers={"Cache-Control": "no-store"})
+    return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 async def floor_plan(request: web.Request) -> web.StreamResponse:
@@ -991,8 +1211,12 @@ async def floor_plan(request: web.Request) -> web.StreamResponse:
 
 async def list_users(request: web.Request) -> web.Response:
     dash = request.app[DASHBOARD]
-    return _json([{"name": u.name, "role": u.role, "badge": u.badge, "disabled": u.disabled}
-                  for u in dash.users.list()])
+    return _json(
+        [
+            {"name": u.name, "role": u.role, "badge": u.badge, "disabled": u.disabled}
+            for u in dash.users.list()
+        ]
+    )
 
 
 async def live(request: web.Request) -> web.StreamResponse:
@@ -1000,8 +1224,9 @@ async def live(request: web.Request) -> web.StreamResponse:
     dash = request.app[DASHBOARD]
     if not dash.origin_ok(request, required=True):
         dash.monitor.metrics.inc("sealwatch_dashboard_denied_total", "ws_origin")
-        dash._rlog.warning("ws-origin", "live channel from origin %r refused",
-                           request.headers.get("Origin"))
+        dash._rlog.warning(
+            "ws-origin", "live channel from origin %r refused", request.headers.get("Origin")
+        )
         return _json({"accepted": False, "reason": "origin refused"}, 403)
     session = dash.session_of(request)
     if session is None and not dash.local_bootstrap(request):
@@ -1037,10 +1262,14 @@ async def _send(client: Client) -> None:
         await client.ws.send_str(text)
 
 
-def mount_dashboard(app: web.Application, monitor: Monitor, settings: Settings, *,
-                    site_path: Path | None = None,
-                    thumbnails: Callable[[str, int], bytes | None] | None = None
-                    ) -> Dashboard:
+def mount_dashboard(
+    app: web.Application,
+    monitor: Monitor,
+    settings: Settings,
+    *,
+    site_path: Path | None = None,
+    thumbnails: Callable[[str, int], bytes | None] | None = None,
+) -> Dashboard:
     """Add the dashboard's routes and middlewares to the daemon's app (before it starts)."""
     dash = Dashboard(monitor, settings, site_path=site_path, thumbnails=thumbnails)
     app[DASHBOARD] = dash
@@ -1052,20 +1281,24 @@ def mount_dashboard(app: web.Application, monitor: Monitor, settings: Settings, 
             yield
 
     app.cleanup_ctx.append(lifetime)
-    app.add_routes([
-        web.get("/", page),
-        web.get("/live", live),
-        web.post("/auth/login", login),
-        web.post("/auth/logout", logout),
-        web.get("/auth/session", whoami),
-        web.get("/api/dashboard/snapshot", snapshot),
-        web.get("/api/dashboard/timeline", timeline),
-        web.get("/api/dashboard/cameras/{camera}.jpg", camera_jpeg),
-        web.get("/api/dashboard/floor-plan", floor_plan),
-        web.get("/api/users", list_users),
-        web.static("/static", WEB, append_version=False),
-    ])
+    app.add_routes(
+        [
+            web.get("/", page),
+            web.get("/live", live),
+            web.post("/auth/login", login),
+            web.post("/auth/logout", logout),
+            web.get("/auth/session", whoami),
+            web.get("/api/dashboard/snapshot", snapshot),
+            web.get("/api/dashboard/timeline", timeline),
+            web.get("/api/dashboard/cameras/{camera}.jpg", camera_jpeg),
+            web.get("/api/dashboard/floor-plan", floor_plan),
+            web.get("/api/users", list_users),
+            web.static("/static", WEB, append_version=False),
+        ]
+    )
     if not dash.users_exist():
-        log.warning("no dashboard users yet: the HTTP API answers local clients only. "
-                    "Create one with: sealwatch user add NAME --role admin --config SITE")
+        log.warning(
+            "no dashboard users yet: the HTTP API answers local clients only. "
+            "Create one with: sealwatch user add NAME --role admin --config SITE"
+        )
     return dash

@@ -34,8 +34,13 @@ from policies.site import Site, suggest
 log = logging.getLogger("sealwatch.devices")
 
 DEFAULTS: dict[str, Any] = {
-    "jammers": True, "cameras": True, "camera_interval_s": 1.0, "recordings": True,
-    "recordings_interval_s": 60.0, "duty_phone": True, "base_dir": None,
+    "jammers": True,
+    "cameras": True,
+    "camera_interval_s": 1.0,
+    "recordings": True,
+    "recordings_interval_s": 60.0,
+    "duty_phone": True,
+    "base_dir": None,
 }
 
 
@@ -72,8 +77,9 @@ def devices_config(raw: Any) -> dict[str, Any]:
 class DeviceAdapters:
     """`async with DeviceAdapters(site, sink, data_dir, config)`: run the enabled adapters."""
 
-    def __init__(self, site: Site, sink: EventSink, data_dir: Path,
-                 config: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, site: Site, sink: EventSink, data_dir: Path, config: Mapping[str, Any] | None = None
+    ) -> None:
         self.site = site
         self.sink = sink
         self.config = devices_config(config)
@@ -92,23 +98,35 @@ class DeviceAdapters:
         try:
             if c["jammers"] and any(j.modbus for j in site.jammers.values()):
                 self.jammers = await self._stack.enter_async_context(
-                    JammerHub(site.jammers.values(), sink))
+                    JammerHub(site.jammers.values(), sink)
+                )
             if c["cameras"] and site.cameras:
                 self.cameras = await self._stack.enter_async_context(
-                    CameraHub(site, sink, interval_s=c["camera_interval_s"]))
+                    CameraHub(site, sink, interval_s=c["camera_interval_s"])
+                )
             if c["recordings"] and any(cam.recordings for cam in site.cameras.values()):
                 self.recordings = await self._stack.enter_async_context(
-                    RecordingsWatcher(site, sink, self.base_dir,
-                                      interval_s=c["recordings_interval_s"]))
+                    RecordingsWatcher(
+                        site, sink, self.base_dir, interval_s=c["recordings_interval_s"]
+                    )
+                )
             if c["duty_phone"] and any(p.recordings for p in site.duty_phones.values()):
                 self.duty_phone = await self._stack.enter_async_context(
-                    DutyPhoneWatcher(site, sink, self.base_dir,
-                                     state_path=self.data_dir / "duty_phone_calls.json"))
+                    DutyPhoneWatcher(
+                        site,
+                        sink,
+                        self.base_dir,
+                        state_path=self.data_dir / "duty_phone_calls.json",
+                    )
+                )
         except BaseException:
             await self._stack.aclose()
             raise
-        running = [n for n in ("jammers", "cameras", "recordings", "duty_phone")
-                   if getattr(self, n) is not None]
+        running = [
+            n
+            for n in ("jammers", "cameras", "recordings", "duty_phone")
+            if getattr(self, n) is not None
+        ]
         log.info("device adapters running: %s", ", ".join(running) or "none")
         return self
 

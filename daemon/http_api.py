@@ -24,8 +24,7 @@ STATUS: web.AppKey[dict[str, Any]] = web.AppKey("status", dict)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status,
-                        content_type="application/json")
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
 def _bad(message: str, status: int = 400) -> web.Response:
@@ -63,17 +62,18 @@ def _console(monitor: Monitor, body: dict[str, Any]) -> str:
     return str(console)
 
 
-async def _command(request: web.Request, body: dict[str, Any], event: dict[str, Any]
-                   ) -> web.Response:
+async def _command(
+    request: web.Request, body: dict[str, Any], event: dict[str, Any]
+) -> web.Response:
     monitor = request.app[MONITOR]
     actor = _actor(request, body)
     event = {"device": _console(monitor, body), **event}
     event.setdefault("badge", actor)
-    return _outcome(await monitor.command(event, origin=body.get("origin", "http"),
-                                          actor=actor))
+    return _outcome(await monitor.command(event, origin=body.get("origin", "http"), actor=actor))
 
 
 # -- routes -------------------------------------------------------------------------------
+
 
 async def healthz(request: web.Request) -> web.Response:
     status = request.app[STATUS]
@@ -83,18 +83,28 @@ async def healthz(request: web.Request) -> web.Response:
     mqtt_up = bool(link is not None and link.connected.is_set())
     if not mqtt_up:
         problems.append("MQTT broker not connected")
-    body = {"status": "ok" if not problems else "degraded", "problems": problems,
-            "mqtt_connected": mqtt_up, "engine_lag_s": monitor.engine_lag_s(),
-            "queue": monitor.queue.qsize(), "unpublished": len(monitor.outbox),
-            "open_alerts": len(monitor.views), "recovery_s": monitor.recovery_s,
-            "db_bytes": monitor.store.size_bytes(), "audit_head": monitor.store.audit.head}
+    body = {
+        "status": "ok" if not problems else "degraded",
+        "problems": problems,
+        "mqtt_connected": mqtt_up,
+        "engine_lag_s": monitor.engine_lag_s(),
+        "queue": monitor.queue.qsize(),
+        "unpublished": len(monitor.outbox),
+        "open_alerts": len(monitor.views),
+        "recovery_s": monitor.recovery_s,
+        "db_bytes": monitor.store.size_bytes(),
+        "audit_head": monitor.store.audit.head,
+    }
     return _json(body, 200)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[MONITOR].metrics.render(),
-                        content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type": "text/plain; version=0.0.4"})
+    return web.Response(
+        text=request.app[MONITOR].metrics.render(),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type": "text/plain; version=0.0.4"},
+    )
 
 
 async def list_alerts(request: web.Request) -> web.Response:
@@ -117,8 +127,13 @@ async def get_alert(request: web.Request) -> web.Response:
     view = monitor.store.alert_view(alert_id)
     if view is None:
         return _bad(f"unknown alert '{alert_id}'", 404)
-    return _json({**view, "transitions": monitor.store.transitions(alert_id=alert_id),
-                  "actions": monitor.store.actions(alert_id=alert_id)})
+    return _json(
+        {
+            **view,
+            "transitions": monitor.store.transitions(alert_id=alert_id),
+            "actions": monitor.store.actions(alert_id=alert_id),
+        }
+    )
 
 
 async def ack(request: web.Request) -> web.Response:
@@ -135,22 +150,33 @@ async def shelve(request: web.Request) -> web.Response:
     until = body.get("until")
     if until is None and isinstance(body.get("for_s"), int | float):
         until = format_ts(monitor.clock() + int(body["for_s"] * 1e6), monitor.tz)
-    event = {"type": "alert.shelve", "alert_id": request.match_info["alert_id"],
-             "until": until, "reason": body.get("reason")}
+    event = {
+        "type": "alert.shelve",
+        "alert_id": request.match_info["alert_id"],
+        "until": until,
+        "reason": body.get("reason"),
+    }
     return await _command(request, body, event)
 
 
 async def unshelve(request: web.Request) -> web.Response:
     body = await _body(request)
-    return await _command(request, body, {"type": "alert.unshelve",
-                                          "alert_id": request.match_info["alert_id"]})
+    return await _command(
+        request, body, {"type": "alert.unshelve", "alert_id": request.match_info["alert_id"]}
+    )
 
 
 async def comment(request: web.Request) -> web.Response:
     body = await _body(request)
     monitor = request.app[MONITOR]
-    return _outcome(monitor.add_comment(request.match_info["alert_id"], _actor(request, body),
-                                        str(body.get("text", "")), body.get("origin", "http")))
+    return _outcome(
+        monitor.add_comment(
+            request.match_info["alert_id"],
+            _actor(request, body),
+            str(body.get("text", "")),
+            body.get("origin", "http"),
+        )
+    )
 
 
 async def seal_start(request: web.Request) -> web.Response:
@@ -164,15 +190,27 @@ async def seal_start(request: web.Request) -> web.Response:
 
 async def seal_end(request: web.Request) -> web.Response:
     body = await _body(request)
-    return await _command(request, body, {"type": "seal.end",
-                                          "seal": request.match_info["seal_id"]})
+    return await _command(
+        request, body, {"type": "seal.end", "seal": request.match_info["seal_id"]}
+    )
 
 
 async def list_seals(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR]
     tz = monitor.tz
-    return _json([{**s, **{k: format_ts(s[k], tz) for k in ("start", "end", "planned_end")
-                           if s[k] is not None}} for s in monitor.store.seals()])
+    return _json(
+        [
+            {
+                **s,
+                **{
+                    k: format_ts(s[k], tz)
+                    for k in ("start", "end", "planned_end")
+                    if s[k] is not None
+                },
+            }
+            for s in monitor.store.seals()
+        ]
+    )
 
 
 async def get_archive(request: web.Request) -> web.Response:
@@ -188,8 +226,12 @@ async def approval(request: web.Request) -> web.Response:
     by = request.get("user") or body.get("by")
     if not isinstance(by, str) or not by:
         return _bad("who grants the approval? give 'by'")
-    event = {"type": "approval.granted", "badge": body.get("badge"),
-             "valid_s": body.get("valid_s"), "granted_by": by}
+    event = {
+        "type": "approval.granted",
+        "badge": body.get("badge"),
+        "valid_s": body.get("valid_s"),
+        "granted_by": by,
+    }
     return await _command(request, {**body, "badge": by}, event)
 
 
@@ -210,23 +252,41 @@ async def review(request: web.Request) -> web.Response:
 async def add_maintenance(request: web.Request) -> web.Response:
     body = await _body(request)
     monitor = request.app[MONITOR]
-    return _outcome(monitor.add_suppression(
-        str(body.get("device", "")), str(body.get("start", "")), str(body.get("end", "")),
-        str(body.get("reason", "")), _actor(request, body), body.get("origin", "http")))
+    return _outcome(
+        monitor.add_suppression(
+            str(body.get("device", "")),
+            str(body.get("start", "")),
+            str(body.get("end", "")),
+            str(body.get("reason", "")),
+            _actor(request, body),
+            body.get("origin", "http"),
+        )
+    )
 
 
 async def list_maintenance(request: web.Request) -> web.Response:
     monitor = request.app[MONITOR]
     tz = monitor.tz
-    return _json([{**s, "start": format_ts(s["start"], tz), "end": format_ts(s["end"], tz)}
-                  for s in monitor.store.suppressions()])
+    return _json(
+        [
+            {**s, "start": format_ts(s["start"], tz), "end": format_ts(s["end"], tz)}
+            for s in monitor.store.suppressions()
+        ]
+    )
 
 
 async def audit_verify(request: web.Request) -> web.Response:
     verdict = audit.verify(request.app[MONITOR].store.conn)
-    return _json({"ok": verdict.ok, "records": verdict.records, "head": verdict.head,
-                  "broken_record": verdict.broken_seq, "problem": verdict.problem},
-                 200 if verdict.ok else 409)
+    return _json(
+        {
+            "ok": verdict.ok,
+            "records": verdict.records,
+            "head": verdict.head,
+            "broken_record": verdict.broken_seq,
+            "problem": verdict.problem,
+        },
+        200 if verdict.ok else 409,
+    )
 
 
 def _query_int(request: web.Request, key: str, default: int) -> int:
@@ -245,8 +305,9 @@ async def events(request: web.Request) -> web.Response:
         if i >= limit:
             break
         lines.append(orjson.dumps(ev.source))
-    return web.Response(body=b"\n".join(lines) + (b"\n" if lines else b""),
-                        content_type="application/x-ndjson")
+    return web.Response(
+        body=b"\n".join(lines) + (b"\n" if lines else b""), content_type="application/x-ndjson"
+    )
 
 
 async def rejections(request: web.Request) -> web.Response:
@@ -254,32 +315,35 @@ async def rejections(request: web.Request) -> web.Response:
     return _json(request.app[MONITOR].store.rejections(limit))
 
 
-def build_app(monitor: Monitor, *, status: dict[str, Any] | None = None,
-              middlewares: Iterable[Any] = ()) -> web.Application:
+def build_app(
+    monitor: Monitor, *, status: dict[str, Any] | None = None, middlewares: Iterable[Any] = ()
+) -> web.Application:
     """The daemon's web application; `middlewares` is where authentication plugs in."""
     app = web.Application(middlewares=list(middlewares), client_max_size=1024 * 1024)
     app[MONITOR] = monitor
     app[STATUS] = status if status is not None else {}
-    app.add_routes([
-        web.get("/healthz", healthz),
-        web.get("/metrics", metrics),
-        web.get("/api/alerts", list_alerts),
-        web.get("/api/alerts/{alert_id}", get_alert),
-        web.post("/api/alerts/{alert_id}/ack", ack),
-        web.post("/api/alerts/{alert_id}/shelve", shelve),
-        web.post("/api/alerts/{alert_id}/unshelve", unshelve),
-        web.post("/api/alerts/{alert_id}/comment", comment),
-        web.get("/api/seals", list_seals),
-        web.post("/api/seals/{seal_id}/start", seal_start),
-        web.post("/api/seals/{seal_id}/end", seal_end),
-        web.get("/api/seals/{seal_id}/archive", get_archive),
-        web.post("/api/approvals", approval),
-        web.post("/api/inspections", inspection),
-        web.post("/api/reviews", review),
-        web.get("/api/maintenance", list_maintenance),
-        web.post("/api/maintenance", add_maintenance),
-        web.get("/api/audit/verify", audit_verify),
-        web.get("/api/events", events),
-        web.get("/api/rejections", rejections),
-    ])
+    app.add_routes(
+        [
+            web.get("/healthz", healthz),
+            web.get("/metrics", metrics),
+            web.get("/api/alerts", list_alerts),
+            web.get("/api/alerts/{alert_id}", get_alert),
+            web.post("/api/alerts/{alert_id}/ack", ack),
+            web.post("/api/alerts/{alert_id}/shelve", shelve),
+            web.post("/api/alerts/{alert_id}/unshelve", unshelve),
+            web.post("/api/alerts/{alert_id}/comment", comment),
+            web.get("/api/seals", list_seals),
+            web.post("/api/seals/{seal_id}/start", seal_start),
+            web.post("/api/seals/{seal_id}/end", seal_end),
+            web.get("/api/seals/{seal_id}/archive", get_archive),
+            web.post("/api/approvals", approval),
+            web.post("/api/inspections", inspection),
+            web.post("/api/reviews", review),
+            web.get("/api/maintenance", list_maintenance),
+            web.post("/api/maintenance", add_maintenance),
+            web.get("/api/audit/verify", audit_verify),
+            web.get("/api/events", events),
+            web.get("/api/rejections", rejections),
+        ]
+    )
     return app

@@ -59,14 +59,28 @@ class AlertView:
         return cls(**{k: v for k, v in d.items() if k != "isa_state"})
 
 
-def apply(view: AlertView | None, tr: Any, engine_alert: Any, *,
-          suppressed: bool) -> AlertView:
+def apply(view: AlertView | None, tr: Any, engine_alert: Any, *, suppressed: bool) -> AlertView:
     """The view after transition `tr`, given the engine's alert (None once it is closed)."""
     if view is None or tr.state == "raised":
-        view = AlertView(tr.alert_id, tr.policy, tr.subject, tr.severity, tr.clause or "",
-                         tr.message or "", tr.ts, tr.ts, tr.state)
-    view = replace(view, last_ts=tr.ts, last_state=tr.state, suppressed=suppressed,
-                   message=tr.message or view.message, severity=tr.severity)
+        view = AlertView(
+            tr.alert_id,
+            tr.policy,
+            tr.subject,
+            tr.severity,
+            tr.clause or "",
+            tr.message or "",
+            tr.ts,
+            tr.ts,
+            tr.state,
+        )
+    view = replace(
+        view,
+        last_ts=tr.ts,
+        last_state=tr.state,
+        suppressed=suppressed,
+        message=tr.message or view.message,
+        severity=tr.severity,
+    )
     if tr.state == "acknowledged":
         view = replace(view, acked=True, acked_by=tr.acked_by)
     elif tr.state == "cleared":
@@ -74,6 +88,11 @@ def apply(view: AlertView | None, tr: Any, engine_alert: Any, *,
     if engine_alert is None:
         # The engine closed it: cleared and acknowledged (in either order).
         return replace(view, closed=True, active=False, shelved_until=None)
-    return replace(view, active=engine_alert.active, acked=engine_alert.acked,
-                   acked_by=engine_alert.acked_by, shelved_until=engine_alert.shelved_until,
-                   severity=engine_alert.severity)
+    return replace(
+        view,
+        active=engine_alert.active,
+        acked=engine_alert.acked,
+        acked_by=engine_alert.acked_by,
+        shelved_until=engine_alert.shelved_until,
+        severity=engine_alert.severity,
+    )

@@ -29,8 +29,13 @@ class Metrics:
     def counter(self, name: str, help: str, labels: tuple[str, ...] = ()) -> None:
         self._families[name] = _Family(name, "counter", help, labels)
 
-    def gauge(self, name: str, help: str, labels: tuple[str, ...] = (),
-              read: Callable[[], float | dict[tuple[str, ...], float]] | None = None) -> None:
+    def gauge(
+        self,
+        name: str,
+        help: str,
+        labels: tuple[str, ...] = (),
+        read: Callable[[], float | dict[tuple[str, ...], float]] | None = None,
+    ) -> None:
         self._families[name] = _Family(name, "gauge", help, labels, read=read)
 
     def inc(self, name: str, *labels: str, by: float = 1.0) -> None:
@@ -59,7 +64,6 @@ class Metrics:
             out.append(f"# HELP {f.name} {f.help}")
             out.append(f"# TYPE {f.name} {f.kind}")
             for labels, value in sorted(values.items()):
-                tag = ",".join(f'{k}="{_escape(v)}"' for k, v in zip(f.labels, labels,
-                                                                     strict=True))
+                tag = ",".join(f'{k}="{_escape(v)}"' for k, v in zip(f.labels, labels, strict=True))
                 out.append(f"{f.name}{{{tag}}} {value:g}" if tag else f"{f.name} {value:g}")
         return "\n".join(out) + "\n"

@@ -34,8 +34,18 @@ from policies.timefmt import format_ts, parse_ts, seconds
 
 log = logging.getLogger("sealwatch.monitor")
 
-OPERATOR_TYPES = frozenset({"alert.ack", "alert.shelve", "alert.unshelve", "seal.start",
-                            "seal.end", "approval.granted", "inspection.done", "review.done"})
+OPERATOR_TYPES = frozenset(
+    {
+        "alert.ack",
+        "alert.shelve",
+        "alert.unshelve",
+        "seal.start",
+        "seal.end",
+        "approval.granted",
+        "inspection.done",
+        "review.done",
+    }
+)
 SUPERVISOR_ROLES = ("supervisor", "secrecy_officer")
 DIGESTS_KEPT = 10_000
 GATHER_TURNS = 4
@@ -70,16 +80,21 @@ class Outcome:
     transitions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "reason": self.reason, "seq": self.seq,
-                "transitions": self.transitions}
+        return {
+            "accepted": self.accepted,
+            "reason": self.reason,
+            "seq": self.seq,
+            "transitions": self.transitions,
+        }
 
 
 class Reject(Exception):
     """Internal: this payload is refused for `reason` (class `kind` for the counter);
     `transitions` are the stored rows of timers that fired before it was refused."""
 
-    def __init__(self, kind: str, reason: str,
-                 transitions: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, kind: str, reason: str, transitions: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(reason)
         self.kind, self.reason = kind, reason
         self.transitions = transitions or []
@@ -102,8 +117,9 @@ def new_metrics() -> Metrics:
     m.counter("sealwatch_duplicates_total", "Redelivered payloads dropped")
     m.counter("sealwatch_engine_errors_total", "Events the engine failed on (a bug), refused")
     m.counter("sealwatch_restamped_total", "Events slightly out of order, re-stamped")
-    m.counter("sealwatch_transitions_total", "Alert transitions, by policy and state",
-              ("policy", "state"))
+    m.counter(
+        "sealwatch_transitions_total", "Alert transitions, by policy and state", ("policy", "state")
+    )
     m.counter("sealwatch_mqtt_reconnects_total", "MQTT connections lost and retried")
     m.counter("sealwatch_published_total", "Alert transitions acked by the broker")
     m.counter("sealwatch_operator_actions_total", "Operator actions recorded", ("kind",))
@@ -113,8 +129,15 @@ def new_metrics() -> Metrics:
 class Monitor:
     """The engine, its store and its queues. All methods run on the event loop's thread."""
 
-    def __init__(self, site: Site, settings: Settings, store: Store, *,
-                 metrics: Metrics | None = None, clock: Callable[[], int] = wall_us) -> None:
+    def __init__(
+        self,
+        site: Site,
+        settings: Settings,
+        store: Store,
+        *,
+        metrics: Metrics | None = None,
+        clock: Callable[[], int] = wall_us,
+    ) -> None:
         self.site = site
         self.tz = site.tz
         self.settings = settings
@@ -141,14 +164,27 @@ class Monitor:
         self._lag_us = seconds(settings.timer_lag_s)
         self._reorder_us = seconds(settings.reorder_tolerance_s)
         self._future_us = seconds(settings.future_tolerance_s)
-        self.metrics.gauge("sealwatch_queue_depth", "Items waiting for the engine",
-                           read=lambda: float(self.queue.qsize()))
-        self.metrics.gauge("sealwatch_outbox_depth", "Transitions waiting to be published",
-                           read=lambda: float(len(self.outbox)))
-        self.metrics.gauge("sealwatch_engine_lag_seconds",
-                           "Wall clock minus the engine clock", read=self.engine_lag_s)
-        self.metrics.gauge("sealwatch_alerts", "Alerts not yet closed, by policy and ISA state",
-                           ("policy", "isa_state"), read=self._alert_gauge)
+        self.metrics.gauge(
+            "sealwatch_queue_depth",
+            "Items waiting for the engine",
+            read=lambda: float(self.queue.qsize()),
+        )
+        self.metrics.gauge(
+            "sealwatch_outbox_depth",
+            "Transitions waiting to be published",
+            read=lambda: float(len(self.outbox)),
+        )
+        self.metrics.gauge(
+            "sealwatch_engine_lag_seconds",
+            "Wall clock minus the engine clock",
+            read=self.engine_lag_s,
+        )
+        self.metrics.gauge(
+            "sealwatch_alerts",
+            "Alerts not yet closed, by policy and ISA state",
+            ("policy", "isa_state"),
+            read=self._alert_gauge,
+        )
 
     # -- what other parts call -------------------------------------------------------------
 
@@ -163,8 +199,7 @@ class Monitor:
         """EventSink for adapters: device data that could not become an event."""
         self.offer(Incoming("reject", payload.encode(), source, self.clock(), reason=reason))
 
-    async def command(self, event: dict[str, Any], *, origin: str,
-                      actor: str | None) -> Outcome:
+    async def command(self, event: dict[str, Any], *, origin: str, actor: str | None) -> Outcome:
         """An operator action as an event, through the same path as any other."""
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self.offer(Incoming("event", event, origin, self.clock(), actor=actor, reply=fut))
@@ -188,8 +223,10 @@ class Monitor:
         if self._hold_since is None:
             return False
         if time.monotonic() - self._hold_since > self.settings.ingest_hold_max_s:
-            log.warning("broker backlog not confirmed after %.0f s; running the clock on",
-                        self.settings.ingest_hold_max_s)
+            log.warning(
+                "broker backlog not confirmed after %.0f s; running the clock on",
+                self.settings.ingest_hold_max_s,
+            )
             self._hold_since = None
             return False
         return True
@@ -216,16 +253,17 @@ class Monitor:
             self.engine = pickle.loads(snap.blob)
             after_seq, after_tid = snap.event_seq, snap.transition_id
         elif snap is not None:
-            log.warning("the site file changed since the last snapshot: rebuilding the engine "
-                        "from every stored event")
+            log.warning(
+                "the site file changed since the last snapshot: rebuilding the engine "
+                "from every stored event"
+            )
         known = Counter(self.store.transition_keys_after(after_tid))
         produced: list[Transition] = []
         n = 0
         for stored in self.store.events_after(after_seq):
             ev = parse_event(stored.source, self.site)
             if isinstance(ev, Rejection):
-                log.error("stored event %d no longer parses (%s); skipped", stored.seq,
-                          ev.reason)
+                log.error("stored event %d no longer parses (%s); skipped", stored.seq, ev.reason)
                 continue
             try:
                 produced += self.engine.feed(ev)
@@ -243,8 +281,7 @@ class Monitor:
                 known[key] -= 1  # already stored (and published or queued): not raised twice
             else:
                 fresh.append(tr)
-        self.views = {v["alert_id"]: AlertView.from_dict(v)
-                      for v in self.store.open_alert_views()}
+        self.views = {v["alert_id"]: AlertView.from_dict(v) for v in self.store.open_alert_views()}
         self.suppressions = self.store.suppressions(ending_after=self.clock())
         for d in self.store.recent_digests(DIGESTS_KEPT):
             self._remember(d)
@@ -257,9 +294,15 @@ class Monitor:
         self._sync_seals()
         self.reload_outbox()
         self.recovery_s = time.monotonic() - t0
-        log.info("recovered in %.3f s: snapshot at event %d, %d events re-fed, %d transitions "
-                 "already stored, %d new", self.recovery_s, after_seq, n,
-                 len(produced) - len(fresh), len(fresh))
+        log.info(
+            "recovered in %.3f s: snapshot at event %d, %d events re-fed, %d transitions "
+            "already stored, %d new",
+            self.recovery_s,
+            after_seq,
+            n,
+            len(produced) - len(fresh),
+            len(fresh),
+        )
 
     def reload_outbox(self) -> None:
         """Queue every transition the broker has not acked (on start and on reconnect)."""
@@ -270,17 +313,23 @@ class Monitor:
 
     def snapshot(self) -> None:
         self.store.set_meta("snapshot_site", site_digest(self.site))
-        self.store.save_snapshot(Snapshot(
-            taken=self.clock(), event_seq=self.store.last_event_seq(),
-            transition_id=self.store.last_transition_id(), clock=self.engine.clock,
-            blob=pickle.dumps(self.engine, protocol=pickle.HIGHEST_PROTOCOL)))
+        self.store.save_snapshot(
+            Snapshot(
+                taken=self.clock(),
+                event_seq=self.store.last_event_seq(),
+                transition_id=self.store.last_transition_id(),
+                clock=self.engine.clock,
+                blob=pickle.dumps(self.engine, protocol=pickle.HIGHEST_PROTOCOL),
+            )
+        )
         self._events_since_snapshot = 0
         self._last_snapshot = time.monotonic()
 
     def maybe_snapshot(self) -> None:
         if self._events_since_snapshot and (
-                self._events_since_snapshot >= self.settings.snapshot_every_events
-                or time.monotonic() - self._last_snapshot >= self.settings.snapshot_interval_s):
+            self._events_since_snapshot >= self.settings.snapshot_every_events
+            or time.monotonic() - self._last_snapshot >= self.settings.snapshot_interval_s
+        ):
             self.snapshot()
 
     # -- the tasks -------------------------------------------------------------------------
@@ -354,8 +403,9 @@ class Monitor:
 
     def _store_rejection(self, item: Incoming, kind: str, reason: str) -> None:
         raw = item.payload if isinstance(item.payload, bytes) else orjson.dumps(item.payload)
-        self.store.add_rejection(received=item.received, origin=item.origin, topic=item.topic,
-                                 reason=reason, payload=raw)
+        self.store.add_rejection(
+            received=item.received, origin=item.origin, topic=item.topic, reason=reason, payload=raw
+        )
         self.metrics.inc("sealwatch_rejected_total", kind)
         where = item.topic or item.origin
         self._rlog.warning(f"reject:{kind}", "rejected from %s: %s", where, reason)
@@ -371,17 +421,23 @@ class Monitor:
             return item.payload
         size = len(item.payload)
         if size > self.settings.max_payload_bytes:
-            raise Reject("too_large", f"payload of {size} bytes is over the "
-                                      f"{self.settings.max_payload_bytes} byte limit")
+            raise Reject(
+                "too_large",
+                f"payload of {size} bytes is over the {self.settings.max_payload_bytes} byte limit",
+            )
         if item.kind == "wrong_topic":
-            raise Reject("wrong_topic", f"wrong topic '{item.topic}' (expected "
-                                        f"sealwatch/{self.site.id}/events/DEVICE or …/status/"
-                                        "DEVICE)")
+            raise Reject(
+                "wrong_topic",
+                f"wrong topic '{item.topic}' (expected "
+                f"sealwatch/{self.site.id}/events/DEVICE or …/status/"
+                "DEVICE)",
+            )
         if item.kind == "status":
             state = item.payload.decode("utf-8", "replace").strip()
             if state not in ("online", "offline"):
-                raise Reject("bad_status", f"status payload must be online or offline, got "
-                                           f"{state[:40]!r}")
+                raise Reject(
+                    "bad_status", f"status payload must be online or offline, got {state[:40]!r}"
+                )
             if item.retained and self._status.get(item.device or "") == state:
                 raise _Skip  # a retained status we already know, redelivered on resubscribe
             return {"type": "device.status", "device": item.device, "state": state}
@@ -401,34 +457,45 @@ class Monitor:
         if obj is None:
             return Outcome(True)
         if item.device is not None and obj.get("device", item.device) != item.device:
-            raise Reject("device_mismatch", f"device '{obj.get('device')}' does not match the "
-                                            f"topic's device '{item.device}'")
+            raise Reject(
+                "device_mismatch",
+                f"device '{obj.get('device')}' does not match the topic's device '{item.device}'",
+            )
         digest = None
         if isinstance(item.payload, bytes) and "ts" in obj:
             # A QoS 1 redelivery after a crash between storing and acking: same bytes, same ts.
-            digest = hashlib.blake2b(item.payload, digest_size=12,
-                                     key=(item.topic or "").encode()[:64]).hexdigest()
+            digest = hashlib.blake2b(
+                item.payload, digest_size=12, key=(item.topic or "").encode()[:64]
+            ).hexdigest()
             if digest in self._digest_set:
                 # Dropped, but recorded: a rejection row says what came twice.
                 self.metrics.inc("sealwatch_duplicates_total")
-                raise Reject("duplicate", "duplicate delivery: the same payload with the same "
-                                          "ts on this topic is already stored")
+                raise Reject(
+                    "duplicate",
+                    "duplicate delivery: the same payload with the same "
+                    "ts on this topic is already stored",
+                )
         parsed = parse_event(obj, self.site, device=item.device, now_us=item.received)
         if isinstance(parsed, Rejection):
             raise Reject(reason_class(parsed.reason), parsed.reason)
         ev: Event = parsed
         now = self.clock()
         if ev.ts > now + self._future_us:
-            raise Reject("future", f"ts {ev.source.get('ts')} is {(ev.ts - now) / 1e6:.1f} s "
-                                   "in the future (device clock wrong?)")
+            raise Reject(
+                "future",
+                f"ts {ev.source.get('ts')} is {(ev.ts - now) / 1e6:.1f} s "
+                "in the future (device clock wrong?)",
+            )
         device_ts = None
         floor = self.engine.floor
         if floor is not None and ev.ts < floor:
             behind = floor - ev.ts
             if behind > self._reorder_us:
-                raise Reject("out_of_order",
-                             f"out of order: ts {ev.source.get('ts')} is {behind / 1e6:.1f} s "
-                             "older than what the engine has already processed")
+                raise Reject(
+                    "out_of_order",
+                    f"out of order: ts {ev.source.get('ts')} is {behind / 1e6:.1f} s "
+                    "older than what the engine has already processed",
+                )
             device_ts = ev.ts
             ev = ev.restamped(floor, self.tz)
             self.metrics.inc("sealwatch_restamped_total")
@@ -444,17 +511,32 @@ class Monitor:
             # acknowledged, the broker would redeliver it after the restart, and the daemon
             # would crash on it again. The event is refused and kept as a rejection; the
             # engine may hold a partial update from it, which the log says loudly.
-            log.error("engine failed on %s event from %s; refused and stored as a rejection "
-                      "(please report this bug)", ev.type, ev.device, exc_info=True)
+            log.error(
+                "engine failed on %s event from %s; refused and stored as a rejection "
+                "(please report this bug)",
+                ev.type,
+                ev.device,
+                exc_info=True,
+            )
             self.metrics.inc("sealwatch_engine_errors_total")
             rows = self._store_transitions(self.engine.pending_transitions(), None)
-            raise Reject("engine_error", f"internal error in the engine: "
-                                         f"{type(exc).__name__}: {exc}", rows) from None
-        actor = item.actor or (str(ev.source["badge"]) if ev.type in OPERATOR_TYPES
-                               and "badge" in ev.source else None)
-        seq = self.store.add_event(ts=ev.ts, device=ev.device, type=ev.type, source=ev.source,
-                                   received=item.received, origin=item.origin,
-                                   device_ts=device_ts, actor=actor, digest=digest)
+            raise Reject(
+                "engine_error", f"internal error in the engine: {type(exc).__name__}: {exc}", rows
+            ) from None
+        actor = item.actor or (
+            str(ev.source["badge"]) if ev.type in OPERATOR_TYPES and "badge" in ev.source else None
+        )
+        seq = self.store.add_event(
+            ts=ev.ts,
+            device=ev.device,
+            type=ev.type,
+            source=ev.source,
+            received=item.received,
+            origin=item.origin,
+            device_ts=device_ts,
+            actor=actor,
+            digest=digest,
+        )
         if digest is not None:
             self._remember(digest)
         if ev.type == "device.status":
@@ -462,8 +544,9 @@ class Monitor:
         self.metrics.inc("sealwatch_events_total", ev.type)
         self._events_since_snapshot += 1
         if ev.type in OPERATOR_TYPES:
-            self._record_action(ev.ts, ev.type, actor, item.origin,
-                                ev.source.get("alert_id"), seq, ev.source)
+            self._record_action(
+                ev.ts, ev.type, actor, item.origin, ev.source.get("alert_id"), seq, ev.source
+            )
         rows = self._store_transitions(trs, seq)
         if ev.type.startswith("seal.") or any(t.policy == "pre-seal" for t in trs):
             self._sync_seals(actor if ev.type.startswith("seal.") else None, ev.type)
@@ -477,8 +560,9 @@ class Monitor:
 
     # -- transitions, alerts, actions, seals --------------------------------------------------
 
-    def _store_transitions(self, trs: list[Transition], event_seq: int | None
-                           ) -> list[dict[str, Any]]:
+    def _store_transitions(
+        self, trs: list[Transition], event_seq: int | None
+    ) -> list[dict[str, Any]]:
         if not trs:
             return []
         open_now = {a.id: a for a in self.engine.open_alerts()}
@@ -486,8 +570,9 @@ class Monitor:
         for tr in trs:
             suppressed = self.is_suppressed(tr.subject, tr.ts)
             engine_alert = open_now.get(tr.alert_id)
-            view = lifecycle.apply(self.views.get(tr.alert_id), tr, engine_alert,
-                                   suppressed=suppressed)
+            view = lifecycle.apply(
+                self.views.get(tr.alert_id), tr, engine_alert, suppressed=suppressed
+            )
             line = tr.to_dict(self.tz)
             if tr.acked_by:
                 line["acked_by"] = tr.acked_by
@@ -496,11 +581,24 @@ class Monitor:
             if suppressed:
                 line["suppressed"] = True
             text = orjson.dumps(line).decode()
-            retained = "" if view.closed else orjson.dumps(
-                {**line, "isa_state": view.isa_state,
-                 "raised": format_ts(view.raised_ts, self.tz)}).decode()
-            tid = self.store.add_transition(event_seq=event_seq, row=_fields(tr),
-                                            suppressed=suppressed, line=text, retained=retained)
+            retained = (
+                ""
+                if view.closed
+                else orjson.dumps(
+                    {
+                        **line,
+                        "isa_state": view.isa_state,
+                        "raised": format_ts(view.raised_ts, self.tz),
+                    }
+                ).decode()
+            )
+            tid = self.store.add_transition(
+                event_seq=event_seq,
+                row=_fields(tr),
+                suppressed=suppressed,
+                line=text,
+                retained=retained,
+            )
             self.store.audit.append(tr.ts, "transition", {"id": tid, **line})
             self.store.save_alert(tr.alert_id, view.isa_state, view.closed, view.to_dict())
             if view.isa_state == lifecycle.NORMAL:
@@ -512,14 +610,39 @@ class Monitor:
             rows.append({"id": tid, **line})
         return rows
 
-    def _record_action(self, ts: int, kind: str, actor: str | None, origin: str,
-                       alert_id: Any, event_seq: int | None, body: dict[str, Any]) -> None:
+    def _record_action(
+        self,
+        ts: int,
+        kind: str,
+        actor: str | None,
+        origin: str,
+        alert_id: Any,
+        event_seq: int | None,
+        body: dict[str, Any],
+    ) -> None:
         aid = str(alert_id) if alert_id is not None else None
-        action_id = self.store.add_action(ts=ts, kind=kind, actor=actor, origin=origin,
-                                          alert_id=aid, event_seq=event_seq, body=body)
-        self.store.audit.append(ts, "action", {"id": action_id, "kind": kind, "actor": actor,
-                                               "origin": origin, "alert_id": aid,
-                                               "event_seq": event_seq, "body": body})
+        action_id = self.store.add_action(
+            ts=ts,
+            kind=kind,
+            actor=actor,
+            origin=origin,
+            alert_id=aid,
+            event_seq=event_seq,
+            body=body,
+        )
+        self.store.audit.append(
+            ts,
+            "action",
+            {
+                "id": action_id,
+                "kind": kind,
+                "actor": actor,
+                "origin": origin,
+                "alert_id": aid,
+                "event_seq": event_seq,
+                "body": body,
+            },
+        )
         self.metrics.inc("sealwatch_operator_actions_total", kind)
 
     def _sync_seals(self, actor: str | None = None, etype: str = "") -> None:
@@ -529,15 +652,22 @@ class Monitor:
                 continue
             self._seal_cache[s.id] = key
             self.store.save_seal(
-                id=s.id, name=s.name, classification=s.classification, start=s.start,
-                end=s.end, planned_end=s.planned_end, status=s.status,
+                id=s.id,
+                name=s.name,
+                classification=s.classification,
+                start=s.start,
+                end=s.end,
+                planned_end=s.planned_end,
+                status=s.status,
                 started_by=actor if etype == "seal.start" else None,
-                ended_by=actor if etype == "seal.end" else None)
+                ended_by=actor if etype == "seal.end" else None,
+            )
 
     def is_suppressed(self, subject: str, ts: int) -> bool:
         device = subject.split("/", 1)[0]
-        return any(s["device"] == device and s["start"] <= ts <= s["end"]
-                   for s in self.suppressions)
+        return any(
+            s["device"] == device and s["start"] <= ts <= s["end"] for s in self.suppressions
+        )
 
     # -- daemon-only operator actions (not engine events) --------------------------------------
 
@@ -548,13 +678,25 @@ class Monitor:
             return Outcome(False, "empty comment")
         now = self.clock()
         with self.store.transaction():
-            self._record_action(now, "alert.comment", badge, origin, alert_id, None,
-                                {"alert_id": alert_id, "badge": badge, "comment": text,
-                                 "ts": format_ts(now, self.tz)})
+            self._record_action(
+                now,
+                "alert.comment",
+                badge,
+                origin,
+                alert_id,
+                None,
+                {
+                    "alert_id": alert_id,
+                    "badge": badge,
+                    "comment": text,
+                    "ts": format_ts(now, self.tz),
+                },
+            )
         return Outcome(True)
 
-    def add_suppression(self, device: str, start: str, end: str, reason: str, badge: str,
-                        origin: str) -> Outcome:
+    def add_suppression(
+        self, device: str, start: str, end: str, reason: str, badge: str, origin: str
+    ) -> Outcome:
         """A maintenance window for a device, scheduled by a supervisor (ISA-18.2 design
         suppression): its alerts are stored and audited but flagged as suppressed."""
         if device not in self.site.device_kind:
@@ -572,11 +714,25 @@ class Monitor:
             return Outcome(False, "a maintenance window needs a reason")
         now = self.clock()
         with self.store.transaction():
-            sid = self.store.add_suppression(device=device, start=t0, end=t1, reason=reason,
-                                             by_badge=badge, created=now)
-            self._record_action(now, "maintenance.window", badge, origin, None, None,
-                                {"id": sid, "device": device, "start": start, "end": end,
-                                 "reason": reason, "badge": badge})
+            sid = self.store.add_suppression(
+                device=device, start=t0, end=t1, reason=reason, by_badge=badge, created=now
+            )
+            self._record_action(
+                now,
+                "maintenance.window",
+                badge,
+                origin,
+                None,
+                None,
+                {
+                    "id": sid,
+                    "device": device,
+                    "start": start,
+                    "end": end,
+                    "reason": reason,
+                    "badge": badge,
+                },
+            )
         self.suppressions = self.store.suppressions(ending_after=now)
         return Outcome(True, None, sid)
 
@@ -586,5 +742,18 @@ class _Skip(Exception):
 
 
 def _fields(tr: Transition) -> dict[str, Any]:
-    return {k: getattr(tr, k) for k in ("ts", "alert_id", "policy", "subject", "severity",
-                                        "state", "clause", "message", "acked_by", "comment")}
+    return {
+        k: getattr(tr, k)
+        for k in (
+            "ts",
+            "alert_id",
+            "policy",
+            "subject",
+            "severity",
+            "state",
+            "clause",
+            "message",
+            "acked_by",
+            "comment",
+        )
+    }

@@ -55,18 +55,26 @@ class MqttLink:
         tls_context = None
         if s.tls is not None:
             tls_context = ssl.create_default_context(
-                cafile=str(s.tls.ca_file) if s.tls.ca_file else None)
+                cafile=str(s.tls.ca_file) if s.tls.ca_file else None
+            )
             if s.tls.cert_file and s.tls.key_file:
                 tls_context.load_cert_chain(str(s.tls.cert_file), str(s.tls.key_file))
             if s.tls.insecure:
                 tls_context.check_hostname = False
         client = aiomqtt.Client(
-            s.host, s.port, username=s.username, password=s.password,
-            identifier=s.client_id, clean_session=False, keepalive=s.keepalive_s,
+            s.host,
+            s.port,
+            username=s.username,
+            password=s.password,
+            identifier=s.client_id,
+            clean_session=False,
+            keepalive=s.keepalive_s,
             will=aiomqtt.Will(self.daemon_topic, b"offline", qos=1, retain=True),
-            tls_context=tls_context, max_inflight_messages=1000,
+            tls_context=tls_context,
+            max_inflight_messages=1000,
             # Without TCP_NODELAY a QoS 1 round trip stalls on delayed ACKs (~40 ms).
-            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),))
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+        )
         # Acknowledge only what the engine task has stored (see the module docstring).
         client._client.manual_ack_set(True)  # aiomqtt does not expose paho's manual ack
         client.pending_calls_threshold = 100_000  # publishing in batches is intended
@@ -91,18 +99,27 @@ class MqttLink:
             # logged at most once per interval.
             self._attempt = 1 if was_up else self._attempt + 1
             if self._attempt == 1:
-                self._rlog.warning("down", "MQTT broker %s:%d %s (%s); retrying",
-                                   self.settings.host, self.settings.port,
-                                   "connection lost" if was_up else "unreachable", failure)
+                self._rlog.warning(
+                    "down",
+                    "MQTT broker %s:%d %s (%s); retrying",
+                    self.settings.host,
+                    self.settings.port,
+                    "connection lost" if was_up else "unreachable",
+                    failure,
+                )
             await asyncio.sleep(backoff_delay(self._attempt, cap_s=10.0))
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self._generation += 1
         generation = self._generation
         self.monitor.hold()
-        await client.subscribe([(f"sealwatch/{self.site_id}/events/#", 1),
-                                (f"sealwatch/{self.site_id}/status/#", 1),
-                                (self.sync_topic, 1)])
+        await client.subscribe(
+            [
+                (f"sealwatch/{self.site_id}/events/#", 1),
+                (f"sealwatch/{self.site_id}/status/#", 1),
+                (self.sync_topic, 1),
+            ]
+        )
         await client.publish(self.daemon_topic, b"online", qos=1, retain=True)
         # The broker delivers what it queued for us before this marker: once the engine
         # task has processed it, the backlog is in and the timer clock may run again.
@@ -112,8 +129,13 @@ class MqttLink:
         self._read_in_bursts(client)
         self.connected.set()
         if self._attempt:
-            self._rlog.log(logging.INFO, "up", "MQTT broker %s:%d reachable again",
-                           self.settings.host, self.settings.port)
+            self._rlog.log(
+                logging.INFO,
+                "up",
+                "MQTT broker %s:%d reachable again",
+                self.settings.host,
+                self.settings.port,
+            )
             self._attempt = 0
         try:
             async with asyncio.TaskGroup() as tg:
@@ -124,7 +146,8 @@ class MqttLink:
             # last will), then let the cancellation through.
             try:
                 await asyncio.wait_for(
-                    client.publish(self.daemon_topic, b"offline", qos=1, retain=True), 2.0)
+                    client.publish(self.daemon_topic, b"offline", qos=1, retain=True), 2.0
+                )
             except (aiomqtt.MqttError, TimeoutError):
                 pass
             raise
@@ -185,10 +208,12 @@ class MqttLink:
                 if corked:
                     with contextlib.suppress(OSError):
                         sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
+
         return ack_many
 
-    def _acker(self, client: aiomqtt.Client, generation: int, mid: int, qos: int
-               ) -> Callable[[], None] | None:
+    def _acker(
+        self, client: aiomqtt.Client, generation: int, mid: int, qos: int
+    ) -> Callable[[], None] | None:
         if qos == 0:
             return None
         paho = client._client
@@ -198,6 +223,7 @@ class MqttLink:
             # broker redelivers it anyway.
             if generation == self._generation:
                 paho.ack(mid, qos)
+
         return ack
 
     async def _receive(self, client: aiomqtt.Client, generation: int) -> None:
@@ -213,27 +239,39 @@ class MqttLink:
         monitor = self.monitor
         topic = msg.topic.value
         payload = msg.payload
-        raw = payload if isinstance(payload, bytes | bytearray) else (
-            b"" if payload is None else str(payload).encode())
+        raw = (
+            payload
+            if isinstance(payload, bytes | bytearray)
+            else (b"" if payload is None else str(payload).encode())
+        )
         ack = self._acker(client, generation, msg.mid, msg.qos)
         kind, device = "wrong_topic", None
         if topic.startswith(self.events_prefix):
-            device = topic[len(self.events_prefix):]
+            device = topic[len(self.events_prefix) :]
             kind = "event"
         elif topic.startswith(self.status_prefix):
-            device = topic[len(self.status_prefix):]
+            device = topic[len(self.status_prefix) :]
             kind = "status"
         elif topic == self.sync_topic:
             if bytes(raw).decode(errors="replace") == self._sync_nonce:
-                monitor.offer(Incoming("sync", b"", "mqtt", monitor.clock(), topic=topic,
-                                       ack=ack))
+                monitor.offer(Incoming("sync", b"", "mqtt", monitor.clock(), topic=topic, ack=ack))
             elif ack is not None:
                 ack()  # a marker from an earlier connection
             return
         if device is not None and (not device or "/" in device):
             kind, device = "wrong_topic", None
-        monitor.offer(Incoming(kind, bytes(raw), "mqtt", monitor.clock(), topic=topic,
-                               device=device, retained=bool(msg.retain), ack=ack))
+        monitor.offer(
+            Incoming(
+                kind,
+                bytes(raw),
+                "mqtt",
+                monitor.clock(),
+                topic=topic,
+                device=device,
+                retained=bool(msg.retain),
+                ack=ack,
+            )
+        )
 
     async def _publish(self, client: aiomqtt.Client) -> None:
         monitor = self.monitor
@@ -243,13 +281,17 @@ class MqttLink:
                 monitor.outbox_ready.clear()
                 await monitor.outbox_ready.wait()
                 continue
-            batch = [monitor.outbox.popleft()
-                     for _ in range(min(PUBLISH_BATCH, len(monitor.outbox)))]
+            batch = [
+                monitor.outbox.popleft() for _ in range(min(PUBLISH_BATCH, len(monitor.outbox)))
+            ]
             sends: list[Any] = []
             for _tid, alert_id, line, retained in batch:
                 sends.append(client.publish(self.alerts_topic, line.encode(), qos=1))
-                sends.append(client.publish(self.active_prefix + alert_id, retained.encode(),
-                                            qos=1, retain=True))
+                sends.append(
+                    client.publish(
+                        self.active_prefix + alert_id, retained.encode(), qos=1, retain=True
+                    )
+                )
             # paho sends them in call order; gather waits for every PUBACK.
             await asyncio.gather(*sends)
             monitor.store.mark_published([b[0] for b in batch])

@@ -13,8 +13,13 @@ from policies.events import Rejection, parse_event, parse_line
 from policies.site import Site
 
 
-def replay_lines(site: Site, lines: Iterable[bytes | str], *, until: int | None = None,
-                 errors: IO[str] | None = None) -> Iterator[Transition]:
+def replay_lines(
+    site: Site,
+    lines: Iterable[bytes | str],
+    *,
+    until: int | None = None,
+    errors: IO[str] | None = None,
+) -> Iterator[Transition]:
     """Stream transitions for a stream of JSON lines; report rejected lines to `errors`."""
     engine = Engine(site)
     feed = engine.feed

@@ -33,8 +33,14 @@ CHECKPOINT_S = 5.0
 class Daemon:
     """`async with Daemon(site, settings) as d:` runs the whole daemon until the block ends."""
 
-    def __init__(self, site: Site, settings: Settings, *, notifier: Notifier | None = None,
-                 middlewares: tuple[Any, ...] = ()) -> None:
+    def __init__(
+        self,
+        site: Site,
+        settings: Settings,
+        *,
+        notifier: Notifier | None = None,
+        middlewares: tuple[Any, ...] = (),
+    ) -> None:
         self.site = site
         self.settings = settings
         self.notifier = notifier or Notifier()
@@ -91,13 +97,18 @@ class Daemon:
             tg.create_task(self._watchdog(), name="watchdog"),
         ]
         # Device adapters feed the monitor like MQTT gateways do.
-        self.devices = DeviceAdapters(self.site, self.monitor, s.data_dir,
-                                      s.extra.get("devices"))
+        self.devices = DeviceAdapters(self.site, self.monitor, s.data_dir, s.extra.get("devices"))
         await self.devices.__aenter__()
         self.dashboard.thumbnails = self.devices.thumbnail_jpeg
-        log.info("sealwatch running for site %s: MQTT %s:%d, HTTP %s:%d, data %s",
-                 self.site.id, s.mqtt.host, s.mqtt.port, s.http_host, self.http_port,
-                 s.data_dir)
+        log.info(
+            "sealwatch running for site %s: MQTT %s:%d, HTTP %s:%d, data %s",
+            self.site.id,
+            s.mqtt.host,
+            s.mqtt.port,
+            s.http_host,
+            self.http_port,
+            s.data_dir,
+        )
 
     async def _stop(self, *, snapshot: bool) -> None:
         self.notifier.stopping()
@@ -154,11 +165,16 @@ class Daemon:
         problems = [p for p in self.status["problems"] if not p.startswith("store ")]
         if size_mb >= budget:
             problems.append(f"store {size_mb:.0f} MB is over its {budget:.0f} MB budget")
-            log.error("%s: give the data disk more room or raise daemon.size_budget_mb; "
-                      "nothing younger than the retention period is deleted", problems[-1])
+            log.error(
+                "%s: give the data disk more room or raise daemon.size_budget_mb; "
+                "nothing younger than the retention period is deleted",
+                problems[-1],
+            )
         elif size_mb >= budget * s.size_warning_pct / 100:
-            problems.append(f"store {size_mb:.0f} MB has reached {s.size_warning_pct:.0f}% "
-                            f"of its {budget:.0f} MB budget")
+            problems.append(
+                f"store {size_mb:.0f} MB has reached {s.size_warning_pct:.0f}% "
+                f"of its {budget:.0f} MB budget"
+            )
             log.warning(problems[-1])
         self.status["problems"] = problems
 

@@ -129,64 +129,134 @@ class Store:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self.conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
-                          "DO UPDATE SET value=excluded.value", (key, value))
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
+            "DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
 
     # -- events and rejections ---------------------------------------------------------------
 
-    def add_event(self, *, ts: int, device: str, type: str, source: dict[str, Any],
-                  received: int, origin: str, device_ts: int | None = None,
-                  actor: str | None = None, digest: str | None = None) -> int:
+    def add_event(
+        self,
+        *,
+        ts: int,
+        device: str,
+        type: str,
+        source: dict[str, Any],
+        received: int,
+        origin: str,
+        device_ts: int | None = None,
+        actor: str | None = None,
+        digest: str | None = None,
+    ) -> int:
         cur = self.conn.execute(
             "INSERT INTO events(ts, device_ts, received, device, type, origin, actor, digest, "
             "source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (ts, device_ts, received, device, type, origin, actor, digest,
-             orjson.dumps(source).decode()))
+            (
+                ts,
+                device_ts,
+                received,
+                device,
+                type,
+                origin,
+                actor,
+                digest,
+                orjson.dumps(source).decode(),
+            ),
+        )
         return int(cur.lastrowid or 0)
 
-    def add_rejection(self, *, received: int, origin: str, topic: str | None, reason: str,
-                      payload: bytes, keep_bytes: int = 4096) -> int:
+    def add_rejection(
+        self,
+        *,
+        received: int,
+        origin: str,
+        topic: str | None,
+        reason: str,
+        payload: bytes,
+        keep_bytes: int = 4096,
+    ) -> int:
         # A huge payload is kept only in part: the reason and the size say what it was.
         cur = self.conn.execute(
             "INSERT INTO rejections(received, origin, topic, reason, size, payload) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (received, origin, topic, reason, len(payload), payload[:keep_bytes]))
+            (received, origin, topic, reason, len(payload), payload[:keep_bytes]),
+        )
         return int(cur.lastrowid or 0)
 
     def events_after(self, seq: int) -> Iterator[StoredEvent]:
         cur = self.conn.execute(
             "SELECT seq, ts, device_ts, origin, actor, digest, source FROM events "
-            "WHERE seq > ? ORDER BY seq", (seq,))
+            "WHERE seq > ? ORDER BY seq",
+            (seq,),
+        )
         for row in cur:
-            yield StoredEvent(row[0], row[1], row[2], row[3], row[4], row[5],
-                              orjson.loads(row[6]))
+            yield StoredEvent(row[0], row[1], row[2], row[3], row[4], row[5], orjson.loads(row[6]))
 
     def recent_digests(self, limit: int) -> list[str]:
-        return [r[0] for r in self.conn.execute(
-            "SELECT digest FROM (SELECT seq, digest FROM events WHERE digest IS NOT NULL "
-            "ORDER BY seq DESC LIMIT ?) ORDER BY seq", (limit,))]
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT digest FROM (SELECT seq, digest FROM events WHERE digest IS NOT NULL "
+                "ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                (limit,),
+            )
+        ]
 
     def last_event_seq(self) -> int:
         row = self.conn.execute("SELECT MAX(seq) FROM events").fetchone()
         return int(row[0] or 0)
 
     def rejections(self, limit: int = 100) -> list[dict[str, Any]]:
-        return [{"id": r[0], "received": r[1], "origin": r[2], "topic": r[3], "reason": r[4],
-                 "size": r[5]} for r in self.conn.execute(
-                     "SELECT id, received, origin, topic, reason, size FROM rejections "
-                     "ORDER BY id DESC LIMIT ?", (limit,))]
+        return [
+            {
+                "id": r[0],
+                "received": r[1],
+                "origin": r[2],
+                "topic": r[3],
+                "reason": r[4],
+                "size": r[5],
+            }
+            for r in self.conn.execute(
+                "SELECT id, received, origin, topic, reason, size FROM rejections "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+        ]
 
     # -- transitions and alerts -------------------------------------------------------------
 
-    def add_transition(self, *, event_seq: int | None, row: dict[str, Any], suppressed: bool,
-                       line: str, retained: str) -> int:
+    def add_transition(
+        self,
+        *,
+        event_seq: int | None,
+        row: dict[str, Any],
+        suppressed: bool,
+        line: str,
+        retained: str,
+    ) -> int:
         cur = self.conn.execute(
             "INSERT INTO transitions(event_seq, ts, alert_id, policy, subject, severity, state, "
             "clause, message, acked_by, comment, suppressed, line, retained) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (event_seq, row["ts"], row["alert_id"], row["policy"], row["subject"],
-             row["severity"], row["state"], row.get("clause"), row.get("message"),
-             row.get("acked_by"), row.get("comment"), int(suppressed), line, retained))
+            (
+                event_seq,
+                row["ts"],
+                row["alert_id"],
+                row["policy"],
+                row["subject"],
+                row["severity"],
+                row["state"],
+                row.get("clause"),
+                row.get("message"),
+                row.get("acked_by"),
+                row.get("comment"),
+                int(suppressed),
+                line,
+                retained,
+            ),
+        )
         return int(cur.lastrowid or 0)
 
     def last_transition_id(self) -> int:
@@ -194,26 +264,38 @@ class Store:
         return int(row[0] or 0)
 
     def transition_keys_after(self, tid: int) -> list[tuple[int, str, str]]:
-        return [(int(r[0]), str(r[1]), str(r[2])) for r in self.conn.execute(
-            "SELECT ts, alert_id, state FROM transitions WHERE id > ?", (tid,))]
+        return [
+            (int(r[0]), str(r[1]), str(r[2]))
+            for r in self.conn.execute(
+                "SELECT ts, alert_id, state FROM transitions WHERE id > ?", (tid,)
+            )
+        ]
 
     def unpublished(self, limit: int = 10_000) -> list[tuple[int, str, str, str]]:
         """(id, alert_id, line, retained) of transitions not yet acked by the broker."""
-        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in self.conn.execute(
-            "SELECT id, alert_id, line, retained FROM transitions WHERE published = 0 "
-            "ORDER BY id LIMIT ?", (limit,))]
+        return [
+            (int(r[0]), str(r[1]), str(r[2]), str(r[3]))
+            for r in self.conn.execute(
+                "SELECT id, alert_id, line, retained FROM transitions WHERE published = 0 "
+                "ORDER BY id LIMIT ?",
+                (limit,),
+            )
+        ]
 
     def mark_published(self, ids: list[int]) -> None:
         with self.transaction():
-            self.conn.executemany("UPDATE transitions SET published = 1 WHERE id = ?",
-                                  [(i,) for i in ids])
+            self.conn.executemany(
+                "UPDATE transitions SET published = 1 WHERE id = ?", [(i,) for i in ids]
+            )
 
     def count_unpublished(self) -> int:
-        return int(self.conn.execute(
-            "SELECT COUNT(*) FROM transitions WHERE published = 0").fetchone()[0])
+        return int(
+            self.conn.execute("SELECT COUNT(*) FROM transitions WHERE published = 0").fetchone()[0]
+        )
 
-    def transitions(self, *, alert_id: str | None = None, since_id: int = 0,
-                    limit: int = 100_000) -> list[dict[str, Any]]:
+    def transitions(
+        self, *, alert_id: str | None = None, since_id: int = 0, limit: int = 100_000
+    ) -> list[dict[str, Any]]:
         sql = "SELECT id, line FROM transitions WHERE id > ?"
         args: list[Any] = [since_id]
         if alert_id is not None:
@@ -223,31 +305,42 @@ class Store:
         args.append(limit)
         return [{"id": r[0], **orjson.loads(r[1])} for r in self.conn.execute(sql, args)]
 
-    def save_alert(self, alert_id: str, isa_state: str, closed: bool,
-                   view: dict[str, Any]) -> None:
+    def save_alert(self, alert_id: str, isa_state: str, closed: bool, view: dict[str, Any]) -> None:
         self.conn.execute(
             "INSERT INTO alerts(alert_id, isa_state, closed, view) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(alert_id) DO UPDATE SET isa_state=excluded.isa_state, "
             "closed=excluded.closed, view=excluded.view",
-            (alert_id, isa_state, int(closed), orjson.dumps(view).decode()))
+            (alert_id, isa_state, int(closed), orjson.dumps(view).decode()),
+        )
 
     def open_alert_views(self) -> list[dict[str, Any]]:
-        return [orjson.loads(r[0]) for r in self.conn.execute(
-            "SELECT view FROM alerts WHERE isa_state != 'normal'")]
+        return [
+            orjson.loads(r[0])
+            for r in self.conn.execute("SELECT view FROM alerts WHERE isa_state != 'normal'")
+        ]
 
     def alert_view(self, alert_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT view FROM alerts WHERE alert_id=?",
-                                (alert_id,)).fetchone()
+        row = self.conn.execute("SELECT view FROM alerts WHERE alert_id=?", (alert_id,)).fetchone()
         return None if row is None else dict(orjson.loads(row[0]))
 
     # -- operator actions, maintenance windows, seals ---------------------------------------
 
-    def add_action(self, *, ts: int, kind: str, actor: str | None, origin: str,
-                   alert_id: str | None, event_seq: int | None, body: dict[str, Any]) -> int:
+    def add_action(
+        self,
+        *,
+        ts: int,
+        kind: str,
+        actor: str | None,
+        origin: str,
+        alert_id: str | None,
+        event_seq: int | None,
+        body: dict[str, Any],
+    ) -> int:
         cur = self.conn.execute(
             "INSERT INTO actions(ts, kind, actor, origin, alert_id, event_seq, body) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (ts, kind, actor, origin, alert_id, event_seq, orjson.dumps(body).decode()))
+            (ts, kind, actor, origin, alert_id, event_seq, orjson.dumps(body).decode()),
+        )
         return int(cur.lastrowid or 0)
 
     def actions(self, *, alert_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
@@ -258,26 +351,61 @@ class Store:
             args.append(alert_id)
         sql += " ORDER BY id LIMIT ?"
         args.append(limit)
-        return [{"id": r[0], "ts": r[1], "kind": r[2], "actor": r[3], "origin": r[4],
-                 "alert_id": r[5], "event_seq": r[6], "body": orjson.loads(r[7])}
-                for r in self.conn.execute(sql, args)]
+        return [
+            {
+                "id": r[0],
+                "ts": r[1],
+                "kind": r[2],
+                "actor": r[3],
+                "origin": r[4],
+                "alert_id": r[5],
+                "event_seq": r[6],
+                "body": orjson.loads(r[7]),
+            }
+            for r in self.conn.execute(sql, args)
+        ]
 
-    def add_suppression(self, *, device: str, start: int, end: int, reason: str,
-                        by_badge: str, created: int) -> int:
+    def add_suppression(
+        self, *, device: str, start: int, end: int, reason: str, by_badge: str, created: int
+    ) -> int:
         cur = self.conn.execute(
             'INSERT INTO suppressions(device, start, "end", reason, by_badge, created) '
-            "VALUES (?, ?, ?, ?, ?, ?)", (device, start, end, reason, by_badge, created))
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (device, start, end, reason, by_badge, created),
+        )
         return int(cur.lastrowid or 0)
 
     def suppressions(self, *, ending_after: int = 0) -> list[dict[str, Any]]:
-        return [{"id": r[0], "device": r[1], "start": r[2], "end": r[3], "reason": r[4],
-                 "by": r[5], "created": r[6]} for r in self.conn.execute(
-                     'SELECT id, device, start, "end", reason, by_badge, created '
-                     'FROM suppressions WHERE "end" >= ? ORDER BY id', (ending_after,))]
+        return [
+            {
+                "id": r[0],
+                "device": r[1],
+                "start": r[2],
+                "end": r[3],
+                "reason": r[4],
+                "by": r[5],
+                "created": r[6],
+            }
+            for r in self.conn.execute(
+                'SELECT id, device, start, "end", reason, by_badge, created '
+                'FROM suppressions WHERE "end" >= ? ORDER BY id',
+                (ending_after,),
+            )
+        ]
 
-    def save_seal(self, *, id: str, name: str | None, classification: str | None,
-                  start: int | None, end: int | None, planned_end: int | None, status: str,
-                  started_by: str | None = None, ended_by: str | None = None) -> None:
+    def save_seal(
+        self,
+        *,
+        id: str,
+        name: str | None,
+        classification: str | None,
+        start: int | None,
+        end: int | None,
+        planned_end: int | None,
+        status: str,
+        started_by: str | None = None,
+        ended_by: str | None = None,
+    ) -> None:
         self.conn.execute(
             'INSERT INTO seals(id, name, classification, start, "end", planned_end, status, '
             "started_by, ended_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE "
@@ -286,26 +414,47 @@ class Store:
             "status=excluded.status, "
             "started_by=COALESCE(excluded.started_by, seals.started_by), "
             "ended_by=COALESCE(excluded.ended_by, seals.ended_by)",
-            (id, name, classification, start, end, planned_end, status, started_by, ended_by))
+            (id, name, classification, start, end, planned_end, status, started_by, ended_by),
+        )
 
     def seals(self) -> list[dict[str, Any]]:
-        return [{"id": r[0], "name": r[1], "classification": r[2], "start": r[3], "end": r[4],
-                 "planned_end": r[5], "status": r[6], "started_by": r[7], "ended_by": r[8]}
-                for r in self.conn.execute(
-                    'SELECT id, name, classification, start, "end", planned_end, status, '
-                    "started_by, ended_by FROM seals ORDER BY start")]
+        return [
+            {
+                "id": r[0],
+                "name": r[1],
+                "classification": r[2],
+                "start": r[3],
+                "end": r[4],
+                "planned_end": r[5],
+                "status": r[6],
+                "started_by": r[7],
+                "ended_by": r[8],
+            }
+            for r in self.conn.execute(
+                'SELECT id, name, classification, start, "end", planned_end, status, '
+                "started_by, ended_by FROM seals ORDER BY start"
+            )
+        ]
 
-    def events_between(self, start: int, end: int, types: tuple[str, ...]
-                       ) -> list[dict[str, Any]]:
+    def events_between(self, start: int, end: int, types: tuple[str, ...]) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(types))
-        return [orjson.loads(r[0]) for r in self.conn.execute(
-            f"SELECT source FROM events WHERE ts >= ? AND ts <= ? AND type IN ({marks}) "
-            "ORDER BY seq", (start, end, *types))]
+        return [
+            orjson.loads(r[0])
+            for r in self.conn.execute(
+                f"SELECT source FROM events WHERE ts >= ? AND ts <= ? AND type IN ({marks}) "
+                "ORDER BY seq",
+                (start, end, *types),
+            )
+        ]
 
     def transitions_between(self, start: int, end: int) -> list[dict[str, Any]]:
-        return [{"ts_us": r[0], **orjson.loads(r[1])} for r in self.conn.execute(
-            "SELECT ts, line FROM transitions WHERE ts >= ? AND ts <= ? ORDER BY id",
-            (start, end))]
+        return [
+            {"ts_us": r[0], **orjson.loads(r[1])}
+            for r in self.conn.execute(
+                "SELECT ts, line FROM transitions WHERE ts >= ? AND ts <= ? ORDER BY id",
+                (start, end),
+            )
+        ]
 
     # -- snapshots, retention, size --------------------------------------------------------
 
@@ -314,13 +463,19 @@ class Store:
             self.conn.execute(
                 "INSERT INTO snapshots(taken, event_seq, transition_id, clock, blob) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (snap.taken, snap.event_seq, snap.transition_id, snap.clock, snap.blob))
-            self.conn.execute("DELETE FROM snapshots WHERE id NOT IN "
-                              "(SELECT id FROM snapshots ORDER BY id DESC LIMIT ?)", (keep,))
+                (snap.taken, snap.event_seq, snap.transition_id, snap.clock, snap.blob),
+            )
+            self.conn.execute(
+                "DELETE FROM snapshots WHERE id NOT IN "
+                "(SELECT id FROM snapshots ORDER BY id DESC LIMIT ?)",
+                (keep,),
+            )
 
     def latest_snapshot(self) -> Snapshot | None:
-        row = self.conn.execute("SELECT taken, event_seq, transition_id, clock, blob "
-                                "FROM snapshots ORDER BY id DESC LIMIT 1").fetchone()
+        row = self.conn.execute(
+            "SELECT taken, event_seq, transition_id, clock, blob "
+            "FROM snapshots ORDER BY id DESC LIMIT 1"
+        ).fetchone()
         return None if row is None else Snapshot(row[0], row[1], row[2], row[3], bytes(row[4]))
 
     def prune(self, cutoff_us: int) -> dict[str, int]:
@@ -331,22 +486,28 @@ class Store:
         out: dict[str, int] = {}
         with self.transaction():
             out["events"] = self.conn.execute(
-                "DELETE FROM events WHERE ts < ? AND seq <= ?", (cutoff_us, max_seq)).rowcount
+                "DELETE FROM events WHERE ts < ? AND seq <= ?", (cutoff_us, max_seq)
+            ).rowcount
             out["rejections"] = self.conn.execute(
-                "DELETE FROM rejections WHERE received < ?", (cutoff_us,)).rowcount
+                "DELETE FROM rejections WHERE received < ?", (cutoff_us,)
+            ).rowcount
             out["transitions"] = self.conn.execute(
-                "DELETE FROM transitions WHERE ts < ? AND published = 1", (cutoff_us,)).rowcount
+                "DELETE FROM transitions WHERE ts < ? AND published = 1", (cutoff_us,)
+            ).rowcount
             out["actions"] = self.conn.execute(
-                "DELETE FROM actions WHERE ts < ?", (cutoff_us,)).rowcount
-            last = self.conn.execute("SELECT seq, hash FROM audit WHERE ts < ? "
-                                     "ORDER BY seq DESC LIMIT 1", (cutoff_us,)).fetchone()
+                "DELETE FROM actions WHERE ts < ?", (cutoff_us,)
+            ).rowcount
+            last = self.conn.execute(
+                "SELECT seq, hash FROM audit WHERE ts < ? ORDER BY seq DESC LIMIT 1", (cutoff_us,)
+            ).fetchone()
             out["audit"] = 0
             if last is not None:
                 # Prune a prefix only: the anchor is the hash of the last pruned record.
                 self.set_meta("audit_anchor", str(last[1]))
                 self.set_meta("audit_anchor_seq", str(last[0]))
-                out["audit"] = self.conn.execute("DELETE FROM audit WHERE seq <= ?",
-                                                 (last[0],)).rowcount
+                out["audit"] = self.conn.execute(
+                    "DELETE FROM audit WHERE seq <= ?", (last[0],)
+                ).rowcount
         return out
 
     def checkpoint(self) -> None:

@@ -17,9 +17,13 @@ def site_summary(site: Site) -> str:
     lines += [f"  {kind:<14} {', '.join(ids)}" for kind, ids in by_kind.items()]
     sealed = [z.id for z in site.zones.values() if z.sealed]
     lines.append(f"sealed area: {', '.join(sealed) or '(none)'}")
-    lines.append("boundary doors: " + (", ".join(
-        d.id + (" (hatch)" if d.kind == "hatch" else "") for d in site.boundary_doors)
-        or "(none)"))
+    lines.append(
+        "boundary doors: "
+        + (
+            ", ".join(d.id + (" (hatch)" if d.kind == "hatch" else "") for d in site.boundary_doors)
+            or "(none)"
+        )
+    )
     if site.entrance:
         lines.append(f"entrance: outer {site.entrance.outer} -> inner {site.entrance.inner}")
     else:
@@ -30,8 +34,9 @@ def site_summary(site: Site) -> str:
     kinds = Counter(site.device_kind.values())
     lines.append("devices: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
     roles = Counter(p.role for p in site.people.values())
-    lines.append(f"people ({len(site.people)}): "
-                 + ", ".join(f"{n} {r}" for r, n in sorted(roles.items())))
+    lines.append(
+        f"people ({len(site.people)}): " + ", ".join(f"{n} {r}" for r, n in sorted(roles.items()))
+    )
     if site.seals:
         lines.append(f"seals ({len(site.seals)}):")
         for s in site.seals:

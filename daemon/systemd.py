@@ -38,8 +38,7 @@ class Notifier:
                 sock.sendto(message.encode(), self.address)
             return True
         except OSError as exc:
-            log.warning("cannot notify systemd at %s: %s", self.address.replace("\0", "@"),
-                        exc)
+            log.warning("cannot notify systemd at %s: %s", self.address.replace("\0", "@"), exc)
             return False
 
     def ready(self, status: str = "") -> bool:

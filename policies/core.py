@@ -56,9 +56,16 @@ class Transition:
 
     def to_dict(self, tz: tzinfo) -> dict[str, Any]:
         """The CONTRACT §3 line (without `acked_by`, which the daemon adds for MQTT)."""
-        return {"ts": format_ts(self.ts, tz), "alert_id": self.alert_id, "policy": self.policy,
-                "subject": self.subject, "severity": self.severity, "state": self.state,
-                "clause": self.clause, "message": self.message}
+        return {
+            "ts": format_ts(self.ts, tz),
+            "alert_id": self.alert_id,
+            "policy": self.policy,
+            "subject": self.subject,
+            "severity": self.severity,
+            "state": self.state,
+            "clause": self.clause,
+            "message": self.message,
+        }
 
 
 @dataclass(slots=True)
@@ -143,13 +150,26 @@ class Rule:
     def on_seal_end(self) -> None:
         """Called when the last seal in force ends."""
 
-    def raise_(self, subject: str, message: str, *, severity: str | None = None,
-               clause: str | None = None, latched: bool | None = None,
-               fold: bool = True) -> Alert:
+    def raise_(
+        self,
+        subject: str,
+        message: str,
+        *,
+        severity: str | None = None,
+        clause: str | None = None,
+        latched: bool | None = None,
+        fold: bool = True,
+    ) -> Alert:
         return self.ctx.raise_alert(
-            self.policy, subject, message, severity=severity or self.severity,
-            clause=clause or self.clause, latched=self.latched if latched is None else latched,
-            seal_only=self.seal_only, fold=fold)
+            self.policy,
+            subject,
+            message,
+            severity=severity or self.severity,
+            clause=clause or self.clause,
+            latched=self.latched if latched is None else latched,
+            seal_only=self.seal_only,
+            fold=fold,
+        )
 
     def clear(self, subject: str) -> None:
         if subject in self.mine:  # the common case, a report that all is well, stays cheap
@@ -168,8 +188,13 @@ class Deadlines:
     hot path records activity without calling in here at all.
     """
 
-    def __init__(self, ctx: Context, period_us: int, on_expire: Callable[[str], None],
-                 last: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        period_us: int,
+        on_expire: Callable[[str], None],
+        last: dict[str, int] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.period = period_us
         self.on_expire = on_expire
@@ -234,8 +259,7 @@ class Context:
 
     # -- timers ------------------------------------------------------------------------------
 
-    def schedule(self, due: int, fn: Callable[[Any], None], arg: Any = None,
-                 prio: int = 1) -> None:
+    def schedule(self, due: int, fn: Callable[[Any], None], arg: Any = None, prio: int = 1) -> None:
         """Call fn(arg) at `due`. prio 0 fires before events of the same instant, 1 after."""
         self._seq += 1
         heapq.heappush(self._heap, (due, prio, self._seq, fn, arg))
@@ -266,13 +290,36 @@ class Context:
     def open_alerts(self) -> list[Alert]:
         return list(self._open.values())
 
-    def _emit(self, a: Alert, state: str, acked_by: str | None = None,
-              comment: str | None = None) -> None:
-        self.out.append(Transition(self.now, a.id, a.policy, a.subject, a.severity, state,
-                                   a.clause, a.message, acked_by, comment))
+    def _emit(
+        self, a: Alert, state: str, acked_by: str | None = None, comment: str | None = None
+    ) -> None:
+        self.out.append(
+            Transition(
+                self.now,
+                a.id,
+                a.policy,
+                a.subject,
+                a.severity,
+                state,
+                a.clause,
+                a.message,
+                acked_by,
+                comment,
+            )
+        )
 
-    def raise_alert(self, policy: str, subject: str, message: str, *, severity: str,
-                    clause: str, latched: bool, seal_only: bool, fold: bool = True) -> Alert:
+    def raise_alert(
+        self,
+        policy: str,
+        subject: str,
+        message: str,
+        *,
+        severity: str,
+        clause: str,
+        latched: bool,
+        seal_only: bool,
+        fold: bool = True,
+    ) -> Alert:
         """Raise (policy, subject), or fold a repeat into the active alert."""
         by_subject = self._active.setdefault(policy, {})
         a = by_subject.get(subject)
@@ -288,9 +335,9 @@ class Context:
         n = self._occurrence.get(key, 0) + 1
         self._occurrence[key] = n
         digest = hashlib.sha256(
-            f"{self.site.id}|{policy}|{subject}|{self.now}|{n}".encode()).hexdigest()[:16]
-        a = Alert(digest, policy, subject, severity, clause, message, self.now, latched,
-                  seal_only)
+            f"{self.site.id}|{policy}|{subject}|{self.now}|{n}".encode()
+        ).hexdigest()[:16]
+        a = Alert(digest, policy, subject, severity, clause, message, self.now, latched, seal_only)
         by_subject[subject] = a
         self._open[a.id] = a
         self._emit(a, "raised")
@@ -452,8 +499,15 @@ def _status(ctx: Context, ev: Event) -> bool:
 
 
 WORLD_UPDATES: dict[str, Callable[[Context, Event], bool]] = {
-    "door.opened": _door_open, "door.forced": _door_open, "door.closed": _door_closed,
-    "jammer.status": _jammer, "camera.status": _camera, "alarm.panel": _panel,
-    "alarm.input": _input, "badge.granted": _granted, "operator.duty": _duty,
-    "approval.granted": _approval, "device.status": _status,
+    "door.opened": _door_open,
+    "door.forced": _door_open,
+    "door.closed": _door_closed,
+    "jammer.status": _jammer,
+    "camera.status": _camera,
+    "alarm.panel": _panel,
+    "alarm.input": _input,
+    "badge.granted": _granted,
+    "operator.duty": _duty,
+    "approval.granted": _approval,
+    "device.status": _status,
 }

@@ -36,15 +36,34 @@ from policies.timefmt import to_us
 __all__ = ["RULES", "Alert", "Engine", "EventRejected", "SealState", "Transition", "World"]
 
 RULES: tuple[type[Rule], ...] = (
-    JammerUptime, JammerHealth, SingleEntrance, EntranceInterlock, DoorForced, DoorHeldOpen,
-    ZoneAuthorization, BadgeDeniedBurst, EscortedExit, TwoPerson, Intrusion, PerimeterArmed,
-    Power, CameraIntegrity, VideoRetention, DeviceOffline, MonitoringStaffed, Patrol,
-    ProhibitedDevice, DutyPhone, PreSeal, InspectionDue,
+    JammerUptime,
+    JammerHealth,
+    SingleEntrance,
+    EntranceInterlock,
+    DoorForced,
+    DoorHeldOpen,
+    ZoneAuthorization,
+    BadgeDeniedBurst,
+    EscortedExit,
+    TwoPerson,
+    Intrusion,
+    PerimeterArmed,
+    Power,
+    CameraIntegrity,
+    VideoRetention,
+    DeviceOffline,
+    MonitoringStaffed,
+    Patrol,
+    ProhibitedDevice,
+    DutyPhone,
+    PreSeal,
+    InspectionDue,
 )
 
 
-OPERATOR_TYPES = frozenset({"alert.ack", "alert.shelve", "alert.unshelve", "seal.start",
-                            "seal.end"})
+OPERATOR_TYPES = frozenset(
+    {"alert.ack", "alert.shelve", "alert.unshelve", "seal.start", "seal.end"}
+)
 
 
 class Engine:
@@ -116,8 +135,9 @@ class Engine:
         # device-offline: activity is already in the world's last_seen; call the rule only
         # when there is an alert to clear, a silent device back, or a device.status
         offline = self.offline
-        if offline is not None and (offline.mine or offline.silence.expired
-                                    or etype == "device.status"):
+        if offline is not None and (
+            offline.mine or offline.silence.expired or etype == "device.status"
+        ):
             offline.on_event(ev)
         if operator:
             self._operator_event(ev)
@@ -157,8 +177,10 @@ class Engine:
         ctx.started = True
         ctx.now = t0
         for spec in self.site.seals:
-            start, end = to_us(spec.start) if spec.start else None, (
-                to_us(spec.end) if spec.end else None)
+            start, end = (
+                to_us(spec.start) if spec.start else None,
+                (to_us(spec.end) if spec.end else None),
+            )
             seal = SealState(spec.id, spec.name, spec.classification, None, None, start, end)
             ctx.seals[spec.id] = seal
             if end is not None and end < t0:
@@ -238,8 +260,9 @@ class Engine:
             seal = ctx.seals.get(ev.seal)
             if ev.type == "seal.start":
                 if seal is None and (ev.name is None or ev.classification is None):
-                    raise EventRejected(f"unknown seal '{ev.seal}': a new seal needs 'name' "
-                                        "and 'classification'")
+                    raise EventRejected(
+                        f"unknown seal '{ev.seal}': a new seal needs 'name' and 'classification'"
+                    )
                 if seal is not None and seal.status == "active":
                     raise EventRejected(f"seal '{ev.seal}' is already in force")
                 if seal is not None and seal.status == "ended":
@@ -262,14 +285,21 @@ class Engine:
                 seal = ctx.seals.get(ev.seal)
                 if seal is None:
                     assert ev.name is not None and ev.classification is not None
-                    seal = SealState(ev.seal, ev.name, ev.classification, None, None, ev.ts,
-                                     ev.end, source="event")
+                    seal = SealState(
+                        ev.seal,
+                        ev.name,
+                        ev.classification,
+                        None,
+                        None,
+                        ev.ts,
+                        ev.end,
+                        source="event",
+                    )
                     ctx.seals[ev.seal] = seal
                 elif ev.end is not None:
                     seal.planned_end = ev.end
                 if seal.planned_end is not None:
-                    ctx.schedule(seal.planned_end, self._seal_end_due,
-                                 (seal.id, seal.planned_end))
+                    ctx.schedule(seal.planned_end, self._seal_end_due, (seal.id, seal.planned_end))
                 self._activate(seal, ev.ts, seen=True)
             else:
                 self._end(ctx.seals[ev.seal])

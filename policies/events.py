@@ -176,8 +176,9 @@ class _Bad(Exception):
 def _str(obj: Mapping[str, Any], key: str) -> str:
     v = obj.get(key)
     if not isinstance(v, str) or not v:
-        raise _Bad(f"field '{key}' must be a non-empty string" if key in obj
-                   else f"missing field '{key}'")
+        raise _Bad(
+            f"field '{key}' must be a non-empty string" if key in obj else f"missing field '{key}'"
+        )
     return v
 
 
@@ -204,8 +205,9 @@ def _bool(obj: Mapping[str, Any], key: str, required: bool = True) -> bool | Non
     if v is None and not required:
         return None
     if not isinstance(v, bool):
-        raise _Bad(f"field '{key}' must be true or false" if key in obj
-                   else f"missing field '{key}'")
+        raise _Bad(
+            f"field '{key}' must be true or false" if key in obj else f"missing field '{key}'"
+        )
     return v
 
 
@@ -220,8 +222,9 @@ def _num(obj: Mapping[str, Any], key: str, required: bool = True) -> float | Non
     if v is None and not required:
         return None
     if not _finite(v):
-        raise _Bad(f"field '{key}' must be a finite number" if key in obj
-                   else f"missing field '{key}'")
+        raise _Bad(
+            f"field '{key}' must be a finite number" if key in obj else f"missing field '{key}'"
+        )
     return float(v)
 
 
@@ -236,8 +239,7 @@ def _time(value: Any, key: str) -> int:
         try:
             us = parse_ts(value)
         except ValueError:
-            raise _Bad(f"field '{key}' is not an RFC 3339 time with an offset: {value!r}"
-                       ) from None
+            raise _Bad(f"field '{key}' is not an RFC 3339 time with an offset: {value!r}") from None
         if len(_ts_cache) > 4096:
             _ts_cache.clear()
         _ts_cache[value] = us
@@ -268,8 +270,12 @@ def _door(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
 
 
 def _badge(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
-    return BadgeEvent(*b, badge=_str(o, "badge"), direction=_enum(o, "direction", ("in", "out")),
-                      reason=_opt_str(o, "reason"))
+    return BadgeEvent(
+        *b,
+        badge=_str(o, "badge"),
+        direction=_enum(o, "direction", ("in", "out")),
+        reason=_opt_str(o, "reason"),
+    )
 
 
 def _alarm_input(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
@@ -314,8 +320,9 @@ def _jammer(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
 def _camera(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     tamper = o.get("tamper")
     if tamper is not None and tamper not in ("covered", "defocused", "moved", "frozen"):
-        raise _Bad(f"field 'tamper' must be null, covered, defocused, moved or frozen, "
-                   f"got {tamper!r}")
+        raise _Bad(
+            f"field 'tamper' must be null, covered, defocused, moved or frozen, got {tamper!r}"
+        )
     stream: Any = o.get("stream")
     if stream != "up" and stream != "down":
         _enum(o, "stream", ("up", "down"))
@@ -331,8 +338,12 @@ def _inventory(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
         if not isinstance(g, list) or len(g) != 2:
             raise _Bad("each gap must be [start, end]")
         gaps.append((_time(g[0], "gaps"), _time(g[1], "gaps")))
-    return RecordingInventory(*b, oldest=_time_field(o, "oldest", False),
-                              newest=_time_field(o, "newest", False), gaps=tuple(gaps))
+    return RecordingInventory(
+        *b,
+        oldest=_time_field(o, "oldest", False),
+        newest=_time_field(o, "newest", False),
+        gaps=tuple(gaps),
+    )
 
 
 def _phone(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
@@ -353,8 +364,13 @@ def _call(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     assert start is not None and end is not None
     if "recording" not in o:
         raise _Bad("missing field 'recording' (an id, or null for none)")
-    return CallRecorded(*b, start=start, end=end, recording=_opt_str(o, "recording"),
-                        supervisors=_badges(o, "supervisors"))
+    return CallRecorded(
+        *b,
+        start=start,
+        end=end,
+        recording=_opt_str(o, "recording"),
+        supervisors=_badges(o, "supervisors"),
+    )
 
 
 def _approval(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
@@ -384,15 +400,21 @@ def _review(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
 
 
 def _ack(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
-    return AlertAck(*b, alert_id=_str(o, "alert_id"), badge=_str(o, "badge"),
-                    comment=_opt_str(o, "comment"))
+    return AlertAck(
+        *b, alert_id=_str(o, "alert_id"), badge=_str(o, "badge"), comment=_opt_str(o, "comment")
+    )
 
 
 def _shelve(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     until = _time_field(o, "until")
     assert until is not None
-    return AlertShelve(*b, alert_id=_str(o, "alert_id"), badge=_str(o, "badge"), until=until,
-                       reason=_str(o, "reason"))
+    return AlertShelve(
+        *b,
+        alert_id=_str(o, "alert_id"),
+        badge=_str(o, "badge"),
+        until=until,
+        reason=_str(o, "reason"),
+    )
 
 
 def _unshelve(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
@@ -403,8 +425,13 @@ def _seal(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     classification = _opt_str(o, "classification")
     if classification is not None:
         _enum(o, "classification", ("top_secret", "secret", "confidential"))
-    return SealEvent(*b, seal=_str(o, "seal"), name=_opt_str(o, "name"),
-                     classification=classification, end=_time_field(o, "end", False))
+    return SealEvent(
+        *b,
+        seal=_str(o, "seal"),
+        name=_opt_str(o, "name"),
+        classification=classification,
+        end=_time_field(o, "end", False),
+    )
 
 
 def _heartbeat(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
@@ -445,8 +472,9 @@ EVENT_TYPES: dict[str, tuple[tuple[str, ...], _Build]] = {
 }
 
 
-def parse_event(obj: Any, site: Site, *, device: str | None = None,
-                now_us: int | None = None) -> Event | Rejection:
+def parse_event(
+    obj: Any, site: Site, *, device: str | None = None, now_us: int | None = None
+) -> Event | Rejection:
     """A JSON object → an Event, or a Rejection saying why not.
 
     `device` and `now_us` are defaults for a missing `device` / `ts` (CONTRACT §5: the topic's
@@ -470,8 +498,7 @@ def parse_event(obj: Any, site: Site, *, device: str | None = None,
             return Rejection("field 'device' must be a non-empty string")
         return Rejection(f"unknown device '{dev}'{suggest(dev, site.device_kind)}")
     if kinds and kind not in kinds:
-        return Rejection(f"device '{dev}' is a {kind}, not a {' or '.join(kinds)} "
-                         f"(type {etype})")
+        return Rejection(f"device '{dev}' is a {kind}, not a {' or '.join(kinds)} (type {etype})")
     src = obj
     raw_ts = obj.get("ts")
     ts = _ts_cache.get(raw_ts) if type(raw_ts) is str else None

@@ -93,10 +93,15 @@ def positive(p: str, v: Any) -> float:
 
 def number_range(lo: float, hi: float) -> Callable[[str, Any], float]:
     def conv(_p: str, v: Any) -> float:
-        if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
-                or not lo <= v <= hi):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int | float)
+            or not math.isfinite(v)
+            or not lo <= v <= hi
+        ):
             raise ValueError(f"expected a number from {lo:g} to {hi:g}, got {v!r}")
         return float(v)
+
     return conv
 
 
@@ -105,6 +110,7 @@ def int_range(lo: int, hi: int) -> Callable[[str, Any], int]:
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
             raise ValueError(f"expected a whole number from {lo} to {hi}, got {v!r}")
         return v
+
     return conv
 
 
@@ -113,6 +119,7 @@ def enum(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
         if v not in choices:
             raise ValueError(f"'{v}' is not one of {', '.join(choices)}{suggest(str(v), choices)}")
         return str(v)
+
     return conv
 
 
@@ -120,21 +127,24 @@ def time(_p: str, v: Any) -> datetime:
     try:
         return parse_time(v)
     except ValueError as exc:
-        raise ValueError(str(exc).replace("Invalid isoformat string", "not an RFC 3339 time")
-                         ) from None
+        raise ValueError(
+            str(exc).replace("Invalid isoformat string", "not an RFC 3339 time")
+        ) from None
 
 
 def tzname(_p: str, v: Any) -> str:
     try:
         ZoneInfo(str(v))
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone '{v}' (an IANA name such as Asia/Shanghai)"
-                         ) from None
+        raise ValueError(f"unknown time zone '{v}' (an IANA name such as Asia/Shanghai)") from None
     return str(v)
 
 
 def position(_p: str, v: Any) -> tuple[float, float]:
-    if (not isinstance(v, list) or len(v) != 2
-            or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)):
+    if (
+        not isinstance(v, list)
+        or len(v) != 2
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+    ):
         raise ValueError(f"expected [x, y], got {v!r}")
     return (float(v[0]), float(v[1]))

@@ -36,14 +36,31 @@ from policies.schema import (
 
 __all__ = ["Site", "SiteError", "load_site", "parse_site", "parse_time", "suggest"]
 
-ZONE_KINDS = ("public", "buffer", "screening", "sealed_work", "sealed_living", "key_part",
-              "monitoring")
+ZONE_KINDS = (
+    "public",
+    "buffer",
+    "screening",
+    "sealed_work",
+    "sealed_living",
+    "key_part",
+    "monitoring",
+)
 SEALED_KINDS = frozenset({"sealed_work", "sealed_living", "key_part", "monitoring"})
 CLASSIFICATIONS = ("top_secret", "secret", "confidential")
 ROLES = ("sealed_staff", "supervisor", "secrecy_officer", "operator", "guard", "maintenance")
 DOOR_KINDS = ("door", "hatch")
-INPUT_KINDS = ("pir", "contact", "fence", "glass_break", "vibration", "beam", "seismic",
-               "smoke", "panic", "other")
+INPUT_KINDS = (
+    "pir",
+    "contact",
+    "fence",
+    "glass_break",
+    "vibration",
+    "beam",
+    "seismic",
+    "smoke",
+    "panic",
+    "other",
+)
 CAMERA_MODES = ("snapshot", "stream")
 MIN_VIDEO_RETENTION_DAYS = 90  # EXAM-2.7.9: recordings kept at least three months
 
@@ -114,9 +131,17 @@ class RegisterMap:
     uptime: RegisterField = RegisterField(4, words=2)
     forward: RegisterField = RegisterField(10, scale=0.1, signed=True)
     reflected: RegisterField = RegisterField(30, scale=0.1, signed=True)
-    status_bits: Mapping[str, int] = field(default_factory=lambda: {
-        "output": 0, "over_temperature": 1, "vswr": 2, "fan": 3, "enclosure_tamper": 4,
-        "mains_lost": 5, "on_battery": 6})
+    status_bits: Mapping[str, int] = field(
+        default_factory=lambda: {
+            "output": 0,
+            "over_temperature": 1,
+            "vswr": 2,
+            "fan": 3,
+            "enclosure_tamper": 4,
+            "mains_lost": 5,
+            "on_battery": 6,
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +241,17 @@ class Policies:
 
 
 # Device kinds, as the event table of CONTRACT §2 names them.
-DEVICE_KINDS = ("door", "jammer", "camera", "alarm_panel", "alarm_input", "phone_detector",
-                "checkpoint", "console", "duty_phone")
+DEVICE_KINDS = (
+    "door",
+    "jammer",
+    "camera",
+    "alarm_panel",
+    "alarm_input",
+    "phone_detector",
+    "checkpoint",
+    "console",
+    "duty_phone",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +295,11 @@ class Site:
 
     def perimeter_panels(self) -> tuple[str, ...]:
         """Panels with at least one input in a `buffer` zone (the isolation belt)."""
-        return tuple(p.id for p in self.alarm_panels.values()
-                     if any(self.zones[i.zone].kind == "buffer" for i in p.inputs))
+        return tuple(
+            p.id
+            for p in self.alarm_panels.values()
+            if any(self.zones[i.zone].kind == "buffer" for i in p.inputs)
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -288,9 +325,23 @@ def parse_site(text: str) -> Site:
 
 _Spec = dict[str, tuple[bool, Callable[[str, Any], Any]]]
 
-TOP_KEYS = ("site", "zones", "doors", "entrance", "people", "jammers", "cameras",
-            "alarm_panels", "phone_detectors", "checkpoints", "consoles", "duty_phones", "seals",
-            "policies", "daemon")
+TOP_KEYS = (
+    "site",
+    "zones",
+    "doors",
+    "entrance",
+    "people",
+    "jammers",
+    "cameras",
+    "alarm_panels",
+    "phone_detectors",
+    "checkpoints",
+    "consoles",
+    "duty_phones",
+    "seals",
+    "policies",
+    "daemon",
+)
 
 
 class _Loader:
@@ -312,8 +363,9 @@ class _Loader:
         out: dict[str, Any] = {}
         for key in value:
             if key not in spec:
-                self.err(f"{path}.{key}" if path else str(key),
-                         f"unknown key{suggest(str(key), spec)}")
+                self.err(
+                    f"{path}.{key}" if path else str(key), f"unknown key{suggest(str(key), spec)}"
+                )
         for key, (required, conv) in spec.items():
             sub = f"{path}.{key}" if path else key
             if key not in value or value[key] is None:
@@ -356,8 +408,14 @@ class _Loader:
             if key not in raw:
                 self.err(key, "required")
 
-        site = self.mapping("site", raw.get("site", {}), {
-            "id": (True, ident), "name": (True, text), "timezone": (False, tzname)}) or {}
+        site = (
+            self.mapping(
+                "site",
+                raw.get("site", {}),
+                {"id": (True, ident), "name": (True, text), "timezone": (False, tzname)},
+            )
+            or {}
+        )
         zones = self.zones(raw.get("zones"))
         doors = self.doors(raw.get("doors"), zones)
         entrance = self.entrance(raw.get("entrance"), zones, doors)
@@ -380,42 +438,71 @@ class _Loader:
             raise SiteError(self.errors)
 
         device_kind: dict[str, str] = {}
-        for kind, group in (("door", doors), ("jammer", jammers), ("camera", cameras),
-                            ("alarm_panel", panels), ("alarm_input", inputs),
-                            ("phone_detector", detectors), ("checkpoint", checkpoints),
-                            ("console", consoles), ("duty_phone", phones)):
+        for kind, group in (
+            ("door", doors),
+            ("jammer", jammers),
+            ("camera", cameras),
+            ("alarm_panel", panels),
+            ("alarm_input", inputs),
+            ("phone_detector", detectors),
+            ("checkpoint", checkpoints),
+            ("console", consoles),
+            ("duty_phone", phones),
+        ):
             for dev in group:
                 device_kind[dev] = kind
         self.key_part_warnings(zones, doors, cameras, inputs)
         return Site(
-            id=site["id"], name=site["name"], timezone=site.get("timezone", "UTC"),
-            zones=zones, doors=doors, entrance=entrance, people=people, jammers=jammers,
-            cameras=cameras, alarm_panels=panels, alarm_inputs=inputs,
-            phone_detectors=detectors, checkpoints=checkpoints, consoles=consoles,
-            duty_phones=phones, seals=tuple(seals), policies=policies, daemon=daemon,
-            device_kind=device_kind, warnings=tuple(self.warnings))
+            id=site["id"],
+            name=site["name"],
+            timezone=site.get("timezone", "UTC"),
+            zones=zones,
+            doors=doors,
+            entrance=entrance,
+            people=people,
+            jammers=jammers,
+            cameras=cameras,
+            alarm_panels=panels,
+            alarm_inputs=inputs,
+            phone_detectors=detectors,
+            checkpoints=checkpoints,
+            consoles=consoles,
+            duty_phones=phones,
+            seals=tuple(seals),
+            policies=policies,
+            daemon=daemon,
+            device_kind=device_kind,
+            warnings=tuple(self.warnings),
+        )
 
     def zones(self, raw: Any) -> dict[str, Zone]:
         out: dict[str, Zone] = {}
         items = self.listing("zones", raw)
         for i, item in enumerate(items):
             p = f"zones[{i}]"
-            z = self.mapping(p, item, {
-                "id": (True, ident), "kind": (True, enum(ZONE_KINDS)),
-                "parent": (False, ident), "classification": (False, enum(CLASSIFICATIONS)),
-                "name": (False, text)})
+            z = self.mapping(
+                p,
+                item,
+                {
+                    "id": (True, ident),
+                    "kind": (True, enum(ZONE_KINDS)),
+                    "parent": (False, ident),
+                    "classification": (False, enum(CLASSIFICATIONS)),
+                    "name": (False, text),
+                },
+            )
             if not z or "id" not in z:
                 continue
             self.new_id(f"{p}.id", z["id"])
             kind = z.get("kind")
             if kind == "key_part" and "classification" not in z:
-                self.err(p, f"key part '{z['id']}' needs a classification "
-                            f"({', '.join(CLASSIFICATIONS)})")
+                self.err(
+                    p, f"key part '{z['id']}' needs a classification ({', '.join(CLASSIFICATIONS)})"
+                )
             if kind and kind != "key_part" and "classification" in z:
                 self.err(f"{p}.classification", "only key_part zones carry a classification")
             # A zone with a bad kind is still known, so that references to it do not cascade.
-            out[z["id"]] = Zone(z["id"], kind or "public", z.get("parent"),
-                                z.get("classification"))
+            out[z["id"]] = Zone(z["id"], kind or "public", z.get("parent"), z.get("classification"))
         for i, item in enumerate(items):
             if isinstance(item, dict) and isinstance(item.get("parent"), str):
                 self.ref(f"zones[{i}].parent", item["parent"], out, "zone")
@@ -435,10 +522,19 @@ class _Loader:
         out: dict[str, Door] = {}
         for i, item in enumerate(self.listing("doors", raw)):
             p = f"doors[{i}]"
-            d = self.mapping(p, item, {
-                "id": (True, ident), "a": (True, ident), "b": (True, ident),
-                "kind": (False, enum(DOOR_KINDS)), "two_person": (False, boolean),
-                "name": (False, text), "position": (False, position)})
+            d = self.mapping(
+                p,
+                item,
+                {
+                    "id": (True, ident),
+                    "a": (True, ident),
+                    "b": (True, ident),
+                    "kind": (False, enum(DOOR_KINDS)),
+                    "two_person": (False, boolean),
+                    "name": (False, text),
+                    "position": (False, position),
+                },
+            )
             if not d or "id" not in d:
                 continue
             self.new_id(f"{p}.id", d["id"])
@@ -447,12 +543,14 @@ class _Loader:
             if d.get("a") is not None and d.get("a") == d.get("b"):
                 self.err(p, f"door '{d['id']}' joins zone '{d['a']}' with itself")
             if d.get("a") in zones and d.get("b") in zones:
-                out[d["id"]] = Door(d["id"], d["a"], d["b"], d.get("kind", "door"),
-                                    d.get("two_person", False))
+                out[d["id"]] = Door(
+                    d["id"], d["a"], d["b"], d.get("kind", "door"), d.get("two_person", False)
+                )
         return out
 
-    def entrance(self, raw: Any, zones: Mapping[str, Zone],
-                 doors: Mapping[str, Door]) -> Entrance | None:
+    def entrance(
+        self, raw: Any, zones: Mapping[str, Zone], doors: Mapping[str, Door]
+    ) -> Entrance | None:
         if raw is None:
             return None
         e = self.mapping("entrance", raw, {"outer": (True, ident), "inner": (True, ident)})
@@ -462,15 +560,20 @@ class _Loader:
         self.ref("entrance.inner", e["inner"], doors, "door")
         inner, outer = doors.get(e["inner"]), doors.get(e["outer"])
         if inner is not None and zones[inner.a].sealed == zones[inner.b].sealed:
-            self.err("entrance.inner", f"door '{inner.id}' is not a boundary door (it must join "
-                                       "a sealed-area zone with a zone outside it)")
+            self.err(
+                "entrance.inner",
+                f"door '{inner.id}' is not a boundary door (it must join "
+                "a sealed-area zone with a zone outside it)",
+            )
         if outer is not None:
             kinds = {zones[outer.a].kind, zones[outer.b].kind}
             if "screening" not in kinds:
                 self.err("entrance.outer", f"door '{outer.id}' must lead into the screening zone")
             if zones[outer.a].sealed or zones[outer.b].sealed:
-                self.err("entrance.outer", f"door '{outer.id}' must lead from outside the sealed "
-                                           "area, not from inside it")
+                self.err(
+                    "entrance.outer",
+                    f"door '{outer.id}' must lead from outside the sealed area, not from inside it",
+                )
         if inner is not None and outer is not None and inner.id == outer.id:
             self.err("entrance", "outer and inner must be two different doors")
         return Entrance(e["outer"], e["inner"])
@@ -479,9 +582,16 @@ class _Loader:
         out: dict[str, Person] = {}
         for i, item in enumerate(self.listing("people", raw)):
             p = f"people[{i}]"
-            d = self.mapping(p, item, {
-                "badge": (True, ident), "name": (True, text), "role": (True, enum(ROLES)),
-                "zones": (False, idlist)})
+            d = self.mapping(
+                p,
+                item,
+                {
+                    "badge": (True, ident),
+                    "name": (True, text),
+                    "role": (True, enum(ROLES)),
+                    "zones": (False, idlist),
+                },
+            )
             if not d or "badge" not in d:
                 continue
             if d["badge"] in out:
@@ -489,15 +599,25 @@ class _Loader:
             for j, z in enumerate(d.get("zones", [])):
                 self.ref(f"{p}.zones[{j}]", z, zones, "zone")
             if "role" in d and "name" in d:
-                out[d["badge"]] = Person(d["badge"], d["name"], d["role"],
-                                         frozenset(d.get("zones", [])))
+                out[d["badge"]] = Person(
+                    d["badge"], d["name"], d["role"], frozenset(d.get("zones", []))
+                )
         return out
 
-    def zoned(self, p: str, item: Any, zones: Mapping[str, Zone],
-              extra: _Spec) -> dict[str, Any] | None:
-        d = self.mapping(p, item, {"id": (True, ident), "zone": (True, ident),
-                                   "name": (False, text), "position": (False, position),
-                                   **extra})
+    def zoned(
+        self, p: str, item: Any, zones: Mapping[str, Zone], extra: _Spec
+    ) -> dict[str, Any] | None:
+        d = self.mapping(
+            p,
+            item,
+            {
+                "id": (True, ident),
+                "zone": (True, ident),
+                "name": (False, text),
+                "position": (False, position),
+                **extra,
+            },
+        )
         if not d or "id" not in d:
             return None
         self.new_id(f"{p}.id", d["id"])
@@ -508,15 +628,26 @@ class _Loader:
         out: dict[str, Jammer] = {}
         for i, item in enumerate(self.listing("jammers", raw)):
             p = f"jammers[{i}]"
-            d = self.zoned(p, item, zones, {"bands": (True, any_), "modbus": (False, any_),
-                                            "model": (False, text)})
+            d = self.zoned(
+                p,
+                item,
+                zones,
+                {"bands": (True, any_), "modbus": (False, any_), "model": (False, text)},
+            )
             if d is None:
                 continue
             bands: list[Band] = []
             for j, b in enumerate(self.listing(f"{p}.bands", d.get("bands"))):
                 bp = f"{p}.bands[{j}]"
-                bd = self.mapping(bp, b, {"index": (True, int_range(0, 15)),
-                                          "id": (True, ident), "min_dbm": (True, number)})
+                bd = self.mapping(
+                    bp,
+                    b,
+                    {
+                        "index": (True, int_range(0, 15)),
+                        "id": (True, ident),
+                        "min_dbm": (True, number),
+                    },
+                )
                 if not bd or len(bd) < 3:
                     continue
                 if any(x.id == bd["id"] for x in bands):
@@ -531,10 +662,18 @@ class _Loader:
         return out
 
     def modbus(self, p: str, raw: Any) -> Modbus | None:
-        d = self.mapping(p, raw, {
-            "host": (True, text), "port": (False, int_range(1, 65535)),
-            "unit": (False, int_range(0, 247)), "poll_s": (False, positive),
-            "timeout_s": (False, positive), "map": (False, any_)})
+        d = self.mapping(
+            p,
+            raw,
+            {
+                "host": (True, text),
+                "port": (False, int_range(1, 65535)),
+                "unit": (False, int_range(0, 247)),
+                "poll_s": (False, positive),
+                "timeout_s": (False, positive),
+                "map": (False, any_),
+            },
+        )
         if not d or "host" not in d:
             return None
         rmap = RegisterMap()
@@ -543,8 +682,15 @@ class _Loader:
         return Modbus(**d, map=rmap)
 
     def register_map(self, p: str, raw: Any) -> RegisterMap | None:
-        fields = ("version", "band_count", "status", "temperature", "uptime", "forward",
-                  "reflected")
+        fields = (
+            "version",
+            "band_count",
+            "status",
+            "temperature",
+            "uptime",
+            "forward",
+            "reflected",
+        )
         spec: _Spec = {f: (False, any_) for f in fields}
         spec["function"] = (False, enum(("input", "holding")))
         spec["status_bits"] = (False, any_)
@@ -555,17 +701,27 @@ class _Loader:
         kw: dict[str, Any] = {}
         for f in fields:
             if f in d:
-                rf = self.mapping(f"{p}.{f}", d[f], {
-                    "address": (True, int_range(0, 65535)), "scale": (False, number),
-                    "signed": (False, boolean), "words": (False, int_range(1, 2)),
-                    "word_order": (False, enum(("big", "little")))})
+                rf = self.mapping(
+                    f"{p}.{f}",
+                    d[f],
+                    {
+                        "address": (True, int_range(0, 65535)),
+                        "scale": (False, number),
+                        "signed": (False, boolean),
+                        "words": (False, int_range(1, 2)),
+                        "word_order": (False, enum(("big", "little"))),
+                    },
+                )
                 if rf and "address" in rf:
                     kw[f] = RegisterField(**rf)
         if "function" in d:
             kw["function"] = d["function"]
         if "status_bits" in d:
-            bits = self.mapping(f"{p}.status_bits", d["status_bits"],
-                                {k: (False, int_range(0, 15)) for k in default.status_bits})
+            bits = self.mapping(
+                f"{p}.status_bits",
+                d["status_bits"],
+                {k: (False, int_range(0, 15)) for k in default.status_bits},
+            )
             if bits is not None:
                 kw["status_bits"] = {**default.status_bits, **bits}
         return RegisterMap(**kw)
@@ -574,17 +730,26 @@ class _Loader:
         out: dict[str, Camera] = {}
         for i, item in enumerate(self.listing("cameras", raw)):
             p = f"cameras[{i}]"
-            d = self.zoned(p, item, zones, {
-                "url": (False, text), "snapshot": (False, text),
-                "mode": (False, enum(CAMERA_MODES)), "recordings": (False, text),
-                "installed": (False, time)})
+            d = self.zoned(
+                p,
+                item,
+                zones,
+                {
+                    "url": (False, text),
+                    "snapshot": (False, text),
+                    "mode": (False, enum(CAMERA_MODES)),
+                    "recordings": (False, text),
+                    "installed": (False, time),
+                },
+            )
             if d is not None:
                 d.pop("name", None)
                 out[d["id"]] = Camera(**d)
         return out
 
-    def panels(self, raw: Any, zones: Mapping[str, Zone]
-               ) -> tuple[dict[str, AlarmPanel], dict[str, AlarmInput]]:
+    def panels(
+        self, raw: Any, zones: Mapping[str, Zone]
+    ) -> tuple[dict[str, AlarmPanel], dict[str, AlarmInput]]:
         panels: dict[str, AlarmPanel] = {}
         inputs: dict[str, AlarmInput] = {}
         for i, item in enumerate(self.listing("alarm_panels", raw)):
@@ -623,10 +788,17 @@ class _Loader:
         out: list[SealSpec] = []
         for i, item in enumerate(self.listing("seals", raw)):
             p = f"seals[{i}]"
-            d = self.mapping(p, item, {
-                "id": (True, ident), "name": (True, text),
-                "classification": (True, enum(CLASSIFICATIONS)),
-                "start": (True, time), "end": (True, time)})
+            d = self.mapping(
+                p,
+                item,
+                {
+                    "id": (True, ident),
+                    "name": (True, text),
+                    "classification": (True, enum(CLASSIFICATIONS)),
+                    "start": (True, time),
+                    "end": (True, time),
+                },
+            )
             if not d or len(d) < 5:
                 continue
             self.new_id(f"{p}.id", d["id"])
@@ -639,39 +811,58 @@ class _Loader:
         if raw is None:
             return Policies()
         spec: _Spec = {
-            "door_held_open_s": (False, positive), "two_person_window_s": (False, positive),
+            "door_held_open_s": (False, positive),
+            "two_person_window_s": (False, positive),
             "heartbeat_timeout_s": (False, positive),
             "jammer_status_timeout_s": (False, positive),
-            "video_retention_days": (False, _retention), "max_recording_gap_s": (False, positive),
+            "video_retention_days": (False, _retention),
+            "max_recording_gap_s": (False, positive),
             "patrol_interval_min": (False, positive),
             "min_operators_on_duty": (False, int_range(0, 100)),
-            "ack_escalation_s": (False, positive), "badge_denied_burst": (False, any_)}
+            "ack_escalation_s": (False, positive),
+            "badge_denied_burst": (False, any_),
+        }
         d = self.mapping("policies", raw, spec) or {}
         if "badge_denied_burst" in d:
-            b = self.mapping("policies.badge_denied_burst", d["badge_denied_burst"], {
-                "count": (False, int_range(2, 1000)), "within_s": (False, positive)})
+            b = self.mapping(
+                "policies.badge_denied_burst",
+                d["badge_denied_burst"],
+                {"count": (False, int_range(2, 1000)), "within_s": (False, positive)},
+            )
             d["badge_denied_burst"] = BurstRule(**(b or {}))
         return Policies(**d)
 
-    def key_part_warnings(self, zones: Mapping[str, Zone], doors: Mapping[str, Door],
-                          cameras: Mapping[str, Camera],
-                          inputs: Mapping[str, AlarmInput]) -> None:
+    def key_part_warnings(
+        self,
+        zones: Mapping[str, Zone],
+        doors: Mapping[str, Door],
+        cameras: Mapping[str, Camera],
+        inputs: Mapping[str, AlarmInput],
+    ) -> None:
         """EXAM-2.7.5 / CO-three-irons: a key part should have access control, video, alarm."""
         for z in zones.values():
             if z.kind != "key_part":
                 continue
-            missing = [what for what, ok in (
-                ("door", any(z.id in (d.a, d.b) for d in doors.values())),
-                ("camera", any(c.zone == z.id for c in cameras.values())),
-                ("alarm input", any(i.zone == z.id for i in inputs.values()))) if not ok]
+            missing = [
+                what
+                for what, ok in (
+                    ("door", any(z.id in (d.a, d.b) for d in doors.values())),
+                    ("camera", any(c.zone == z.id for c in cameras.values())),
+                    ("alarm input", any(i.zone == z.id for i in inputs.values())),
+                )
+                if not ok
+            ]
             if missing:
                 self.warnings.append(
-                    f"zone '{z.id}' (key part) has no {', no '.join(missing)} (EXAM-2.7.5)")
+                    f"zone '{z.id}' (key part) has no {', no '.join(missing)} (EXAM-2.7.5)"
+                )
 
 
 def _retention(p: str, v: Any) -> float:
     x = number(p, v)
     if x < MIN_VIDEO_RETENTION_DAYS:
-        raise ValueError(f"{v!r} is below the {MIN_VIDEO_RETENTION_DAYS} days that EXAM-2.7.9 "
-                         "requires (recordings are kept at least three months)")
+        raise ValueError(
+            f"{v!r} is below the {MIN_VIDEO_RETENTION_DAYS} days that EXAM-2.7.9 "
+            "requires (recordings are kept at least three months)"
+        )
     return x

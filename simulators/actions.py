@@ -41,9 +41,9 @@ def _device(*kinds: str) -> Check:
             known = [d for d, k in site.device_kind.items() if not kinds or k in kinds]
             raise ValueError(f"unknown {_kind_words(kinds)} '{dev}'{suggest(dev, known)}")
         if kinds and kind not in kinds:
-            raise ValueError(f"'{dev}' is a {kind.replace('_', ' ')}, not a "
-                             f"{_kind_words(kinds)}")
+            raise ValueError(f"'{dev}' is a {kind.replace('_', ' ')}, not a {_kind_words(kinds)}")
         return dev
+
     return check
 
 
@@ -111,13 +111,14 @@ def _classification(_site: Site, _name: str, value: Any) -> str:
 
 def _fault(_site: Site, _name: str, value: Any) -> str:
     if value not in JAMMER_FAULTS:
-        raise ValueError(f"expected one of {', '.join(JAMMER_FAULTS)}, got {value!r}"
-                         f"{suggest(str(value), JAMMER_FAULTS)}")
+        raise ValueError(
+            f"expected one of {', '.join(JAMMER_FAULTS)}, got {value!r}"
+            f"{suggest(str(value), JAMMER_FAULTS)}"
+        )
     return str(value)
 
 
-JAMMER_FAULTS = ("over_temperature", "vswr", "fan", "enclosure_tamper", "mains_lost",
-                 "on_battery")
+JAMMER_FAULTS = ("over_temperature", "vswr", "fan", "enclosure_tamper", "mains_lost", "on_battery")
 
 _door = {"door": _device("door")}
 _input = {"input": _device("alarm_input")}
@@ -130,50 +131,73 @@ ACTIONS: dict[str, ActionSpec] = {
     **{f"door.{a}": ActionSpec(_door) for a in ("open", "close", "force")},
     "badge": ActionSpec({**_door, "badge": _text, "direction": _direction}),
     **{f"alarm.{a}": ActionSpec(_input) for a in ("trigger", "restore", "tamper", "fault")},
-    **{f"panel.{a}": ActionSpec(_panel) for a in (
-        "arm", "disarm", "mains_lost", "mains_ok", "battery_low", "battery_ok", "tamper",
-        "tamper_ok")},
+    **{
+        f"panel.{a}": ActionSpec(_panel)
+        for a in (
+            "arm",
+            "disarm",
+            "mains_lost",
+            "mains_ok",
+            "battery_low",
+            "battery_ok",
+            "tamper",
+            "tamper_ok",
+        )
+    },
     "jammer.band_down": ActionSpec({**_jammer, "band": _text}, {"dbm": _number}),
     "jammer.band_up": ActionSpec({**_jammer, "band": _text}),
-    **{f"jammer.{a}": ActionSpec(_jammer) for a in (
-        "output_off", "output_on", "disconnect", "reconnect", "garbage", "normal")},
+    **{
+        f"jammer.{a}": ActionSpec(_jammer)
+        for a in ("output_off", "output_on", "disconnect", "reconnect", "garbage", "normal")
+    },
     "jammer.fault": ActionSpec({**_jammer, "fault": _fault}),
     "jammer.clear": ActionSpec({**_jammer, "fault": _fault}),
     "camera.cover": ActionSpec(_camera, {"partial": _bool}),
-    **{f"camera.{a}": ActionSpec(_camera) for a in (
-        "defocus", "move", "freeze", "restore", "disconnect", "reconnect", "day", "night")},
+    **{
+        f"camera.{a}": ActionSpec(_camera)
+        for a in ("defocus", "move", "freeze", "restore", "disconnect", "reconnect", "day", "night")
+    },
     "recording.prune": ActionSpec({**_camera, "keep_days": _number}),
     "recording.gap": ActionSpec({**_camera, "start": _when, "end": _when}),
-    "phone.detect": ActionSpec({"detector": _device("phone_detector")},
-                               {"band": _text, "rssi_dbm": _number}),
+    "phone.detect": ActionSpec(
+        {"detector": _device("phone_detector")}, {"band": _text, "rssi_dbm": _number}
+    ),
     "patrol.visit": ActionSpec({"checkpoint": _device("checkpoint"), "badge": _text}),
     "operator.on": ActionSpec({**_console, "badge": _text}),
     "operator.off": ActionSpec({**_console, "badge": _text}),
-    "seal.start": ActionSpec({**_console, "seal": _text},
-                             {"name": _text, "classification": _classification, "end": _when}),
+    "seal.start": ActionSpec(
+        {**_console, "seal": _text},
+        {"name": _text, "classification": _classification, "end": _when},
+    ),
     "seal.end": ActionSpec({**_console, "seal": _text}),
-    "call": ActionSpec({"phone": _device("duty_phone"), "supervisors": _badges,
-                        "recorded": _bool}, {"duration_s": _seconds}),
+    "call": ActionSpec(
+        {"phone": _device("duty_phone"), "supervisors": _badges, "recorded": _bool},
+        {"duration_s": _seconds},
+    ),
     "device.silence": ActionSpec({"device": _device()}),
     "device.resume": ActionSpec({"device": _device()}),
     "approval": ActionSpec({**_console, "badge": _text, "valid_s": _seconds}),
     "inspection": ActionSpec({**_console, "zone": _zone, "badge": _text}),
-    "review": ActionSpec({**_console, "badge": _text},
-                         {"camera": _device("camera"), "zone": _zone}),
-    "alert.ack": ActionSpec({**_console, "alert_id": _text, "badge": _text},
-                            {"comment": _text}),
-    "alert.shelve": ActionSpec({**_console, "alert_id": _text, "badge": _text, "until": _when,
-                                "reason": _text}),
+    "review": ActionSpec(
+        {**_console, "badge": _text}, {"camera": _device("camera"), "zone": _zone}
+    ),
+    "alert.ack": ActionSpec({**_console, "alert_id": _text, "badge": _text}, {"comment": _text}),
+    "alert.shelve": ActionSpec(
+        {**_console, "alert_id": _text, "badge": _text, "until": _when, "reason": _text}
+    ),
     "alert.unshelve": ActionSpec({**_console, "alert_id": _text, "badge": _text}),
 }
 
 
-def check_step(site: Site, raw: Any, *, where: str = "step", with_at: bool = False
-               ) -> dict[str, Any]:
+def check_step(
+    site: Site, raw: Any, *, where: str = "step", with_at: bool = False
+) -> dict[str, Any]:
     """Validate one step against ACTIONS and the site; return it with normalized values."""
     if not isinstance(raw, dict):
-        raise StepError(f"{where}: expected a mapping such as {{do: door.open, door: ...}}, "
-                        f"got {type(raw).__name__}")
+        raise StepError(
+            f"{where}: expected a mapping such as {{do: door.open, door: ...}}, "
+            f"got {type(raw).__name__}"
+        )
     if "do" not in raw:
         raise StepError(f"{where}: missing 'do' (the action)")
     action = str(raw["do"])
@@ -184,9 +208,11 @@ def check_step(site: Site, raw: Any, *, where: str = "step", with_at: bool = Fal
     allowed = {"do", *spec.required, *spec.optional} | ({"at"} if with_at else set())
     for key in raw:
         if key not in allowed:
-            raise StepError(f"{where}.{key}: unknown field for {action} "
-                            f"(takes {', '.join(sorted(allowed - {'do', 'at'}))})"
-                            f"{suggest(str(key), allowed)}")
+            raise StepError(
+                f"{where}.{key}: unknown field for {action} "
+                f"(takes {', '.join(sorted(allowed - {'do', 'at'}))})"
+                f"{suggest(str(key), allowed)}"
+            )
     if with_at:
         if "at" not in raw:
             raise StepError(f"{where}: missing 'at' (e.g. at: 5s)")
@@ -212,8 +238,10 @@ def _check_cross_fields(site: Site, step: dict[str, Any], where: str) -> None:
         jammer = site.jammers[step["jammer"]]
         bands = [b.id for b in jammer.bands]
         if step["band"] not in bands:
-            raise StepError(f"{where}.band: jammer '{jammer.id}' has no band "
-                            f"'{step['band']}'{suggest(step['band'], bands)} "
-                            f"(bands: {', '.join(bands)})")
+            raise StepError(
+                f"{where}.band: jammer '{jammer.id}' has no band "
+                f"'{step['band']}'{suggest(step['band'], bands)} "
+                f"(bands: {', '.join(bands)})"
+            )
     if step["do"] == "review" and "camera" not in step and "zone" not in step:
         raise StepError(f"{where}: review needs 'camera' or 'zone'")

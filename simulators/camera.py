@@ -34,8 +34,7 @@ from .scene import Frame, Scene, cover, defocus, encode_jpeg, move
 log = logging.getLogger("sealwatch.simulators.camera")
 
 BOUNDARY = "frame"
-TAMPER_OF_ACTION = {"cover": "covered", "defocus": "defocused", "move": "moved",
-                    "freeze": "frozen"}
+TAMPER_OF_ACTION = {"cover": "covered", "defocus": "defocused", "move": "moved", "freeze": "frozen"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +60,9 @@ class CameraSim:
         self.partial = False
         self.day_night = options.day_night
         self.started = time.monotonic()
-        self._scenes = {size: Scene(camera.id, *size)
-                        for size in {options.snapshot_size, options.stream_size}}
+        self._scenes = {
+            size: Scene(camera.id, *size) for size in {options.snapshot_size, options.stream_size}
+        }
         self._frozen: dict[tuple[int, int], bytes] = {}
         self._latest: bytes = b""
         self._seq = 0
@@ -156,10 +156,17 @@ class CameraSim:
             await self.wake_watchers()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "camera", "stream": "up" if self.up else "down",
-                "connected": self.connected, "silent": self.silent, "tamper": self.tamper,
-                "partial": self.partial, "night": self.night(), "watchers": self.watchers,
-                "frames_sent": self.frames_sent}
+        return {
+            "kind": "camera",
+            "stream": "up" if self.up else "down",
+            "connected": self.connected,
+            "silent": self.silent,
+            "tamper": self.tamper,
+            "partial": self.partial,
+            "night": self.night(),
+            "watchers": self.watchers,
+            "frames_sent": self.frames_sent,
+        }
 
 
 def camera_routes(camera: Camera) -> list[tuple[str, str, str]]:
@@ -184,9 +191,13 @@ def camera_routes(camera: Camera) -> list[tuple[str, str, str]]:
 class CameraServers:
     """Every camera of a site behind one aiohttp server per distinct host:port."""
 
-    def __init__(self, cameras: Mapping[str, Camera], tz: ZoneInfo,
-                 options: CameraOptions = CameraOptions(),
-                 port_of: Callable[[int], int] = lambda p: p) -> None:
+    def __init__(
+        self,
+        cameras: Mapping[str, Camera],
+        tz: ZoneInfo,
+        options: CameraOptions = CameraOptions(),
+        port_of: Callable[[int], int] = lambda p: p,
+    ) -> None:
         self.cams = {cid: CameraSim(cam, options, tz) for cid, cam in cameras.items()}
         self.port_of = port_of
         self.apps: dict[tuple[str, int], web.Application] = {}
@@ -209,19 +220,21 @@ class CameraServers:
     async def __aenter__(self) -> CameraServers:
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
-        self._producers = [self._tg.create_task(cam.produce(), name=f"camera-{cid}-frames")
-                           for cid, cam in self.cams.items()]
+        self._producers = [
+            self._tg.create_task(cam.produce(), name=f"camera-{cid}-frames")
+            for cid, cam in self.cams.items()
+        ]
         for (host, port), app in self.apps.items():
-            runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                   shutdown_timeout=1.0)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
             await runner.setup()
             await web.TCPSite(runner, host, port).start()
             self._runners.append(runner)
             log.info("camera server on %s:%d", host, port)
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._closing = True
         for cam in self.cams.values():
             await cam.wake_watchers()
@@ -236,15 +249,19 @@ class CameraServers:
         if not cam.up:
             return web.Response(status=503, text="camera offline\n")
         body = await cam.snapshot()
-        return web.Response(body=body, content_type="image/jpeg",
-                            headers={"Cache-Control": "no-store"})
+        return web.Response(
+            body=body, content_type="image/jpeg", headers={"Cache-Control": "no-store"}
+        )
 
     async def _stream(self, cam: CameraSim, request: web.Request) -> web.StreamResponse:
         if not cam.up:
             return web.Response(status=503, text="camera offline\n")
-        resp = web.StreamResponse(headers={
-            "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-            "Cache-Control": "no-store"})
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                "Cache-Control": "no-store",
+            }
+        )
         await resp.prepare(request)
         cam.watch(+1)
         seq = 0
@@ -256,7 +273,10 @@ class CameraServers:
                 try:
                     await resp.write(
                         f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                        f"Content-Length: {len(jpg)}\r\n\r\n".encode() + jpg + b"\r\n")
+                        f"Content-Length: {len(jpg)}\r\n\r\n".encode()
+                        + jpg
+                        + b"\r\n"
+                    )
                 except ConnectionError:
                     return resp  # the viewer went away
                 cam.frames_sent += 1
@@ -268,9 +288,11 @@ class CameraServers:
         return resp
 
 
-def _bind(handler: Callable[[CameraSim, web.Request], Any], cam: CameraSim
-          ) -> Callable[[web.Request], Any]:
+def _bind(
+    handler: Callable[[CameraSim, web.Request], Any], cam: CameraSim
+) -> Callable[[web.Request], Any]:
     async def route(request: web.Request) -> web.StreamResponse:
         result: web.StreamResponse = await handler(cam, request)
         return result
+
     return route

@@ -1,11 +1,11 @@
 """The control port: drive a running simulator over HTTP.
 
-    POST /actions   one step object or a list (scenario fields without `at`)
-                    200 {"ok": true, "ts": ..., "results": [...]} once performed (MQTT events
-                    acknowledged by the broker); 400 {"ok": false, "error": reason} for a bad
-                    step (nothing of the request is performed); 503 when the broker is away
-    GET /health     {"ok": true, "performed": N}
-    GET /devices    the state of every simulated device
+POST /actions   one step object or a list (scenario fields without `at`)
+                200 {"ok": true, "ts": ..., "results": [...]} once performed (MQTT events
+                acknowledged by the broker); 400 {"ok": false, "error": reason} for a bad
+                step (nothing of the request is performed); 503 when the broker is away
+GET /health     {"ok": true, "performed": N}
+GET /devices    the state of every simulated device
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ def control_app(sim: SiteSimulator) -> web.Application:
             for i, step in enumerate(steps):
                 where = f"actions[{i}]" if isinstance(body, list) else "action"
                 if isinstance(step, dict) and "at" in step:
-                    raise StepError(f"{where}.at: the control port performs steps now; "
-                                    "drop 'at'")
+                    raise StepError(f"{where}.at: the control port performs steps now; drop 'at'")
                 check_step(sim.site, step, where=where)
         except StepError as exc:
             return _error(400, str(exc))
@@ -49,12 +48,12 @@ def control_app(sim: SiteSimulator) -> web.Application:
         except Exception as exc:  # never let one request take the simulator down
             log.exception("action failed")
             return _error(500, f"{type(exc).__name__}: {exc}", results)
-        return web.json_response({"ok": True, "ts": results[-1]["ts"] if results else None,
-                                  "results": results})
+        return web.json_response(
+            {"ok": True, "ts": results[-1]["ts"] if results else None, "results": results}
+        )
 
     async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "site": sim.site.id,
-                                  "performed": sim.performed})
+        return web.json_response({"ok": True, "site": sim.site.id, "performed": sim.performed})
 
     async def devices(_request: web.Request) -> web.Response:
         return web.json_response(sim.describe())
@@ -66,8 +65,7 @@ def control_app(sim: SiteSimulator) -> web.Application:
     return app
 
 
-def _error(status: int, reason: str, done: list[dict[str, Any]] | None = None
-           ) -> web.Response:
+def _error(status: int, reason: str, done: list[dict[str, Any]] | None = None) -> web.Response:
     body: dict[str, Any] = {"ok": False, "error": reason}
     if done:
         body["performed"] = done
@@ -76,8 +74,9 @@ def _error(status: int, reason: str, done: list[dict[str, Any]] | None = None
 
 async def start_control(sim: SiteSimulator, host: str, port: int) -> web.AppRunner:
     """Serve the control port; the caller cleans the runner up."""
-    runner = web.AppRunner(control_app(sim), access_log=None, handle_signals=False,
-                           shutdown_timeout=1.0)
+    runner = web.AppRunner(
+        control_app(sim), access_log=None, handle_signals=False, shutdown_timeout=1.0
+    )
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     log.info("control port on http://%s:%d", host, port)

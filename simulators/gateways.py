@@ -33,8 +33,15 @@ from .clock import now_utc, parse_when, rfc3339
 
 log = logging.getLogger("sealwatch.simulators.gateways")
 
-MQTT_KINDS = ("door", "alarm_panel", "alarm_input", "phone_detector", "checkpoint", "console",
-              "duty_phone")
+MQTT_KINDS = (
+    "door",
+    "alarm_panel",
+    "alarm_input",
+    "phone_detector",
+    "checkpoint",
+    "console",
+    "duty_phone",
+)
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
@@ -94,19 +101,23 @@ class MqttDevice:
         while True:
             try:
                 async with aiomqtt.Client(
-                        self.broker.host, self.broker.port,
-                        identifier=f"sim-{self.id}-{uuid.uuid4().hex[:8]}",
-                        username=self.broker.username, password=self.broker.password,
-                        keepalive=self.broker.keepalive_s, socket_options=NODELAY,
-                        will=aiomqtt.Will(self.status_topic, "offline", qos=1, retain=True),
+                    self.broker.host,
+                    self.broker.port,
+                    identifier=f"sim-{self.id}-{uuid.uuid4().hex[:8]}",
+                    username=self.broker.username,
+                    password=self.broker.password,
+                    keepalive=self.broker.keepalive_s,
+                    socket_options=NODELAY,
+                    will=aiomqtt.Will(self.status_topic, "offline", qos=1, retain=True),
                 ) as client:
                     await client.publish(self.status_topic, "online", qos=1, retain=True)
                     self._client = client
                     self.connected.set()
                     attempt = 0
                     if not was_up:
-                        log.debug("%s connected to %s:%d", self.id, self.broker.host,
-                                  self.broker.port)
+                        log.debug(
+                            "%s connected to %s:%d", self.id, self.broker.host, self.broker.port
+                        )
                     was_up = True
                     await self._heartbeats()
             except aiomqtt.MqttError as exc:
@@ -135,8 +146,10 @@ class MqttDevice:
         try:
             await asyncio.wait_for(self.connected.wait(), timeout_s)
         except TimeoutError:
-            raise GatewayError(f"{self.id}: no connection to the MQTT broker at "
-                               f"{self.broker.host}:{self.broker.port}") from None
+            raise GatewayError(
+                f"{self.id}: no connection to the MQTT broker at "
+                f"{self.broker.host}:{self.broker.port}"
+            ) from None
         await self._send(event)
         return True
 
@@ -156,14 +169,21 @@ class MqttDevice:
         if client is not None:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await asyncio.wait_for(
-                    client.publish(self.status_topic, "offline", qos=1, retain=True), 3.0)
+                    client.publish(self.status_topic, "offline", qos=1, retain=True), 3.0
+                )
 
 
 class Gateways:
     """Every MQTT device of a site; `perform` turns an action into its device's event."""
 
-    def __init__(self, site: Site, broker: Broker, *, topic_site: str | None = None,
-                 heartbeat_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        site: Site,
+        broker: Broker,
+        *,
+        topic_site: str | None = None,
+        heartbeat_s: float = 10.0,
+    ) -> None:
         self.site = site
         prefix = f"sealwatch/{topic_site or site.id}"
         self.panels = {pid: PanelState() for pid in site.alarm_panels}
@@ -188,12 +208,14 @@ class Gateways:
     async def __aenter__(self) -> Gateways:
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
-        self._tasks = [self._tg.create_task(d.run(), name=f"mqtt-{d.id}")
-                       for d in self.devices.values()]
+        self._tasks = [
+            self._tg.create_task(d.run(), name=f"mqtt-{d.id}") for d in self.devices.values()
+        ]
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await asyncio.gather(*(d.goodbye() for d in self.devices.values()))
         for task in self._tasks:
             task.cancel()
@@ -204,8 +226,8 @@ class Gateways:
         """True once every device is connected and has said `online`."""
         try:
             await asyncio.wait_for(
-                asyncio.gather(*(d.connected.wait() for d in self.devices.values())),
-                timeout_s)
+                asyncio.gather(*(d.connected.wait() for d in self.devices.values())), timeout_s
+            )
         except TimeoutError:
             return False
         return True
@@ -213,8 +235,14 @@ class Gateways:
     def _panel_report(self, panel_id: str) -> Callable[[], dict[str, Any]]:
         def report() -> dict[str, Any]:
             p = self.panels[panel_id]
-            return {"type": "alarm.panel", "armed": p.armed, "mains": p.mains,
-                    "battery": p.battery, "tamper": p.tamper}
+            return {
+                "type": "alarm.panel",
+                "armed": p.armed,
+                "mains": p.mains,
+                "battery": p.battery,
+                "tamper": p.tamper,
+            }
+
         return report
 
     # -- actions -------------------------------------------------------------------------------
@@ -231,8 +259,14 @@ class Gateways:
         if do.startswith("door."):
             door = step["door"]
             self.doors_open[door] = do != "door.close"
-            return ev(door, {"door.open": "door.opened", "door.close": "door.closed",
-                             "door.force": "door.forced"}[do])
+            return ev(
+                door,
+                {
+                    "door.open": "door.opened",
+                    "door.close": "door.closed",
+                    "door.force": "door.forced",
+                }[do],
+            )
         if do == "badge":
             door = site.doors[step["door"]]
             person = site.people.get(step["badge"])
@@ -241,12 +275,17 @@ class Gateways:
             if person is None:
                 return ev(door.id, "badge.denied", **base, reason="unknown badge")
             if zone not in person.zones:
-                return ev(door.id, "badge.denied", **base,
-                          reason=f"not authorised for zone '{zone}'")
+                return ev(
+                    door.id, "badge.denied", **base, reason=f"not authorised for zone '{zone}'"
+                )
             return ev(door.id, "badge.granted", **base)
         if do.startswith("alarm."):
-            state = {"alarm.trigger": "alarm", "alarm.restore": "normal",
-                     "alarm.tamper": "tamper", "alarm.fault": "fault"}[do]
+            state = {
+                "alarm.trigger": "alarm",
+                "alarm.restore": "normal",
+                "alarm.tamper": "tamper",
+                "alarm.fault": "fault",
+            }[do]
             self.inputs[step["input"]] = state
             return ev(step["input"], "alarm.input", state=state)
         if do.startswith("panel."):
@@ -260,8 +299,14 @@ class Gateways:
                 panel.battery = "low" if what == "battery_low" else "ok"
             else:
                 panel.tamper = what == "tamper"
-            return ev(step["panel"], "alarm.panel", armed=panel.armed, mains=panel.mains,
-                      battery=panel.battery, tamper=panel.tamper)
+            return ev(
+                step["panel"],
+                "alarm.panel",
+                armed=panel.armed,
+                mains=panel.mains,
+                battery=panel.battery,
+                tamper=panel.tamper,
+            )
         if do == "phone.detect":
             extra = {k: step[k] for k in ("band", "rssi_dbm") if k in step}
             return ev(step["detector"], "phone.detected", **extra)
@@ -280,29 +325,41 @@ class Gateways:
         if do == "seal.end":
             return ev(step["console"], "seal.end", seal=step["seal"])
         if do == "approval":
-            return ev(step["console"], "approval.granted", badge=step["badge"],
-                      valid_s=step["valid_s"])
+            return ev(
+                step["console"], "approval.granted", badge=step["badge"], valid_s=step["valid_s"]
+            )
         if do == "inspection":
-            return ev(step["console"], "inspection.done", zone=step["zone"],
-                      badge=step["badge"])
+            return ev(step["console"], "inspection.done", zone=step["zone"], badge=step["badge"])
         if do == "review":
             target = {k: step[k] for k in ("camera", "zone") if k in step}
             return ev(step["console"], "review.done", **target, badge=step["badge"])
         if do == "alert.ack":
             extra = {"comment": step["comment"]} if "comment" in step else {}
-            return ev(step["console"], "alert.ack", alert_id=step["alert_id"],
-                      badge=step["badge"], **extra)
+            return ev(
+                step["console"],
+                "alert.ack",
+                alert_id=step["alert_id"],
+                badge=step["badge"],
+                **extra,
+            )
         if do == "alert.shelve":
-            return ev(step["console"], "alert.shelve", alert_id=step["alert_id"],
-                      badge=step["badge"], until=rfc3339(parse_when(step["until"], ts)),
-                      reason=step["reason"])
+            return ev(
+                step["console"],
+                "alert.shelve",
+                alert_id=step["alert_id"],
+                badge=step["badge"],
+                until=rfc3339(parse_when(step["until"], ts)),
+                reason=step["reason"],
+            )
         if do == "alert.unshelve":
-            return ev(step["console"], "alert.unshelve", alert_id=step["alert_id"],
-                      badge=step["badge"])
+            return ev(
+                step["console"], "alert.unshelve", alert_id=step["alert_id"], badge=step["badge"]
+            )
         raise ValueError(f"no MQTT gateway performs '{do}'")
 
-    async def perform(self, step: Mapping[str, Any], ts: datetime | None = None
-                      ) -> dict[str, Any] | None:
+    async def perform(
+        self, step: Mapping[str, Any], ts: datetime | None = None
+    ) -> dict[str, Any] | None:
         """Perform an MQTT action; the event once acknowledged, None if the device is silent."""
         device, event = self.event_for(step, ts or now_utc())
         return event if await self.devices[device].publish(event) else None
@@ -316,8 +373,12 @@ class Gateways:
     def describe(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for dev_id, dev in self.devices.items():
-            info: dict[str, Any] = {"kind": dev.kind, "connected": dev.connected.is_set(),
-                                    "silenced": dev.silenced, "published": dev.published}
+            info: dict[str, Any] = {
+                "kind": dev.kind,
+                "connected": dev.connected.is_set(),
+                "silenced": dev.silenced,
+                "published": dev.published,
+            }
             if dev.kind == "door":
                 info["open"] = self.doors_open[dev_id]
             elif dev.kind == "alarm_input":

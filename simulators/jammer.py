@@ -39,8 +39,15 @@ log = logging.getLogger("sealwatch.simulators.jammer")
 MAP_VERSION = 1
 REGISTER_COUNT = 46  # addresses 0..45: the reference map up to reflected power of band 15
 FORWARD_BASE, REFLECTED_BASE = 10, 30
-STATUS_BITS = {"output": 0, "over_temperature": 1, "vswr": 2, "fan": 3, "enclosure_tamper": 4,
-               "mains_lost": 5, "on_battery": 6}
+STATUS_BITS = {
+    "output": 0,
+    "over_temperature": 1,
+    "vswr": 2,
+    "fan": 3,
+    "enclosure_tamper": 4,
+    "mains_lost": 5,
+    "on_battery": 6,
+}
 BAND_DOWN_DBM = 9.5
 REFRESH_S = 0.5
 
@@ -100,15 +107,19 @@ class JammerState:
         return regs
 
     def describe(self) -> dict[str, Any]:
-        return {"output": self.output, "bands_down": dict(self.bands_down),
-                "faults": sorted(self.faults)}
+        return {
+            "output": self.output,
+            "bands_down": dict(self.bands_down),
+            "faults": sorted(self.faults),
+        }
 
 
 class JammerSim:
     """One jammer: a pymodbus TCP server at host:port serving `JammerState`."""
 
-    def __init__(self, jammer: Jammer, host: str, port: int, unit: int = 1,
-                 function: str = "input") -> None:
+    def __init__(
+        self, jammer: Jammer, host: str, port: int, unit: int = 1, function: str = "input"
+    ) -> None:
         self.id = jammer.id
         self.host, self.port, self.unit = host, port, unit
         self.function_code = 4 if function == "input" else 3
@@ -128,8 +139,9 @@ class JammerSim:
         self._refresher = self._tg.create_task(self._refresh(), name=f"jammer-{self.id}-refresh")
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
         assert self._tg is not None and self._refresher is not None
         self._refresher.cancel()
@@ -148,16 +160,25 @@ class JammerSim:
         other = [SimData(0, count=1, values=0, datatype=DataType.INVALID)]
         device = SimDevice(
             id=self.unit,
-            simdata=(blank_bits, list(blank_bits),
-                     regs if self.function_code == 3 else other,
-                     regs if self.function_code == 4 else other),
-            action=self._on_access)
-        server = ModbusTcpServer(device, address=(self.host, self.port),
-                                 trace_pdu=self._trace_pdu, trace_packet=self._trace_packet)
+            simdata=(
+                blank_bits,
+                list(blank_bits),
+                regs if self.function_code == 3 else other,
+                regs if self.function_code == 4 else other,
+            ),
+            action=self._on_access,
+        )
+        server = ModbusTcpServer(
+            device,
+            address=(self.host, self.port),
+            trace_pdu=self._trace_pdu,
+            trace_packet=self._trace_packet,
+        )
         await server.serve_forever(background=True)
         self._server = server
-        log.info("jammer %s serving Modbus on %s:%d unit %d", self.id, self.host, self.port,
-                 self.unit)
+        log.info(
+            "jammer %s serving Modbus on %s:%d unit %d", self.id, self.host, self.port, self.unit
+        )
 
     async def close(self) -> None:
         """Stop listening and drop every connection."""
@@ -176,8 +197,15 @@ class JammerSim:
 
     # -- pymodbus hooks ----------------------------------------------------------------------
 
-    async def _on_access(self, function_code: int, start_address: int, address: int,
-                         count: int, current: list[int], set_values: Any) -> ExcCodes | None:
+    async def _on_access(
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        current: list[int],
+        set_values: Any,
+    ) -> ExcCodes | None:
         if set_values is not None:
             return ExcCodes.ILLEGAL_FUNCTION  # the map is read-only
         self.reads += 1
@@ -227,7 +255,12 @@ class JammerSim:
         self.refresh()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "jammer", "address": f"{self.host}:{self.port}", "unit": self.unit,
-                "listening": self.listening, "mode": self.mode, "silent": self.silent,
-                **self.state.describe()}
-
+        return {
+            "kind": "jammer",
+            "address": f"{self.host}:{self.port}",
+            "unit": self.unit,
+            "listening": self.listening,
+            "mode": self.mode,
+            "silent": self.silent,
+            **self.state.describe(),
+        }

@@ -92,8 +92,11 @@ def backfill(root: Path, start: datetime, end: datetime, segment_s: int) -> int:
         if day not in made_dirs:
             (root / day).mkdir(parents=True, exist_ok=True)
             made_dirs.add(day)
-        fd = os.open(root / day / f"{cur:%Y%m%dT%H%M%SZ}_{int((nxt - cur).total_seconds())}.mp4",
-                     flags, 0o644)
+        fd = os.open(
+            root / day / f"{cur:%Y%m%dT%H%M%SZ}_{int((nxt - cur).total_seconds())}.mp4",
+            flags,
+            0o644,
+        )
         try:
             os.write(fd, PLACEHOLDER)
         finally:
@@ -146,17 +149,30 @@ def _silent_wav(seconds: float = 0.2, rate: int = 8000) -> bytes:
 class Recordings:
     """Live camera segments, backfill, and the duty phone's call records."""
 
-    def __init__(self, site: Site, data_dir: Path, camera_up: Callable[[str], bool], *,
-                 segment_s: int = 60, backfill_days: float = 0.0,
-                 backfill_segment_s: int = 600) -> None:
+    def __init__(
+        self,
+        site: Site,
+        data_dir: Path,
+        camera_up: Callable[[str], bool],
+        *,
+        segment_s: int = 60,
+        backfill_days: float = 0.0,
+        backfill_segment_s: int = 600,
+    ) -> None:
         self.camera_up = camera_up
         self.segment_s = segment_s
         self.backfill_days = backfill_days
         self.backfill_segment_s = backfill_segment_s
-        self.camera_roots = {cid: _resolve(data_dir, cam.recordings)
-                             for cid, cam in site.cameras.items() if cam.recordings}
-        self.phone_roots = {pid: _resolve(data_dir, ph.recordings)
-                            for pid, ph in site.duty_phones.items() if ph.recordings}
+        self.camera_roots = {
+            cid: _resolve(data_dir, cam.recordings)
+            for cid, cam in site.cameras.items()
+            if cam.recordings
+        }
+        self.phone_roots = {
+            pid: _resolve(data_dir, ph.recordings)
+            for pid, ph in site.duty_phones.items()
+            if ph.recordings
+        }
         self.written: dict[str, int] = dict.fromkeys(self.camera_roots, 0)
         self.backfilled: dict[str, int] = {}
         self._calls = 0
@@ -171,12 +187,15 @@ class Recordings:
             await asyncio.to_thread(self._backfill_all, start)
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
-        self._tasks = [self._tg.create_task(self._record(cid, start), name=f"nvr-{cid}")
-                       for cid in self.camera_roots]
+        self._tasks = [
+            self._tg.create_task(self._record(cid, start), name=f"nvr-{cid}")
+            for cid in self.camera_roots
+        ]
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         for task in self._tasks:
             task.cancel()
         assert self._tg is not None
@@ -222,22 +241,33 @@ class Recordings:
         return root
 
     async def prune(self, camera_id: str, keep_days: float, now: datetime) -> int:
-        return await asyncio.to_thread(prune, self._camera_root(camera_id),
-                                       now - timedelta(days=keep_days))
+        return await asyncio.to_thread(
+            prune, self._camera_root(camera_id), now - timedelta(days=keep_days)
+        )
 
     async def gap(self, camera_id: str, start: datetime, end: datetime) -> int:
         return await asyncio.to_thread(cut_gap, self._camera_root(camera_id), start, end)
 
-    async def record_call(self, phone_id: str, end: datetime, supervisors: list[str],
-                          recorded: bool, duration_s: float = 120.0) -> dict[str, Any]:
+    async def record_call(
+        self,
+        phone_id: str,
+        end: datetime,
+        supervisors: list[str],
+        recorded: bool,
+        duration_s: float = 120.0,
+    ) -> dict[str, Any]:
         """Write a call's JSON (and WAV); return the record as the JSON holds it."""
         end = end.astimezone(UTC)
         start = end - timedelta(seconds=duration_s)
         self._calls += 1
         call_id = f"call-{start:%Y%m%dT%H%M%S}Z-{self._calls:03d}"
-        record = {"call": call_id, "start": rfc3339(start), "end": rfc3339(end),
-                  "recording": f"{call_id}.wav" if recorded else None,
-                  "supervisors": list(supervisors)}
+        record = {
+            "call": call_id,
+            "start": rfc3339(start),
+            "end": rfc3339(end),
+            "recording": f"{call_id}.wav" if recorded else None,
+            "supervisors": list(supervisors),
+        }
         root = self.phone_roots.get(phone_id)
         if root is not None:
             await asyncio.to_thread(_write_call, root, call_id, record, recorded)
@@ -245,9 +275,11 @@ class Recordings:
 
     def describe(self, camera_id: str) -> dict[str, Any]:
         root = self.camera_roots.get(camera_id)
-        return {"recordings": str(root) if root else None,
-                "segments_written": self.written.get(camera_id, 0),
-                "backfilled": self.backfilled.get(camera_id, 0)}
+        return {
+            "recordings": str(root) if root else None,
+            "segments_written": self.written.get(camera_id, 0),
+            "backfilled": self.backfilled.get(camera_id, 0),
+        }
 
 
 def _write_call(root: Path, call_id: str, record: dict[str, Any], recorded: bool) -> None:

@@ -36,8 +36,7 @@ class ScenarioError(ValueError):
 
 
 class Performer(Protocol):
-    async def perform(self, step: dict[str, Any], ts: datetime | None = None
-                      ) -> dict[str, Any]: ...
+    async def perform(self, step: dict[str, Any], ts: datetime | None = None) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +56,7 @@ def parse_scenario(text: str, site: Site, name: str = "scenario") -> Scenario:
     if not isinstance(raw, dict) or not isinstance(raw.get("steps"), list):
         raise ScenarioError([f"{name}: expected a mapping with a list under 'steps'"])
     unknown = [k for k in raw if k not in ("steps", "name", "description")]
-    errors = [f"{name}.{k}: unknown key (a scenario has steps, name, description)"
-              for k in unknown]
+    errors = [f"{name}.{k}: unknown key (a scenario has steps, name, description)" for k in unknown]
     steps: list[dict[str, Any]] = []
     for i, raw_step in enumerate(raw["steps"]):
         try:
@@ -78,8 +76,9 @@ def load_scenario(path: str | Path, site: Site) -> Scenario:
     return parse_scenario(text, site, str(path))
 
 
-async def play(sim: Performer, scenario: Scenario, *, loop: bool = False,
-               start: datetime | None = None) -> int:
+async def play(
+    sim: Performer, scenario: Scenario, *, loop: bool = False, start: datetime | None = None
+) -> int:
     """Perform every step at its time; return how many steps failed (logged, not raised)."""
     failures = 0
     start = start or now_utc()

@@ -41,12 +41,14 @@ def build_room(camera_id: str, width: int = BASE_W, height: int = BASE_H) -> Fra
     # Plaster texture: low-frequency blotches plus fine grain, so walls are not flat.
     blotch = cv2.resize(rng.normal(0, 12, (h // 40, w // 40)).astype(np.float32), (w, h))
     grain = rng.normal(0, 5, (h, w)).astype(np.float32)
-    img[:horizon] = np.clip(wall[None, None, :] + (blotch + grain)[:horizon, :, None],
-                            0, 255).astype(np.uint8)
+    img[:horizon] = np.clip(
+        wall[None, None, :] + (blotch + grain)[:horizon, :, None], 0, 255
+    ).astype(np.uint8)
     # Floor tiles in perspective: converging lines to a vanishing point.
     floor = np.array(_color(rng, 60, 150), np.float32)
-    img[horizon:] = np.clip(floor[None, None, :] + grain[horizon:, :, None] * 1.5,
-                            0, 255).astype(np.uint8)
+    img[horizon:] = np.clip(floor[None, None, :] + grain[horizon:, :, None] * 1.5, 0, 255).astype(
+        np.uint8
+    )
     vx = int(w * rng.uniform(0.35, 0.65))
     for x in range(-w, 2 * w, w // 10):
         cv2.line(img, (vx, horizon), (x, h), (40, 40, 40), 2, cv2.LINE_AA)
@@ -58,13 +60,13 @@ def build_room(camera_id: str, width: int = BASE_W, height: int = BASE_H) -> Fra
     cv2.line(img, (0, horizon), (w, horizon), (30, 30, 30), 3)
     # A door and a window in the back wall.
     dx = int(rng.uniform(0.05, 0.3) * w)
-    cv2.rectangle(img, (dx, int(horizon * 0.25)), (dx + w // 10, horizon), _color(rng, 60, 120),
-                  -1)
+    cv2.rectangle(img, (dx, int(horizon * 0.25)), (dx + w // 10, horizon), _color(rng, 60, 120), -1)
     cv2.rectangle(img, (dx, int(horizon * 0.25)), (dx + w // 10, horizon), (20, 20, 20), 3)
     cv2.circle(img, (dx + w // 12, int(horizon * 0.65)), 6, (200, 200, 200), -1)
     wx = int(rng.uniform(0.6, 0.8) * w)
-    cv2.rectangle(img, (wx, int(horizon * 0.15)), (wx + w // 6, int(horizon * 0.55)),
-                  (230, 220, 200), -1)
+    cv2.rectangle(
+        img, (wx, int(horizon * 0.15)), (wx + w // 6, int(horizon * 0.55)), (230, 220, 200), -1
+    )
     for k in range(1, 3):
         xx = wx + k * w // 18
         cv2.line(img, (xx, int(horizon * 0.15)), (xx, int(horizon * 0.55)), (60, 60, 60), 4)
@@ -82,8 +84,9 @@ def build_room(camera_id: str, width: int = BASE_W, height: int = BASE_H) -> Fra
             while bx < sx + sw - 8:
                 bw = int(rng.integers(6, 16))
                 bh = int(sh / 4 * rng.uniform(0.55, 0.9))
-                cv2.rectangle(img, (bx, ry + sh // 4 - bh), (bx + bw, ry + sh // 4 - 2),
-                              _color(rng), -1)
+                cv2.rectangle(
+                    img, (bx, ry + sh // 4 - bh), (bx + bw, ry + sh // 4 - 2), _color(rng), -1
+                )
                 bx += bw + 2
     # Desks with papers and a monitor.
     for _ in range(int(rng.integers(1, 3))):
@@ -92,16 +95,26 @@ def build_room(camera_id: str, width: int = BASE_W, height: int = BASE_H) -> Fra
         tw, th = int(w * rng.uniform(0.18, 0.28)), int(h * 0.05)
         cv2.rectangle(img, (tx, ty), (tx + tw, ty + th), _color(rng, 80, 160), -1)
         cv2.rectangle(img, (tx + 10, ty + th), (tx + 20, ty + th + h // 8), (50, 50, 50), -1)
-        cv2.rectangle(img, (tx + tw - 20, ty + th), (tx + tw - 10, ty + th + h // 8),
-                      (50, 50, 50), -1)
-        cv2.rectangle(img, (tx + tw // 3, ty - h // 9), (tx + tw // 3 + w // 14, ty - 6),
-                      (25, 25, 25), -1)
+        cv2.rectangle(
+            img, (tx + tw - 20, ty + th), (tx + tw - 10, ty + th + h // 8), (50, 50, 50), -1
+        )
+        cv2.rectangle(
+            img, (tx + tw // 3, ty - h // 9), (tx + tw // 3 + w // 14, ty - 6), (25, 25, 25), -1
+        )
         for _ in range(4):
             px = int(tx + rng.uniform(0, tw - 40))
             cv2.rectangle(img, (px, ty + 4), (px + 30, ty + 16), (240, 240, 235), -1)
     # A label on the wall, as many rooms have.
-    cv2.putText(img, camera_id.upper(), (int(w * 0.02), int(horizon * 0.12)),
-                cv2.FONT_HERSHEY_SIMPLEX, 1.2, (30, 30, 30), 2, cv2.LINE_AA)
+    cv2.putText(
+        img,
+        camera_id.upper(),
+        (int(w * 0.02), int(horizon * 0.12)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        1.2,
+        (30, 30, 30),
+        2,
+        cv2.LINE_AA,
+    )
     if (width, height) != (w, h):
         img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
     return img
@@ -119,8 +132,15 @@ class Scene:
 
     def __post_init__(self) -> None:
         rng = _rng(self.camera_id, "people")
-        self.walkers = [(rng.uniform(20, 60), rng.uniform(0, 2 * math.pi), rng.uniform(0.55, 0.9),
-                         _color(rng, 30, 200)) for _ in range(int(rng.integers(1, 4)))]
+        self.walkers = [
+            (
+                rng.uniform(20, 60),
+                rng.uniform(0, 2 * math.pi),
+                rng.uniform(0.55, 0.9),
+                _color(rng, 30, 200),
+            )
+            for _ in range(int(rng.integers(1, 4)))
+        ]
 
     @property
     def room(self) -> Frame:
@@ -145,8 +165,9 @@ class Scene:
             bh = int(h * 0.32 * depth)
             bw = int(bh * 0.3)
             cv2.rectangle(img, (x - bw // 2, y - bh), (x + bw // 2, y), color, -1)
-            cv2.rectangle(img, (x - bw // 2, y - bh), (x + bw // 2, y), (20, 20, 20),
-                          max(1, int(2 * s)))
+            cv2.rectangle(
+                img, (x - bw // 2, y - bh), (x + bw // 2, y), (20, 20, 20), max(1, int(2 * s))
+            )
             cv2.circle(img, (x, y - bh - int(bh * 0.12)), int(bh * 0.12), (150, 170, 200), -1)
         # Slow lighting drift (clouds, lamps warming up), period five minutes.
         gain = 1.0 + 0.08 * math.sin(2 * math.pi * t / 300.0)
@@ -161,8 +182,16 @@ class Scene:
         noise = np.roll(self._sensor_noise(), shift, axis=0)
         cv2.add(img, np.broadcast_to(noise, img.shape).copy(), dst=img)
         if label:
-            cv2.putText(img, label, (int(10 * s), h - int(12 * s)), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.6 * s * 1.5, (255, 255, 255), max(1, int(2 * s)), cv2.LINE_AA)
+            cv2.putText(
+                img,
+                label,
+                (int(10 * s), h - int(12 * s)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.6 * s * 1.5,
+                (255, 255, 255),
+                max(1, int(2 * s)),
+                cv2.LINE_AA,
+            )
         return img
 
 

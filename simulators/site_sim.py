@@ -33,15 +33,26 @@ log = logging.getLogger("sealwatch.simulators")
 class SiteSimulator:
     """Modbus jammers, MJPEG cameras, MQTT gateways and recording folders of one site."""
 
-    def __init__(self, site: Site, mqtt_host: str = "127.0.0.1", mqtt_port: int = 1883,
-                 data_dir: str | Path = ".", *,
-                 port_map: Mapping[int, int] | None = None, port_offset: int = 0,
-                 topic_site: str | None = None, mqtt_username: str | None = None,
-                 mqtt_password: str | None = None,
-                 camera_options: CameraOptions | None = None, heartbeat_s: float = 10.0,
-                 segment_s: int = 60, backfill_days: float = 0.0,
-                 backfill_segment_s: int = 600, call_events: bool = True,
-                 connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        site: Site,
+        mqtt_host: str = "127.0.0.1",
+        mqtt_port: int = 1883,
+        data_dir: str | Path = ".",
+        *,
+        port_map: Mapping[int, int] | None = None,
+        port_offset: int = 0,
+        topic_site: str | None = None,
+        mqtt_username: str | None = None,
+        mqtt_password: str | None = None,
+        camera_options: CameraOptions | None = None,
+        heartbeat_s: float = 10.0,
+        segment_s: int = 60,
+        backfill_days: float = 0.0,
+        backfill_segment_s: int = 600,
+        call_events: bool = True,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
         self.site = site
         self.data_dir = Path(data_dir)
         self.call_events = call_events
@@ -51,19 +62,32 @@ class SiteSimulator:
         self.jammers: dict[str, JammerSim] = {}
         for jid, jam in site.jammers.items():
             if jam.modbus is None:
-                log.warning("jammer %s has no modbus address in the site file: not simulated",
-                            jid)
+                log.warning("jammer %s has no modbus address in the site file: not simulated", jid)
                 continue
-            self.jammers[jid] = JammerSim(jam, jam.modbus.host, self.port_of(jam.modbus.port),
-                                          jam.modbus.unit, jam.modbus.map.function)
-        self.cameras = CameraServers(site.cameras, site.tz, camera_options or CameraOptions(),
-                                     self.port_of)
-        self.gateways = Gateways(site, Broker(mqtt_host, mqtt_port, mqtt_username,
-                                              mqtt_password),
-                                 topic_site=topic_site, heartbeat_s=heartbeat_s)
-        self.recordings = Recordings(site, self.data_dir, self._camera_up,
-                                     segment_s=segment_s, backfill_days=backfill_days,
-                                     backfill_segment_s=backfill_segment_s)
+            self.jammers[jid] = JammerSim(
+                jam,
+                jam.modbus.host,
+                self.port_of(jam.modbus.port),
+                jam.modbus.unit,
+                jam.modbus.map.function,
+            )
+        self.cameras = CameraServers(
+            site.cameras, site.tz, camera_options or CameraOptions(), self.port_of
+        )
+        self.gateways = Gateways(
+            site,
+            Broker(mqtt_host, mqtt_port, mqtt_username, mqtt_password),
+            topic_site=topic_site,
+            heartbeat_s=heartbeat_s,
+        )
+        self.recordings = Recordings(
+            site,
+            self.data_dir,
+            self._camera_up,
+            segment_s=segment_s,
+            backfill_days=backfill_days,
+            backfill_segment_s=backfill_segment_s,
+        )
         self.performed = 0
         self._stack: AsyncExitStack | None = None
 
@@ -88,20 +112,22 @@ class SiteSimulator:
             await stack.enter_async_context(self.gateways)
             await stack.enter_async_context(self.recordings)
             if not await self.gateways.wait_connected(self.connect_timeout_s):
-                log.warning("not every MQTT gateway reached the broker within %.0f s; "
-                            "they keep retrying", self.connect_timeout_s)
+                log.warning(
+                    "not every MQTT gateway reached the broker within %.0f s; they keep retrying",
+                    self.connect_timeout_s,
+                )
             self._stack = stack.pop_all()
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self._stack is not None
         await self._stack.__aexit__(et, exc, tb)
 
     # -- actions -------------------------------------------------------------------------------
 
-    async def perform(self, step: Mapping[str, Any], ts: datetime | None = None
-                      ) -> dict[str, Any]:
+    async def perform(self, step: Mapping[str, Any], ts: datetime | None = None) -> dict[str, Any]:
         """Validate and perform one action; events carry `ts` (default: now).
 
         Raises StepError for an invalid step, GatewayError when an event cannot be delivered.
@@ -116,13 +142,15 @@ class SiteSimulator:
         elif family == "camera":
             await self.cameras.cams[checked["camera"]].perform(verb, checked)
         elif do == "recording.prune":
-            result["removed"] = await self.recordings.prune(checked["camera"],
-                                                            checked["keep_days"], ts)
+            result["removed"] = await self.recordings.prune(
+                checked["camera"], checked["keep_days"], ts
+            )
         elif do == "recording.gap":
             start, end = parse_when(checked["start"], ts), parse_when(checked["end"], ts)
             if end < start:
-                raise StepError(f"recording.gap: end {rfc3339(end)} is before start "
-                                f"{rfc3339(start)}")
+                raise StepError(
+                    f"recording.gap: end {rfc3339(end)} is before start {rfc3339(start)}"
+                )
             result["removed"] = await self.recordings.gap(checked["camera"], start, end)
         elif do == "call":
             result["event"] = await self._call(checked, ts)
@@ -136,19 +164,27 @@ class SiteSimulator:
     def _jammer(self, jammer_id: str) -> JammerSim:
         jam = self.jammers.get(jammer_id)
         if jam is None:
-            raise StepError(f"jammer '{jammer_id}' has no modbus address in the site file, "
-                            "so it is not simulated")
+            raise StepError(
+                f"jammer '{jammer_id}' has no modbus address in the site file, "
+                "so it is not simulated"
+            )
         return jam
 
     async def _call(self, step: Mapping[str, Any], ts: datetime) -> dict[str, Any] | None:
         record = await self.recordings.record_call(
-            step["phone"], ts, step["supervisors"], step["recorded"],
-            step.get("duration_s", 120.0))
+            step["phone"], ts, step["supervisors"], step["recorded"], step.get("duration_s", 120.0)
+        )
         if not self.call_events:
             return None
-        event = {"ts": rfc3339(ts), "device": step["phone"], "type": "call.recorded",
-                 "start": record["start"], "end": record["end"],
-                 "recording": record["recording"], "supervisors": record["supervisors"]}
+        event = {
+            "ts": rfc3339(ts),
+            "device": step["phone"],
+            "type": "call.recorded",
+            "start": record["start"],
+            "end": record["end"],
+            "recording": record["recording"],
+            "supervisors": record["supervisors"],
+        }
         return event if await self.gateways.publish(step["phone"], event) else None
 
     async def _silence(self, device: str, silent: bool) -> None:
@@ -168,8 +204,10 @@ class SiteSimulator:
         for jid, jam in self.jammers.items():
             out[jid] = jam.describe()
         for cid, cam in self.cameras.cams.items():
-            out[cid] = {**cam.describe(), "url": self.cameras.urls.get(cid),
-                        **self.recordings.describe(cid)}
+            out[cid] = {
+                **cam.describe(),
+                "url": self.cameras.urls.get(cid),
+                **self.recordings.describe(cid),
+            }
         out.update(self.gateways.describe())
         return out
-

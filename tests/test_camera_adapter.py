@@ -44,6 +44,7 @@ class CollectingSink:
 
     async def next(self, pred: Callable[[Event], bool], within_s: float = 20.0) -> Event:
         """The next event (after the last one returned) that matches `pred`."""
+
         async def scan() -> Event:
             async with self._cond:
                 while True:
@@ -53,6 +54,7 @@ class CollectingSink:
                             return self.events[i]
                     self._seen = len(self.events)
                     await self._cond.wait()
+
         return await asyncio.wait_for(scan(), within_s)
 
 
@@ -74,15 +76,21 @@ async def server() -> AsyncIterator[MjpegServer]:
 
 
 def monitor(cam: Camera, sink: CollectingSink, **kw: Any) -> CameraMonitor:
-    opts: dict[str, Any] = {"interval_s": 0.1, "stall_s": 1.0, "heartbeat_s": 60.0,
-                            "backoff_cap_s": 0.3, "tamper": FAST}
+    opts: dict[str, Any] = {
+        "interval_s": 0.1,
+        "stall_s": 1.0,
+        "heartbeat_s": 60.0,
+        "backoff_cap_s": 0.3,
+        "tamper": FAST,
+    }
     opts.update(kw)
     return CameraMonitor(cam, sink, **opts)
 
 
 @pytest.mark.slow
 async def test_stream_reports_up_covered_down_on_garbage_and_disconnect(
-        server: MjpegServer) -> None:
+    server: MjpegServer,
+) -> None:
     sink = CollectingSink()
     cam = Camera("cam-hall", "hall", url=server.url("cam-hall.mjpg"), mode="stream")
     async with monitor(cam, sink) as mon:
@@ -104,8 +112,7 @@ async def test_stream_reports_up_covered_down_on_garbage_and_disconnect(
         server.effects["cam-hall"] = "garbage"
         down = await sink.next(lambda e: e["stream"] == "down")
         assert down["tamper"] is None
-        assert any(src == "camera:cam-hall" and "JPEG" in reason
-                   for src, _, reason in sink.rejects)
+        assert any(src == "camera:cam-hall" and "JPEG" in reason for src, _, reason in sink.rejects)
 
         server.effects["cam-hall"] = "normal"
         up = await sink.next(lambda e: e["stream"] == "up")
@@ -133,8 +140,7 @@ async def test_stream_stall_is_down_and_recovers(server: MjpegServer) -> None:
 
 
 @pytest.mark.slow
-async def test_snapshot_mode_derives_jpg_url_and_reports_http_errors(
-        server: MjpegServer) -> None:
+async def test_snapshot_mode_derives_jpg_url_and_reports_http_errors(server: MjpegServer) -> None:
     sink = CollectingSink()
     # No snapshot URL: the adapter asks for cam-gate.jpg next to cam-gate.mjpg.
     cam = Camera("cam-gate", "screening", url=server.url("cam-gate.mjpg"))
@@ -231,8 +237,7 @@ def _mjpeg_bytes(parts: list[bytes], boundary: str, with_length: bool) -> bytes:
 
 @pytest.mark.parametrize("with_length", [True, False])
 @pytest.mark.parametrize("declared", ["frame", "--frame", '"frame"'])
-def test_mjpeg_parser_splits_parts_across_any_chunking(with_length: bool,
-                                                       declared: str) -> None:
+def test_mjpeg_parser_splits_parts_across_any_chunking(with_length: bool, declared: str) -> None:
     scene = Scene(3, 160, 90)
     parts = [scene.jpeg(i) for i in range(5)]
     data = _mjpeg_bytes(parts, "frame", with_length)
@@ -243,6 +248,6 @@ def test_mjpeg_parser_splits_parts_across_any_chunking(with_length: bool,
         i = 0
         while i < len(data):
             n = rng.randint(1, 4000)
-            got += parser.feed(data[i:i + n])
+            got += parser.feed(data[i : i + n])
             i += n
         assert got == parts

@@ -52,7 +52,7 @@ def test_a_short_cover_does_not_alarm_but_a_long_one_does() -> None:
     reported = []
     for t, frame in clip.samples:
         reported.append(det.update(frame, t))
-    effect_t = [t for t, _ in clip.samples[clip.learn:]]
+    effect_t = [t for t, _ in clip.samples[clip.learn :]]
     first = next(t for (t, _), r in zip(clip.samples, reported, strict=True) if r)
     assert first - effect_t[0] >= 5.0  # debounced, not at the first covered frame
     assert reported[-1] == "covered"

@@ -30,12 +30,15 @@ def site_id(name: str) -> str:
 
 
 async def test_forced_door_raises_then_clears_with_retained_active_topic(
-        tmp_path: Path, mosquitto_session: Mosquitto) -> None:
+    tmp_path: Path, mosquitto_session: Mosquitto
+) -> None:
     sid = site_id("forced")
     path = write_site(tmp_path, sid)
-    async with (running_daemon(path, mosquitto_session, tmp_path / "data"),
-                AlertWatcher(mosquitto_session, sid) as alerts,
-                Gateway(mosquitto_session, sid) as gw):
+    async with (
+        running_daemon(path, mosquitto_session, tmp_path / "data"),
+        AlertWatcher(mosquitto_session, sid) as alerts,
+        Gateway(mosquitto_session, sid) as gw,
+    ):
         await gw.event("fire-exit-north", "door.forced", ts=now_ts())
         raised = await alerts.wait_for("door-forced", "raised", "fire-exit-north")
         assert raised["clause"] == "EXAM-2.7.5" and raised["severity"] == "critical"
@@ -45,49 +48,94 @@ async def test_forced_door_raises_then_clears_with_retained_active_topic(
         cleared = await alerts.wait_for("door-forced", "cleared", "fire-exit-north")
         assert cleared["alert_id"] == raised["alert_id"]
         # Not acknowledged yet: returned to normal unacknowledged, still on the list.
-        retained = await alerts.wait_active(raised["alert_id"],
-                                            lambda p: orjson.loads(p)["state"] == "cleared")
+        retained = await alerts.wait_active(
+            raised["alert_id"], lambda p: orjson.loads(p)["state"] == "cleared"
+        )
         assert orjson.loads(retained)["isa_state"] == "rtn_unacknowledged"
 
 
 # Each family: events to publish (device, type, fields), the alert expected, and the events
 # that end its condition (None for a latched alert).
 FAMILIES = {
-    "door-held-open": ([("press-hall-door", "door.opened", {})],
-                       ("door-held-open", "press-hall-door"),
-                       [("press-hall-door", "door.closed", {})]),
-    "zone-authorization": ([("gate-inner", "badge.granted", {"badge": "G3001",
-                                                             "direction": "in"})],
-                           ("zone-authorization", "G3001"), None),
-    "intrusion": ([("secure-safe", "alarm.input", {"state": "tamper"})],
-                  ("intrusion", "secure-safe"),
-                  [("secure-safe", "alarm.input", {"state": "normal"})]),
-    "jammer-health": ([("jam-work", "jammer.status", {
-                          "output": True, "faults": ["fan"], "temperature_c": 40,
-                          "bands": {"cdma800": 33, "gsm900": 33, "dcs1800": 30,
-                                    "lte2100": 30, "nr3500": 27}})],
-                      ("jammer-health", "jam-work"),
-                      [("jam-work", "jammer.status", {
-                          "output": True, "faults": [], "temperature_c": 40,
-                          "bands": {"cdma800": 33, "gsm900": 33, "dcs1800": 30,
-                                    "lte2100": 30, "nr3500": 27}})]),
-    "camera-integrity": ([("cam-press", "camera.status", {"stream": "up", "tamper": "covered"})],
-                         ("camera-integrity", "cam-press"),
-                         [("cam-press", "camera.status", {"stream": "up", "tamper": None})]),
-    "power": ([("panel-main", "alarm.panel", {"mains": "lost"})], ("power", "panel-main"),
-              [("panel-main", "alarm.panel", {"mains": "ok"})]),
+    "door-held-open": (
+        [("press-hall-door", "door.opened", {})],
+        ("door-held-open", "press-hall-door"),
+        [("press-hall-door", "door.closed", {})],
+    ),
+    "zone-authorization": (
+        [("gate-inner", "badge.granted", {"badge": "G3001", "direction": "in"})],
+        ("zone-authorization", "G3001"),
+        None,
+    ),
+    "intrusion": (
+        [("secure-safe", "alarm.input", {"state": "tamper"})],
+        ("intrusion", "secure-safe"),
+        [("secure-safe", "alarm.input", {"state": "normal"})],
+    ),
+    "jammer-health": (
+        [
+            (
+                "jam-work",
+                "jammer.status",
+                {
+                    "output": True,
+                    "faults": ["fan"],
+                    "temperature_c": 40,
+                    "bands": {
+                        "cdma800": 33,
+                        "gsm900": 33,
+                        "dcs1800": 30,
+                        "lte2100": 30,
+                        "nr3500": 27,
+                    },
+                },
+            )
+        ],
+        ("jammer-health", "jam-work"),
+        [
+            (
+                "jam-work",
+                "jammer.status",
+                {
+                    "output": True,
+                    "faults": [],
+                    "temperature_c": 40,
+                    "bands": {
+                        "cdma800": 33,
+                        "gsm900": 33,
+                        "dcs1800": 30,
+                        "lte2100": 30,
+                        "nr3500": 27,
+                    },
+                },
+            )
+        ],
+    ),
+    "camera-integrity": (
+        [("cam-press", "camera.status", {"stream": "up", "tamper": "covered"})],
+        ("camera-integrity", "cam-press"),
+        [("cam-press", "camera.status", {"stream": "up", "tamper": None})],
+    ),
+    "power": (
+        [("panel-main", "alarm.panel", {"mains": "lost"})],
+        ("power", "panel-main"),
+        [("panel-main", "alarm.panel", {"mains": "ok"})],
+    ),
 }
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-async def test_policy_family_over_mqtt(family: str, tmp_path: Path,
-                                       mosquitto_session: Mosquitto) -> None:
+async def test_policy_family_over_mqtt(
+    family: str, tmp_path: Path, mosquitto_session: Mosquitto
+) -> None:
     events, (policy, subject), ending = FAMILIES[family]
     sid = site_id(family)
     path = write_site(tmp_path, sid)
-    async with (running_daemon(path, mosquitto_session, tmp_path / "data"),
-                AlertWatcher(mosquitto_session, sid) as alerts,
-                Gateway(mosquitto_session, sid) as gw):
+    async with (
+        running_daemon(path, mosquitto_session, tmp_path / "data"),
+        AlertWatcher(mosquitto_session, sid) as alerts,
+        Gateway(mosquitto_session, sid) as gw,
+    ):
         for device, etype, fields in events:
             await gw.event(device, etype, **fields)
         raised = await alerts.wait_for(policy, "raised", subject)
@@ -99,16 +147,23 @@ async def test_policy_family_over_mqtt(family: str, tmp_path: Path,
 
 
 async def test_seal_rules_over_mqtt_and_operator_commands_over_http(
-        tmp_path: Path, mosquitto_session: Mosquitto) -> None:
+    tmp_path: Path, mosquitto_session: Mosquitto
+) -> None:
     sid = site_id("seal")
     path = write_site(tmp_path, sid, policies={"ack_escalation_s": 1})
-    async with (running_daemon(path, mosquitto_session, tmp_path / "data") as d,
-                AlertWatcher(mosquitto_session, sid) as alerts,
-                Gateway(mosquitto_session, sid) as gw):
+    async with (
+        running_daemon(path, mosquitto_session, tmp_path / "data") as d,
+        AlertWatcher(mosquitto_session, sid) as alerts,
+        Gateway(mosquitto_session, sid) as gw,
+    ):
         port = d.http_port
         assert port is not None
-        status, body = await ahttp(port, "POST", "/api/seals/s-live/start", {
-            "badge": "S2001", "name": "live test seal", "classification": "secret"})
+        status, body = await ahttp(
+            port,
+            "POST",
+            "/api/seals/s-live/start",
+            {"badge": "S2001", "name": "live test seal", "classification": "secret"},
+        )
         assert status == 200 and body["accepted"], body
         # Nobody on duty and nothing heard: pre-seal and monitoring-staffed raise at once.
         pre = await alerts.wait_for("pre-seal", "raised", "s-live")
@@ -118,23 +173,35 @@ async def test_seal_rules_over_mqtt_and_operator_commands_over_http(
         # Unacknowledged critical alerts escalate after ack_escalation_s.
         await alerts.wait_for("prohibited-device", "escalated", "pd-work")
 
-        status, body = await ahttp(port, "POST", f"/api/alerts/{phone['alert_id']}/ack",
-                                   {"badge": "O4001", "comment": "phone found, confiscated"})
+        status, body = await ahttp(
+            port,
+            "POST",
+            f"/api/alerts/{phone['alert_id']}/ack",
+            {"badge": "O4001", "comment": "phone found, confiscated"},
+        )
         assert status == 200 and body["accepted"], body
         acked = await alerts.wait_for("prohibited-device", "acknowledged", "pd-work")
         assert acked["acked_by"] == "O4001"
         await alerts.wait_for("prohibited-device", "cleared", "pd-work")  # latched: ack clears
         await alerts.wait_active(phone["alert_id"], lambda p: p == b"")
 
-        status, body = await ahttp(port, "POST", f"/api/alerts/{pre['alert_id']}/comment",
-                                   {"badge": "S2001", "text": "devices were being installed"})
+        status, body = await ahttp(
+            port,
+            "POST",
+            f"/api/alerts/{pre['alert_id']}/comment",
+            {"badge": "S2001", "text": "devices were being installed"},
+        )
         assert status == 200 and body["accepted"], body
         status, body = await ahttp(port, "POST", "/api/alerts/nope/ack", {"badge": "O4001"})
         assert status == 409 and "unknown" in body["reason"]
 
         status, detail = await ahttp(port, "GET", f"/api/alerts/{phone['alert_id']}")
         assert [t["state"] for t in detail["transitions"]] == [
-            "raised", "escalated", "acknowledged", "cleared"]
+            "raised",
+            "escalated",
+            "acknowledged",
+            "cleared",
+        ]
         assert [a["kind"] for a in detail["actions"]] == ["alert.ack"]
 
         status, body = await ahttp(port, "POST", "/api/seals/s-live/end", {"badge": "S2001"})
@@ -145,9 +212,22 @@ async def test_seal_rules_over_mqtt_and_operator_commands_over_http(
         assert {i["policy"] for i in archive["incidents"]} >= {"pre-seal", "prohibited-device"}
         # the auditor's command line gives the same archive, with the audit head hash
         cli = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "daemon", "archive", "s-live", "--http",
-                             f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data")],
-            capture_output=True, text=True, timeout=60)
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "daemon",
+                "archive",
+                "s-live",
+                "--http",
+                f"127.0.0.1:{port}",
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert cli.returncode == 0, cli.stderr
         printed = orjson.loads(cli.stdout)
         assert printed["status"] == "ended" and printed["audit_head"]
@@ -156,20 +236,41 @@ async def test_seal_rules_over_mqtt_and_operator_commands_over_http(
 
 
 async def test_maintenance_window_suppresses_annunciation_but_stores_the_alert(
-        tmp_path: Path, mosquitto_session: Mosquitto) -> None:
+    tmp_path: Path, mosquitto_session: Mosquitto
+) -> None:
     sid = site_id("maint")
     path = write_site(tmp_path, sid)
-    async with (running_daemon(path, mosquitto_session, tmp_path / "data") as d,
-                AlertWatcher(mosquitto_session, sid) as alerts,
-                Gateway(mosquitto_session, sid) as gw):
+    async with (
+        running_daemon(path, mosquitto_session, tmp_path / "data") as d,
+        AlertWatcher(mosquitto_session, sid) as alerts,
+        Gateway(mosquitto_session, sid) as gw,
+    ):
         assert d.http_port is not None
-        status, body = await ahttp(d.http_port, "POST", "/api/maintenance", {
-            "device": "cam-gate", "start": now_ts(-60), "end": now_ts(3600),
-            "reason": "lens replacement", "badge": "O4001"})
+        status, body = await ahttp(
+            d.http_port,
+            "POST",
+            "/api/maintenance",
+            {
+                "device": "cam-gate",
+                "start": now_ts(-60),
+                "end": now_ts(3600),
+                "reason": "lens replacement",
+                "badge": "O4001",
+            },
+        )
         assert status == 409 and "supervisor" in body["reason"]  # operators cannot schedule
-        status, body = await ahttp(d.http_port, "POST", "/api/maintenance", {
-            "device": "cam-gate", "start": now_ts(-60), "end": now_ts(3600),
-            "reason": "lens replacement", "badge": "S2001"})
+        status, body = await ahttp(
+            d.http_port,
+            "POST",
+            "/api/maintenance",
+            {
+                "device": "cam-gate",
+                "start": now_ts(-60),
+                "end": now_ts(3600),
+                "reason": "lens replacement",
+                "badge": "S2001",
+            },
+        )
         assert status == 200, body
         await gw.event("cam-gate", "camera.status", stream="down")
         raised = await alerts.wait_for("camera-integrity", "raised", "cam-gate")

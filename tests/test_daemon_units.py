@@ -40,11 +40,20 @@ def test_environment_wins_and_password_comes_from_a_file(tmp_path: Path) -> None
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
     site = site_with("  mqtt: {url: 'mqtt://yaml-host:1883'}\n  http: '0.0.0.0:9000'\n")
-    s = load_settings(site, {"SEALWATCH_MQTT_URL": "mqtts://daemon@broker:8884",
-                             "SEALWATCH_MQTT_PASSWORD_FILE": str(pw),
-                             "SEALWATCH_DATA_DIR": str(tmp_path)})
+    s = load_settings(
+        site,
+        {
+            "SEALWATCH_MQTT_URL": "mqtts://daemon@broker:8884",
+            "SEALWATCH_MQTT_PASSWORD_FILE": str(pw),
+            "SEALWATCH_DATA_DIR": str(tmp_path),
+        },
+    )
     assert (s.mqtt.host, s.mqtt.port, s.mqtt.username, s.mqtt.password) == (
-        "broker", 8884, "daemon", "s3cret")
+        "broker",
+        8884,
+        "daemon",
+        "s3cret",
+    )
     assert s.mqtt.tls is not None  # mqtts
     assert (s.http_host, s.http_port) == ("0.0.0.0", 9000)
     assert "s3cret" not in repr(s)
@@ -89,14 +98,17 @@ def test_retention_prunes_a_prefix_and_the_chain_still_verifies(tmp_path: Path) 
     assert audit.verify(store.conn).ok
 
 
-@pytest.mark.parametrize(("fields", "state"), [
-    ({}, "unacknowledged"),
-    ({"acked": True}, "acknowledged"),
-    ({"active": False}, "rtn_unacknowledged"),
-    ({"shelved_until": 5}, "shelved"),
-    ({"suppressed": True}, "suppressed"),
-    ({"closed": True, "active": False}, "normal"),
-])
+@pytest.mark.parametrize(
+    ("fields", "state"),
+    [
+        ({}, "unacknowledged"),
+        ({"acked": True}, "acknowledged"),
+        ({"active": False}, "rtn_unacknowledged"),
+        ({"shelved_until": 5}, "shelved"),
+        ({"suppressed": True}, "suppressed"),
+        ({"closed": True, "active": False}, "normal"),
+    ],
+)
 def test_isa_states(fields: dict[str, object], state: str) -> None:
     view = AlertView("a", "p", "s", "major", "C", "m", 0, 0, "raised", **fields)  # type: ignore[arg-type]
     assert view.isa_state == state
@@ -126,22 +138,37 @@ def test_timers_fired_before_a_refused_event_reach_the_listeners(tmp_path: Path)
     seen: list[dict[str, object]] = []
     monitor.listeners.append(seen.extend)
     try:
-        monitor.process([Incoming("event", {"ts": format_ts(t0, site.tz), "device": "gate-outer",
-                                            "type": "door.opened"}, "test", t0)])
+        monitor.process(
+            [
+                Incoming(
+                    "event",
+                    {"ts": format_ts(t0, site.tz), "device": "gate-outer", "type": "door.opened"},
+                    "test",
+                    t0,
+                )
+            ]
+        )
         # An ack of an unknown alert is refused, but the door's held-open timer fired first.
         late = t0 + 60_000_000
-        ack = {"ts": format_ts(late, site.tz), "device": "console-1", "type": "alert.ack",
-               "alert_id": "nope", "badge": "O4001"}
+        ack = {
+            "ts": format_ts(late, site.tz),
+            "device": "console-1",
+            "type": "alert.ack",
+            "alert_id": "nope",
+            "badge": "O4001",
+        }
         monitor.process([Incoming("event", ack, "test", late)])
         assert ("door-held-open", "gate-outer", "raised") in [
-            (r["policy"], r["subject"], r["state"]) for r in seen]
+            (r["policy"], r["subject"], r["state"]) for r in seen
+        ]
         assert "nope" in store.rejections(10)[0]["reason"]
     finally:
         store.close()
 
 
 def test_a_repeated_failure_is_logged_once_with_its_traceback(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     import logging
 
     from adapters.base import RateLimitedLog
@@ -152,12 +179,10 @@ def test_a_repeated_failure_is_logged_once_with_its_traceback(
             raise KeyError("boom")
         except KeyError:
             rlog.log(logging.ERROR, "tick", "tick failed", exc_info=True)
-    assert [r.exc_info is not None and r.exc_info[0] is KeyError
-            for r in caplog.records] == [True]
+    assert [r.exc_info is not None and r.exc_info[0] is KeyError for r in caplog.records] == [True]
 
 
-async def test_a_daemon_that_cannot_bind_its_port_leaves_nothing_running(
-        tmp_path: Path) -> None:
+async def test_a_daemon_that_cannot_bind_its_port_leaves_nothing_running(tmp_path: Path) -> None:
     import asyncio
     import sqlite3
 
@@ -168,8 +193,9 @@ async def test_a_daemon_that_cannot_bind_its_port_leaves_nothing_running(
     taken.listen()
     port = taken.getsockname()[1]
     site = load_site(EXAMPLE)
-    settings = load_settings(site, {"SEALWATCH_DATA_DIR": str(tmp_path),
-                                    "SEALWATCH_HTTP": f"127.0.0.1:{port}"})
+    settings = load_settings(
+        site, {"SEALWATCH_DATA_DIR": str(tmp_path), "SEALWATCH_HTTP": f"127.0.0.1:{port}"}
+    )
     daemon = Daemon(site, settings, notifier=Notifier({}))
     try:
         with pytest.raises(OSError):
@@ -196,8 +222,14 @@ def test_housekeeping_forgets_maintenance_windows_that_have_ended(tmp_path: Path
     daemon.monitor = monitor = Monitor(site, settings, store, clock=lambda: now[0])
     try:
         with store.transaction():
-            store.add_suppression(device="jam-work", start=now[0], end=now[0] + 60_000_000,
-                                  reason="filter swap", by_badge="S2001", created=now[0])
+            store.add_suppression(
+                device="jam-work",
+                start=now[0],
+                end=now[0] + 60_000_000,
+                reason="filter swap",
+                by_badge="S2001",
+                created=now[0],
+            )
         monitor.suppressions = store.suppressions(ending_after=now[0])
         daemon.housekeeping()
         assert monitor.is_suppressed("jam-work/gsm900", now[0] + 1)
@@ -224,9 +256,12 @@ def test_a_bug_in_a_rule_refuses_the_event_and_the_daemon_goes_on(tmp_path: Path
     # fault injection: a rule that crashes on door.forced (no real rule does)
     monitor.engine._dispatch["door.forced"].insert(0, broken_rule)
     try:
+
         def event(t: int, device: str, etype: str) -> Incoming:
-            return Incoming("event", {"ts": format_ts(t, site.tz), "device": device,
-                                      "type": etype}, "test", t)
+            return Incoming(
+                "event", {"ts": format_ts(t, site.tz), "device": device, "type": etype}, "test", t
+            )
+
         monitor.process([event(t0, "fire-exit-north", "door.forced")])
         monitor.process([event(t0 + 1_000_000, "gate-outer", "door.opened")])
         assert "internal error in the engine: RuntimeError" in store.rejections(10)[0]["reason"]

@@ -32,11 +32,13 @@ def test_passwords_are_argon2_hashes_and_weak_ones_are_refused(tmp_path: Path) -
     store.add("olga", "operator", PASSWORD, "O4001")
     raw = (tmp_path / "users.db").read_bytes()
     assert PASSWORD.encode() not in raw and b"$argon2id$" in raw
-    assert store.verify("olga", PASSWORD) == User("olga", "operator", "O4001", False,
-                                                  store.get("olga").changed)  # type: ignore[union-attr]
+    assert store.verify("olga", PASSWORD) == User(
+        "olga", "operator", "O4001", False, store.get("olga").changed
+    )  # type: ignore[union-attr]
     assert store.verify("olga", "wrong password!") is None
     assert store.verify("nobody", PASSWORD) is None
     from daemon.auth import AuthError
+
     with pytest.raises(AuthError, match="too short"):
         store.add("short", "guard", "abc")
     with pytest.raises(AuthError, match="unknown role"):
@@ -49,8 +51,9 @@ def test_passwords_are_argon2_hashes_and_weak_ones_are_refused(tmp_path: Path) -
 
 def test_sessions_expire_when_idle_and_guards_get_the_longer_limit() -> None:
     clock = [0.0]
-    sessions = Sessions(idle_timeout_s=60, guard_idle_timeout_s=600, max_age_s=3600,
-                        clock=lambda: clock[0])
+    sessions = Sessions(
+        idle_timeout_s=60, guard_idle_timeout_s=600, max_age_s=3600, clock=lambda: clock[0]
+    )
     op = sessions.create(User("olga", "operator", None), "127.0.0.1")
     guard = sessions.create(User("gus", "guard", None), "127.0.0.1")
     clock[0] = 50
@@ -66,8 +69,9 @@ def test_sessions_expire_when_idle_and_guards_get_the_longer_limit() -> None:
 
 def test_abandoned_sessions_are_dropped_when_the_next_login_comes() -> None:
     clock = [0.0]
-    sessions = Sessions(idle_timeout_s=60, guard_idle_timeout_s=600, max_age_s=3600,
-                        clock=lambda: clock[0])
+    sessions = Sessions(
+        idle_timeout_s=60, guard_idle_timeout_s=600, max_age_s=3600, clock=lambda: clock[0]
+    )
     for _ in range(3):  # browsers that never come back
         sessions.create(User("olga", "operator", None), "127.0.0.1")
     guard = sessions.create(User("gus", "guard", None), "127.0.0.1")
@@ -113,12 +117,16 @@ def test_user_command_adds_lists_and_changes_passwords(tmp_path: Path) -> None:
     pw.write_text(PASSWORD + "\n")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "daemon", "user", *args,
-                               "--data-dir", str(tmp_path)], capture_output=True, text=True,
-                              cwd=ROOT, stdin=subprocess.DEVNULL, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "daemon", "user", *args, "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
 
-    added = run("add", "olga", "--role", "operator", "--badge", "O4001",
-                "--password-file", str(pw))
+    added = run("add", "olga", "--role", "operator", "--badge", "O4001", "--password-file", str(pw))
     assert added.returncode == 0, added.stderr
     no_password = run("add", "gus", "--role", "guard")
     assert no_password.returncode == 1 and "--password-file" in no_password.stderr
@@ -140,10 +148,10 @@ async def daemon_url(tmp_path: Path, mosquitto_session: Mosquitto) -> AsyncItera
         yield f"http://127.0.0.1:{d.http_port}"
 
 
-async def _login(http: aiohttp.ClientSession, base: str, user: str,
-                 password: str = PASSWORD) -> tuple[int, dict[str, object]]:
-    async with http.post(base + "/auth/login",
-                         json={"username": user, "password": password}) as r:
+async def _login(
+    http: aiohttp.ClientSession, base: str, user: str, password: str = PASSWORD
+) -> tuple[int, dict[str, object]]:
+    async with http.post(base + "/auth/login", json={"username": user, "password": password}) as r:
         return r.status, await r.json()
 
 
@@ -162,23 +170,29 @@ async def test_api_needs_a_session_and_the_csrf_token(daemon_url: str) -> None:
         body = {"comment": "x"}
         async with http.post(daemon_url + "/api/alerts/nope/ack", json=body) as r:
             assert r.status == 403 and "CSRF" in (await r.json())["reason"]
-        async with http.post(daemon_url + "/api/alerts/nope/ack", json=body,
-                             headers={"X-CSRF-Token": "guess"}) as r:
+        async with http.post(
+            daemon_url + "/api/alerts/nope/ack", json=body, headers={"X-CSRF-Token": "guess"}
+        ) as r:
             assert r.status == 403
         # with the token the command reaches the daemon (which refuses the unknown alert)
-        async with http.post(daemon_url + "/api/alerts/nope/ack", json=body,
-                             headers={"X-CSRF-Token": str(who["csrf"])}) as r:
+        async with http.post(
+            daemon_url + "/api/alerts/nope/ack",
+            json=body,
+            headers={"X-CSRF-Token": str(who["csrf"])},
+        ) as r:
             assert r.status == 409 and "unknown" in (await r.json())["reason"]
-        async with http.post(daemon_url + "/auth/logout",
-                             headers={"X-CSRF-Token": str(who["csrf"])}) as r:
+        async with http.post(
+            daemon_url + "/auth/logout", headers={"X-CSRF-Token": str(who["csrf"])}
+        ) as r:
             assert r.status == 200
         async with http.get(daemon_url + "/api/alerts") as r:
             assert r.status == 401
 
 
 @pytest.mark.slow
-async def test_a_guard_may_look_but_not_acknowledge(daemon_url: str,
-                                                    mosquitto_session: Mosquitto) -> None:
+async def test_a_guard_may_look_but_not_acknowledge(
+    daemon_url: str, mosquitto_session: Mosquitto
+) -> None:
     async with Gateway(mosquitto_session, "dashauth") as gw:
         await gw.event("gate-outer", "door.forced", ts=now_ts())
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
@@ -191,11 +205,15 @@ async def test_a_guard_may_look_but_not_acknowledge(daemon_url: str,
 
         # the event travels over MQTT; poll the API until the alert is there
         alert_id = await wait_until_async(forced, lambda a: a is not None)
-        async with http.post(f"{daemon_url}/api/alerts/{alert_id}/ack", json={},
-                             headers={"X-CSRF-Token": str(who["csrf"])}) as r:
+        async with http.post(
+            f"{daemon_url}/api/alerts/{alert_id}/ack",
+            json={},
+            headers={"X-CSRF-Token": str(who["csrf"])},
+        ) as r:
             assert r.status == 403 and "guard" in (await r.json())["reason"]
-        async with http.post(f"{daemon_url}/api/seals/s1/start", json={},
-                             headers={"X-CSRF-Token": str(who["csrf"])}) as r:
+        async with http.post(
+            f"{daemon_url}/api/seals/s1/start", json={}, headers={"X-CSRF-Token": str(who["csrf"])}
+        ) as r:
             assert r.status == 403
         assert await forced() == alert_id  # still unacknowledged
 
@@ -205,11 +223,9 @@ async def test_live_channel_checks_origin_and_session(daemon_url: str) -> None:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         await _login(http, daemon_url, "gus")
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-            await http.ws_connect(daemon_url + "/live",
-                                  headers={"Origin": "http://evil.example"})
+            await http.ws_connect(daemon_url + "/live", headers={"Origin": "http://evil.example"})
         assert refused.value.status == 403
-        async with http.ws_connect(daemon_url + "/live",
-                                   headers={"Origin": daemon_url}) as ws:
+        async with http.ws_connect(daemon_url + "/live", headers={"Origin": daemon_url}) as ws:
             first = orjson.loads((await ws.receive()).data)
             assert first["t"] == "snapshot" and first["user"]["role"] == "guard"
     async with aiohttp.ClientSession() as anonymous:
@@ -221,39 +237,44 @@ async def test_live_channel_checks_origin_and_session(daemon_url: str) -> None:
 @pytest.mark.slow
 async def test_logins_are_rate_limited_and_audited(tmp_path: Path, daemon_url: str) -> None:
     async with aiohttp.ClientSession() as http:
-        codes = [(await _login(http, daemon_url, "olga", "not the password"))[0]
-                 for _ in range(6)]
+        codes = [(await _login(http, daemon_url, "olga", "not the password"))[0] for _ in range(6)]
         assert codes[:5] == [401] * 5 and codes[5] == 429
         status, _ = await _login(http, daemon_url, "olga")
         assert status == 429  # even the right password waits out the window
         status, _ = await _login(http, daemon_url, "sam")
         assert status == 200
     import sqlite3
+
     db = sqlite3.connect(tmp_path / "data" / "sealwatch.db")
-    events = [orjson.loads(b)["event"] for (b,) in db.execute(
-        "SELECT body FROM audit WHERE kind = 'auth' ORDER BY seq")]
+    events = [
+        orjson.loads(b)["event"]
+        for (b,) in db.execute("SELECT body FROM audit WHERE kind = 'auth' ORDER BY seq")
+    ]
     assert events.count("login_failed") == 5 and events.count("login_throttled") == 2
     assert events[-1] == "login"
     from daemon.audit import verify
+
     assert verify(db).ok
 
 
 @pytest.mark.slow
-async def test_cli_token_commands_the_daemon_without_a_session(tmp_path: Path,
-                                                               daemon_url: str) -> None:
+async def test_cli_token_commands_the_daemon_without_a_session(
+    tmp_path: Path, daemon_url: str
+) -> None:
     token = (tmp_path / "data" / "api.token").read_text().strip()
     async with aiohttp.ClientSession() as http:
-        async with http.get(daemon_url + "/api/alerts",
-                            headers={"Authorization": f"Bearer {token}"}) as r:
+        async with http.get(
+            daemon_url + "/api/alerts", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
             assert r.status == 200
-        async with http.get(daemon_url + "/api/alerts",
-                            headers={"Authorization": "Bearer wrong"}) as r:
+        async with http.get(
+            daemon_url + "/api/alerts", headers={"Authorization": "Bearer wrong"}
+        ) as r:
             assert r.status == 401
 
 
 @pytest.mark.slow
-async def test_a_malformed_query_number_is_a_bad_request(tmp_path: Path,
-                                                        daemon_url: str) -> None:
+async def test_a_malformed_query_number_is_a_bad_request(tmp_path: Path, daemon_url: str) -> None:
     token = (tmp_path / "data" / "api.token").read_text().strip()
     auth = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(headers=auth) as http:
@@ -266,7 +287,8 @@ async def test_a_malformed_query_number_is_a_bad_request(tmp_path: Path,
 
 @pytest.mark.slow
 async def test_without_users_the_api_answers_loopback_names_only(
-        tmp_path: Path, mosquitto_session: Mosquitto) -> None:
+    tmp_path: Path, mosquitto_session: Mosquitto
+) -> None:
     site_path = write_site(tmp_path, "dashboot")
     async with running_daemon(site_path, mosquitto_session, tmp_path / "data") as d:
         base = f"http://127.0.0.1:{d.http_port}"
@@ -275,28 +297,50 @@ async def test_without_users_the_api_answers_loopback_names_only(
         async with aiohttp.ClientSession() as http:
             async with http.get(base + "/api/alerts") as r:
                 assert r.status == 200
-            async with http.get(base + "/api/alerts",
-                                headers={"Host": f"localhost:{d.http_port}"}) as r:
+            async with http.get(
+                base + "/api/alerts", headers={"Host": f"localhost:{d.http_port}"}
+            ) as r:
                 assert r.status == 200
-            async with http.post(base + "/api/alerts/nope/ack", json={"badge": "O4001"},
-                                 headers={"Host": rebound,
-                                          "Origin": f"http://{rebound}"}) as r:
+            async with http.post(
+                base + "/api/alerts/nope/ack",
+                json={"badge": "O4001"},
+                headers={"Host": rebound, "Origin": f"http://{rebound}"},
+            ) as r:
                 assert r.status == 401
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-                await http.ws_connect(base + "/live", headers={"Host": rebound,
-                                                               "Origin": f"http://{rebound}"})
+                await http.ws_connect(
+                    base + "/live", headers={"Host": rebound, "Origin": f"http://{rebound}"}
+                )
             assert refused.value.status == 401
 
 
 @pytest.mark.slow
 async def test_snapshot_has_plan_explanations_and_seal_figures(
-        daemon_url: str, mosquitto_session: Mosquitto) -> None:
+    daemon_url: str, mosquitto_session: Mosquitto
+) -> None:
     async with Gateway(mosquitto_session, "dashauth") as gw:
-        await gw.event("console-1", "seal.start", seal="s1", name="Paper A",
-                       classification="top_secret", ts=now_ts())
-        await gw.event("jam-work", "jammer.status", output=True, faults=[],
-                       bands={"cdma800": 10.0, "gsm900": 33.0, "dcs1800": 30.0,
-                              "lte2100": 30.0, "nr3500": 27.0}, ts=now_ts())
+        await gw.event(
+            "console-1",
+            "seal.start",
+            seal="s1",
+            name="Paper A",
+            classification="top_secret",
+            ts=now_ts(),
+        )
+        await gw.event(
+            "jam-work",
+            "jammer.status",
+            output=True,
+            faults=[],
+            bands={
+                "cdma800": 10.0,
+                "gsm900": 33.0,
+                "dcs1800": 30.0,
+                "lte2100": 30.0,
+                "nr3500": 27.0,
+            },
+            ts=now_ts(),
+        )
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         await _login(http, daemon_url, "gus")
 
@@ -304,10 +348,14 @@ async def test_snapshot_has_plan_explanations_and_seal_figures(
             async with http.get(daemon_url + "/api/dashboard/snapshot") as r:
                 return dict(await r.json())
 
-        s = await wait_until_async(snap, lambda s: any(
-            a["policy"] == "jammer-uptime" for a in s["alerts"]))  # type: ignore[index,attr-defined]
-    assert s["site"]["entrance"] == {"outer": "gate-outer", "inner": "gate-inner",  # type: ignore[index]
-                                     "zone": "screening"}
+        s = await wait_until_async(
+            snap, lambda s: any(a["policy"] == "jammer-uptime" for a in s["alerts"])
+        )  # type: ignore[index,attr-defined]
+    assert s["site"]["entrance"] == {
+        "outer": "gate-outer",
+        "inner": "gate-inner",  # type: ignore[index]
+        "zone": "screening",
+    }
     uptime = next(a for a in s["alerts"] if a["policy"] == "jammer-uptime")  # type: ignore[attr-defined]
     assert uptime["subject"] == "jam-work/cdma800"
     assert "屏蔽器" in uptime["explain"]["zh-CN"] and "Jammer" in uptime["explain"]["en"]
@@ -326,9 +374,9 @@ async def wait_until_async(fetch, pred, timeout_s: float = 15.0):  # type: ignor
 
     import asyncio
     import time
+
     deadline = time.monotonic() + timeout_s
     while not await once():
         assert time.monotonic() < deadline, f"condition not met; last: {box[0]!r:.500}"
         await asyncio.sleep(0.05)
     return box[0]
-

@@ -25,9 +25,12 @@ from tests.support.browser import add_users, chromium, chromium_missing, login, 
 from tests.support.daemon import running_daemon, wait_until, write_site
 from tests.support.mosquitto import Mosquitto, free_port
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(chromium_missing(), reason="Debian's chromium is missing "
-                                 "(scripts/setup installs it)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        chromium_missing(), reason="Debian's chromium is missing (scripts/setup installs it)"
+    ),
+]
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 VIEWPORT = {"width": 1680, "height": 1050}
@@ -51,8 +54,9 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(tmp_path: Path, mosquitto_session: Mosquitto,
-              request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+async def rig(
+    tmp_path: Path, mosquitto_session: Mosquitto, request: pytest.FixtureRequest
+) -> AsyncIterator[Rig]:
     site_id = "dash" + re.sub(r"[^a-z0-9]", "", request.node.name.lower())[-20:]
     path = write_site(tmp_path, site_id, seals=True)
     # cameras and jammers on free ports, so parallel runs never collide
@@ -65,9 +69,17 @@ async def rig(tmp_path: Path, mosquitto_session: Mosquitto,
     site = load_site(path)
     ports = {j.modbus.port: free_port() for j in site.jammers.values() if j.modbus}
     add_users(tmp_path / "data")
-    async with (running_daemon(path, mosquitto_session, tmp_path / "data") as d,
-                SiteSimulator(site, "127.0.0.1", mosquitto_session.port, tmp_path / "sim",
-                              port_map=ports, heartbeat_s=3600) as sim):
+    async with (
+        running_daemon(path, mosquitto_session, tmp_path / "data") as d,
+        SiteSimulator(
+            site,
+            "127.0.0.1",
+            mosquitto_session.port,
+            tmp_path / "sim",
+            port_map=ports,
+            heartbeat_s=3600,
+        ) as sim,
+    ):
         assert d.monitor is not None
         async with CameraHub(site, d.monitor, interval_s=0.5) as hub:
             d.app[DASHBOARD].thumbnails = hub.thumbnail_jpeg
@@ -78,8 +90,10 @@ async def _page(ctx: BrowserContext) -> Page:
     page = await ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error"
-            and "401" not in m.text else None)
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if m.type == "error" and "401" not in m.text else None,
+    )
     page.errors = errors  # type: ignore[attr-defined]
     return page
 
@@ -114,8 +128,9 @@ async def test_operator_sees_acknowledges_and_clears_an_airlock_breach(rig: Rig)
         await rig.do(do="badge", door="gate-outer", badge="B1001", direction="in")
         await rig.do(do="door.open", door="gate-outer")
         await rig.do(do="door.open", door="gate-inner")  # both airlock doors open: breach
-        alert_id = await wait_until(lambda: rig.alert_id("entrance-interlock"),
-                                    what="the entrance-interlock alert")
+        alert_id = await wait_until(
+            lambda: rig.alert_id("entrance-interlock"), what="the entrance-interlock alert"
+        )
         card = page.locator(f'.alert[data-id="{alert_id}"]')
         await expect(card).to_be_visible()
         await expect(card).to_have_class(re.compile(r"\bcritical\b.*\bunacknowledged\b"))
@@ -124,8 +139,7 @@ async def test_operator_sees_acknowledges_and_clears_an_airlock_breach(rig: Rig)
         await expect(page.locator('#plan .door.open[data-id="gate-inner"]')).to_have_count(1)
         await expect(page.locator("#seal-chip")).to_have_class(re.compile(r"\bactive\b"))
         await expect(page.locator(".cam img:not(.hidden)").first).to_be_visible()
-        await page.screenshot(path=ARTIFACTS / "dashboard-overview-operator.png",
-                              full_page=True)
+        await page.screenshot(path=ARTIFACTS / "dashboard-overview-operator.png", full_page=True)
 
         await card.locator("[data-act=ack]").click()
         await page.fill("#dlg-ack textarea", "guard at the gate, outer door closing")
@@ -156,7 +170,8 @@ async def test_operator_sees_acknowledges_and_clears_an_airlock_breach(rig: Rig)
     assert rig.daemon.monitor is not None
     acks = rig.daemon.monitor.store.actions(alert_id=alert_id)
     assert [(a["kind"], a["actor"], a["body"].get("comment")) for a in acks] == [
-        ("alert.ack", "O4001", "guard at the gate, outer door closing")]
+        ("alert.ack", "O4001", "guard at the gate, outer door closing")
+    ]
 
 
 async def test_guard_sees_alerts_but_cannot_acknowledge(rig: Rig) -> None:
@@ -174,12 +189,15 @@ async def test_guard_sees_alerts_but_cannot_acknowledge(rig: Rig) -> None:
         await expect(page.locator("#act-approval")).to_be_hidden()
         await page.screenshot(path=ARTIFACTS / "dashboard-overview-guard.png", full_page=True)
         # the API refuses even a well-formed request carrying the guard's own CSRF token
-        status = await page.evaluate("""async (id) => {
+        status = await page.evaluate(
+            """async (id) => {
             const s = await (await fetch('/auth/session')).json();
             const r = await fetch('/api/alerts/' + id + '/ack', {method: 'POST',
                 headers: {'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf},
                 body: JSON.stringify({comment: 'not allowed'})});
-            return r.status; }""", alert_id)
+            return r.status; }""",
+            alert_id,
+        )
         assert status == 403
         await expect(card).to_have_class(re.compile(r"\bunacknowledged\b"))
 
@@ -193,13 +211,16 @@ async def test_request_without_csrf_token_is_refused(rig: Rig) -> None:
         alert_id = await wait_until(lambda: rig.alert_id("door-forced"), what="door-forced")
         card = page.locator(f'.alert[data-id="{alert_id}"]')
         await expect(card).to_be_visible()
-        statuses = await page.evaluate("""async (id) => {
+        statuses = await page.evaluate(
+            """async (id) => {
             const post = (headers) => fetch('/api/alerts/' + id + '/ack', {method: 'POST',
                 headers: Object.assign({'Content-Type': 'application/json'}, headers),
                 body: '{}'}).then((r) => r.status);
             const s = await (await fetch('/auth/session')).json();
             return [await post({}), await post({'X-CSRF-Token': 'forged'}),
-                    await post({'X-CSRF-Token': s.csrf})]; }""", alert_id)
+                    await post({'X-CSRF-Token': s.csrf})]; }""",
+            alert_id,
+        )
         assert statuses == [403, 403, 200]  # only the session's own token is accepted
         await expect(card).to_have_class(re.compile(r"\backnowledged\b"))
 
@@ -208,8 +229,7 @@ async def test_live_channel_from_another_origin_is_refused(rig: Rig) -> None:
     # Another site on this host (same "site" for SameSite: the cookie goes along), whose
     # page tries to open the daemon's live channel: only the Origin check stops it.
     evil = web.Application()
-    evil.router.add_get("/", lambda _r: web.Response(text="<p>hi</p>",
-                                                     content_type="text/html"))
+    evil.router.add_get("/", lambda _r: web.Response(text="<p>hi</p>", content_type="text/html"))
     runner = web.AppRunner(evil)
     await runner.setup()
     port = free_port()

@@ -23,15 +23,26 @@ duty_phones: [{id: duty-phone, zone: living, recordings: calls}]
 """)
 
 
-def write_call(folder: Path, call_id: str, *, recorded: bool = True, wav: bool = True,
-               supervisors: list[str] | None = None, start: str = "2027-05-25T05:58:00+00:00",
-               end: str = "2027-05-25T06:00:00+00:00") -> None:
+def write_call(
+    folder: Path,
+    call_id: str,
+    *,
+    recorded: bool = True,
+    wav: bool = True,
+    supervisors: list[str] | None = None,
+    start: str = "2027-05-25T05:58:00+00:00",
+    end: str = "2027-05-25T06:00:00+00:00",
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if recorded and wav:
         (folder / f"{call_id}.wav").write_bytes(b"RIFF")
-    record = {"call": call_id, "start": start, "end": end,
-              "recording": f"{call_id}.wav" if recorded else None,
-              "supervisors": supervisors if supervisors is not None else ["S2001", "S2002"]}
+    record = {
+        "call": call_id,
+        "start": start,
+        "end": end,
+        "recording": f"{call_id}.wav" if recorded else None,
+        "supervisors": supervisors if supervisors is not None else ["S2001", "S2002"],
+    }
     (folder / f"{call_id}.json").write_text(json.dumps(record))
 
 
@@ -47,14 +58,27 @@ async def test_each_call_becomes_one_event(tmp_path: Path) -> None:
     w = watcher(tmp_path, sink)
     events = await w.scan_once()
     assert events == [
-        {"ts": "2027-05-25T06:00:05.000+00:00", "device": "duty-phone",
-         "type": "call.recorded", "start": "2027-05-25T05:58:00+00:00",
-         "end": "2027-05-25T06:00:00+00:00", "recording": None, "supervisors": ["S2001"],
-         "call": "call-1"},
-        {"ts": "2027-05-25T06:00:05.000+00:00", "device": "duty-phone",
-         "type": "call.recorded", "start": "2027-05-25T05:59:00+00:00",
-         "end": "2027-05-25T06:00:00+00:00", "recording": "call-2.wav",
-         "supervisors": ["S2001", "S2002"], "call": "call-2"}]
+        {
+            "ts": "2027-05-25T06:00:05.000+00:00",
+            "device": "duty-phone",
+            "type": "call.recorded",
+            "start": "2027-05-25T05:58:00+00:00",
+            "end": "2027-05-25T06:00:00+00:00",
+            "recording": None,
+            "supervisors": ["S2001"],
+            "call": "call-1",
+        },
+        {
+            "ts": "2027-05-25T06:00:05.000+00:00",
+            "device": "duty-phone",
+            "type": "call.recorded",
+            "start": "2027-05-25T05:59:00+00:00",
+            "end": "2027-05-25T06:00:00+00:00",
+            "recording": "call-2.wav",
+            "supervisors": ["S2001", "S2002"],
+            "call": "call-2",
+        },
+    ]
     assert await w.scan_once() == []
     write_call(calls, "call-3")
     assert [e["call"] for e in await w.scan_once()] == ["call-3"]
@@ -74,23 +98,37 @@ async def test_recording_named_but_missing_is_reported_as_none(tmp_path: Path) -
     assert events[0]["recording"] is None
 
 
-@pytest.mark.parametrize(("content", "reason"), [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "expected an object"),
-    ('{"call": "bad", "start": "2027-05-25T05:58:00+00:00"}', "missing end, supervisors"),
-    ('{"call": "other", "start": "2027-05-25T05:58:00+00:00", '
-     '"end": "2027-05-25T06:00:00+00:00", "supervisors": []}', "does not match"),
-    ('{"call": "bad", "start": "2027-05-25T05:58:00", "end": "2027-05-25T06:00:00+00:00", '
-     '"supervisors": []}', "no offset"),
-    ('{"call": "bad", "start": "2027-05-25T05:58:00+00:00", '
-     '"end": "2027-05-25T06:00:00+00:00", "supervisors": "S1", "recording": null}',
-     "list of badges"),
-    ('{"call": "bad", "start": "2027-05-25T05:58:00+00:00", '
-     '"end": "2027-05-25T06:00:00+00:00", "supervisors": [], "recording": "../x.wav"}',
-     "file name in the folder"),
-])
-async def test_bad_record_is_rejected_once_and_others_go_on(tmp_path: Path, content: str,
-                                                            reason: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected an object"),
+        ('{"call": "bad", "start": "2027-05-25T05:58:00+00:00"}', "missing end, supervisors"),
+        (
+            '{"call": "other", "start": "2027-05-25T05:58:00+00:00", '
+            '"end": "2027-05-25T06:00:00+00:00", "supervisors": []}',
+            "does not match",
+        ),
+        (
+            '{"call": "bad", "start": "2027-05-25T05:58:00", "end": "2027-05-25T06:00:00+00:00", '
+            '"supervisors": []}',
+            "no offset",
+        ),
+        (
+            '{"call": "bad", "start": "2027-05-25T05:58:00+00:00", '
+            '"end": "2027-05-25T06:00:00+00:00", "supervisors": "S1", "recording": null}',
+            "list of badges",
+        ),
+        (
+            '{"call": "bad", "start": "2027-05-25T05:58:00+00:00", '
+            '"end": "2027-05-25T06:00:00+00:00", "supervisors": [], "recording": "../x.wav"}',
+            "file name in the folder",
+        ),
+    ],
+)
+async def test_bad_record_is_rejected_once_and_others_go_on(
+    tmp_path: Path, content: str, reason: str
+) -> None:
     calls = tmp_path / "calls"
     write_call(calls, "call-1")
     (calls / "bad.json").write_text(content)

@@ -36,8 +36,16 @@ def ack(t: float, alert_id: str, **kw: Any) -> dict[str, Any]:
 
 
 def shelve(t: float, alert_id: str, until: str, **kw: Any) -> dict[str, Any]:
-    return ev(t, "console-1", "alert.shelve", alert_id=alert_id, badge="S2001", until=until,
-              reason="maintenance", **kw)
+    return ev(
+        t,
+        "console-1",
+        "alert.shelve",
+        alert_id=alert_id,
+        badge="S2001",
+        until=until,
+        reason="maintenance",
+        **kw,
+    )
 
 
 def unshelve(t: float, alert_id: str, **kw: Any) -> dict[str, Any]:
@@ -69,11 +77,12 @@ def test_alert_ids_are_deterministic_across_runs() -> None:
 
 def test_acknowledging_a_non_latched_alert_leaves_it_until_its_condition_ends() -> None:
     r = Run(SITE).feed(forced(0))
-    r.feed(ack(1, r.alert_id(FORCED, "press-hall-door")), ev(5, "press-hall-door",
-                                                            "door.closed"))
-    assert r.triples(FORCED) == [(FORCED, "press-hall-door", "raised"),
-                                 (FORCED, "press-hall-door", "acknowledged"),
-                                 (FORCED, "press-hall-door", "cleared")]
+    r.feed(ack(1, r.alert_id(FORCED, "press-hall-door")), ev(5, "press-hall-door", "door.closed"))
+    assert r.triples(FORCED) == [
+        (FORCED, "press-hall-door", "raised"),
+        (FORCED, "press-hall-door", "acknowledged"),
+        (FORCED, "press-hall-door", "cleared"),
+    ]
     assert r.of(FORCED)[1].acked_by == "S2001"
 
 
@@ -88,12 +97,12 @@ def test_a_cleared_unacknowledged_alert_can_still_be_acknowledged_once() -> None
 def test_latched_alert_stays_active_after_its_condition_and_clears_on_ack() -> None:
     r = Run(SITE).feed(ev(0, "pd-work", "phone.detected"))
     r.advance(60)
-    assert [a.active for a in r.engine.open_alerts() if a.policy == "prohibited-device"] == [
-        True]
+    assert [a.active for a in r.engine.open_alerts() if a.policy == "prohibited-device"] == [True]
     r.feed(ack(61, r.alert_id("prohibited-device", "pd-work")))
     assert r.triples("prohibited-device")[-2:] == [
         ("prohibited-device", "pd-work", "acknowledged"),
-        ("prohibited-device", "pd-work", "cleared")]
+        ("prohibited-device", "pd-work", "cleared"),
+    ]
 
 
 # -- escalation -----------------------------------------------------------------------------
@@ -105,8 +114,10 @@ def test_unacknowledged_critical_alert_is_escalated_once_after_ack_escalation_s(
     assert r.triples(FORCED) == [(FORCED, "press-hall-door", "raised")]
     r.advance(120)
     r.advance(1000)
-    assert r.triples(FORCED) == [(FORCED, "press-hall-door", "raised"),
-                                 (FORCED, "press-hall-door", "escalated")]
+    assert r.triples(FORCED) == [
+        (FORCED, "press-hall-door", "raised"),
+        (FORCED, "press-hall-door", "escalated"),
+    ]
     assert r.of(FORCED)[-1].ts == r.of(FORCED)[0].ts + 120_000_000
 
 
@@ -165,8 +176,10 @@ def test_unshelve_by_an_operator_ends_the_shelf_early() -> None:
 
 def test_a_shelved_alert_still_clears_when_its_condition_ends() -> None:
     r = Run(SITE).feed(forced(0))
-    r.feed(shelve(10, r.alert_id(FORCED, "press-hall-door"), at(3600)),
-           ev(20, "press-hall-door", "door.closed"))
+    r.feed(
+        shelve(10, r.alert_id(FORCED, "press-hall-door"), at(3600)),
+        ev(20, "press-hall-door", "door.closed"),
+    )
     assert [x[2] for x in r.triples(FORCED)] == ["raised", "shelved", "cleared"]
 
 
@@ -207,11 +220,13 @@ def test_unshelving_an_alert_that_is_not_shelved_is_rejected() -> None:
 
 def test_a_rejected_action_changes_nothing() -> None:
     r = Run(SITE).feed(forced(0))
-    before = [(a.id, a.acked, a.shelved_until) for a in r.engine.open_alerts()
-              if a.policy == FORCED]
+    before = [
+        (a.id, a.acked, a.shelved_until) for a in r.engine.open_alerts() if a.policy == FORCED
+    ]
     r.reject(ack(1, "nope"))
-    assert [(a.id, a.acked, a.shelved_until) for a in r.engine.open_alerts()
-            if a.policy == FORCED] == before
+    assert [
+        (a.id, a.acked, a.shelved_until) for a in r.engine.open_alerts() if a.policy == FORCED
+    ] == before
     r.feed(ack(1, r.alert_id(FORCED, "press-hall-door")))  # the same instant is still fine
 
 
@@ -234,11 +249,19 @@ def test_seal_events_open_and_close_a_seal_at_run_time() -> None:
     site = unsealed(SITE)
     r = Run(site).feed(
         ev(0, "pd-work", "phone.detected", base=BEFORE_SEAL),
-        ev(1, "console-1", "seal.start", base=BEFORE_SEAL, seal="drill", name="Drill",
-           classification="confidential"),
+        ev(
+            1,
+            "console-1",
+            "seal.start",
+            base=BEFORE_SEAL,
+            seal="drill",
+            name="Drill",
+            classification="confidential",
+        ),
         ev(2, "pd-living", "phone.detected", base=BEFORE_SEAL),
         ev(3, "console-1", "seal.end", base=BEFORE_SEAL, seal="drill"),
-        ev(4, "pd-work", "phone.detected", base=BEFORE_SEAL))
+        ev(4, "pd-work", "phone.detected", base=BEFORE_SEAL),
+    )
     assert r.triples("prohibited-device") == [("prohibited-device", "pd-living", "raised")]
     (seal,) = r.engine.seals()
     assert (seal.id, seal.status, seal.source) == ("drill", "ended", "event")
@@ -246,20 +269,30 @@ def test_seal_events_open_and_close_a_seal_at_run_time() -> None:
 
 def test_a_seal_with_a_planned_end_ends_by_itself() -> None:
     r = Run(unsealed(SITE)).feed(
-        ev(0, "console-1", "seal.start", base=BEFORE_SEAL, seal="drill", name="Drill",
-           classification="secret", end=at(60, BEFORE_SEAL)),
+        ev(
+            0,
+            "console-1",
+            "seal.start",
+            base=BEFORE_SEAL,
+            seal="drill",
+            name="Drill",
+            classification="secret",
+            end=at(60, BEFORE_SEAL),
+        ),
         ev(60, "pd-work", "phone.detected", base=BEFORE_SEAL),
-        ev(61, "pd-work", "phone.detected", base=BEFORE_SEAL))
+        ev(61, "pd-work", "phone.detected", base=BEFORE_SEAL),
+    )
     # at the planned end itself the seal is still in force (windows include both ends)
     assert r.triples("prohibited-device") == [("prohibited-device", "pd-work", "raised")]
     assert r.engine.seals()[0].status == "ended"
 
 
 def test_seal_end_clears_seal_only_alerts_but_latched_ones_wait_for_an_operator() -> None:
-    r = Run(SITE).feed(ev(-10, "pd-work", "phone.detected", base=SEAL_END),
-                       ev(-10, "fire-exit-north", "door.opened", base=SEAL_END),
-                       ev(-10, "console-1", "operator.duty", base=SEAL_END, badge="O4001",
-                          state="off"))
+    r = Run(SITE).feed(
+        ev(-10, "pd-work", "phone.detected", base=SEAL_END),
+        ev(-10, "fire-exit-north", "door.opened", base=SEAL_END),
+        ev(-10, "console-1", "operator.duty", base=SEAL_END, badge="O4001", state="off"),
+    )
     r.advance(30, base=SEAL_END)
     ended = {(x.policy, x.subject): x.state for x in r.out if x.state == "cleared"}
     assert ended[("single-entrance", "fire-exit-north")] == "cleared"
@@ -284,13 +317,17 @@ def test_ending_one_of_two_overlapping_seals_keeps_the_seal_rules_in_force() -> 
         ev(1, "console-1", "seal.end", seal="gk2027-a"),
         ev(2, "pd-work", "phone.detected"),
         ev(3, "console-1", "seal.end", seal="extra"),
-        ev(4, "pd-living", "phone.detected"))
+        ev(4, "pd-living", "phone.detected"),
+    )
     assert r.triples("prohibited-device") == [("prohibited-device", "pd-work", "raised")]
 
 
 def test_a_site_file_seal_ending_before_the_first_event_is_not_in_force() -> None:
-    got = run(SITE, [ev(0, "pd-work", "phone.detected", base="2027-06-09T10:00:00+08:00")],
-              policy="prohibited-device")
+    got = run(
+        SITE,
+        [ev(0, "pd-work", "phone.detected", base="2027-06-09T10:00:00+08:00")],
+        policy="prohibited-device",
+    )
     assert got == []
 
 
@@ -304,11 +341,15 @@ def test_feed_and_advance_before_any_event() -> None:
 
 def test_timers_fire_between_events_at_their_due_time_in_order() -> None:
     site = tuned(SITE, door_held_open_s=5)
-    r = Run(site).feed(ev(0, "living-link", "door.opened"),
-                       ev(2, "press-hall-door", "door.opened"),
-                       ev(100, "console-1", "device.heartbeat"))
+    r = Run(site).feed(
+        ev(0, "living-link", "door.opened"),
+        ev(2, "press-hall-door", "door.opened"),
+        ev(100, "console-1", "device.heartbeat"),
+    )
     assert [(x.subject, x.ts) for x in r.of("door-held-open")] == [
-        ("living-link", us(5)), ("press-hall-door", us(7))]
+        ("living-link", us(5)),
+        ("press-hall-door", us(7)),
+    ]
     assert [x.ts for x in r.out] == sorted(x.ts for x in r.out)
 
 
@@ -323,12 +364,22 @@ def test_a_rejected_first_event_does_not_start_the_clock() -> None:
 
 def test_a_site_file_seal_includes_both_its_start_and_its_end_instants() -> None:
     site = SITE
-    at_start = run(site, [ev(-1, "pd-living", "phone.detected", base=SEAL_START),
-                          ev(0, "pd-work", "phone.detected", base=SEAL_START)],
-                   policy="prohibited-device")
-    at_end = run(site, [ev(0, "pd-work", "phone.detected", base=SEAL_END),
-                        ev(0.001, "pd-living", "phone.detected", base=SEAL_END)],
-                 policy="prohibited-device")
+    at_start = run(
+        site,
+        [
+            ev(-1, "pd-living", "phone.detected", base=SEAL_START),
+            ev(0, "pd-work", "phone.detected", base=SEAL_START),
+        ],
+        policy="prohibited-device",
+    )
+    at_end = run(
+        site,
+        [
+            ev(0, "pd-work", "phone.detected", base=SEAL_END),
+            ev(0.001, "pd-living", "phone.detected", base=SEAL_END),
+        ],
+        policy="prohibited-device",
+    )
     assert at_start == at_end == [("prohibited-device", "pd-work", "raised")]
 
 

@@ -12,15 +12,30 @@ from policies.site import Band, Jammer, Modbus, RegisterField, RegisterMap
 from tests.support.collecting_sink import CollectingSink, eventually
 from tests.support.modbus_server import JammerServer, SilentServer, free_port, s16
 
-BANDS = (Band(0, "cdma800", 30.0), Band(1, "gsm900", 30.0), Band(2, "dcs1800", 27.0),
-         Band(3, "lte2100", 27.0), Band(4, "nr3500", 24.0))
+BANDS = (
+    Band(0, "cdma800", 30.0),
+    Band(1, "gsm900", 30.0),
+    Band(2, "dcs1800", 27.0),
+    Band(3, "lte2100", 27.0),
+    Band(4, "nr3500", 24.0),
+)
 FIVE_BANDS = {0: 33.0, 1: 31.5, 2: 28.2, 3: 27.9, 4: 25.0}
 
 
-def jammer(port: int, *, bands: tuple[Band, ...] = BANDS, rmap: RegisterMap | None = None,
-           jid: str = "jam-work", timeout_s: float = 1.0) -> Jammer:
-    return Jammer(jid, "work", bands, Modbus("127.0.0.1", port, 1, poll_s=0.05,
-                                             timeout_s=timeout_s, map=rmap or RegisterMap()))
+def jammer(
+    port: int,
+    *,
+    bands: tuple[Band, ...] = BANDS,
+    rmap: RegisterMap | None = None,
+    jid: str = "jam-work",
+    timeout_s: float = 1.0,
+) -> Jammer:
+    return Jammer(
+        jid,
+        "work",
+        bands,
+        Modbus("127.0.0.1", port, 1, poll_s=0.05, timeout_s=timeout_s, map=rmap or RegisterMap()),
+    )
 
 
 def statuses(sink: CollectingSink) -> list[dict[str, object]]:
@@ -38,17 +53,31 @@ def test_reference_map_is_read_in_one_request() -> None:
 async def test_reference_map_decodes_into_a_jammer_status() -> None:
     sink = CollectingSink()
     async with JammerServer() as srv:
-        srv.set_reference(bands=FIVE_BANDS, reflected={0: 12.5, 4: -3.0}, temperature_c=-4.5,
-                          uptime_s=86400 * 3 + 7)
+        srv.set_reference(
+            bands=FIVE_BANDS,
+            reflected={0: 12.5, 4: -3.0},
+            temperature_c=-4.5,
+            uptime_s=86400 * 3 + 7,
+        )
         async with JammerPoller(jammer(srv.port), sink):
             await sink.wait_for(lambda s: len(statuses(s)) >= 1)
     status = statuses(sink)[0]
     assert status["device"] == "jam-work"
     assert status["output"] is True
-    assert status["bands"] == {"cdma800": 33.0, "gsm900": 31.5, "dcs1800": 28.2,
-                               "lte2100": 27.9, "nr3500": 25.0}
-    assert status["reflected"] == {"cdma800": 12.5, "gsm900": 0.0, "dcs1800": 0.0,
-                                   "lte2100": 0.0, "nr3500": -3.0}
+    assert status["bands"] == {
+        "cdma800": 33.0,
+        "gsm900": 31.5,
+        "dcs1800": 28.2,
+        "lte2100": 27.9,
+        "nr3500": 25.0,
+    }
+    assert status["reflected"] == {
+        "cdma800": 12.5,
+        "gsm900": 0.0,
+        "dcs1800": 0.0,
+        "lte2100": 0.0,
+        "nr3500": -3.0,
+    }
     assert status["faults"] == []
     assert status["temperature_c"] == -4.5
     assert status["uptime_s"] == 86400 * 3 + 7
@@ -77,8 +106,14 @@ async def test_output_off_and_every_fault_bit_are_named() -> None:
             await sink.wait_for(lambda s: len(statuses(s)) >= 1)
         status = statuses(sink)[0]
         assert status["output"] is False
-        assert status["faults"] == ["over_temperature", "vswr", "fan", "enclosure_tamper",
-                                    "mains_lost", "on_battery"]
+        assert status["faults"] == [
+            "over_temperature",
+            "vswr",
+            "fan",
+            "enclosure_tamper",
+            "mains_lost",
+            "on_battery",
+        ]
 
         srv.set_reference(bands=FIVE_BANDS, faults=0b0001000)  # fan only, output on
         sink2 = CollectingSink()
@@ -92,13 +127,23 @@ async def test_output_off_and_every_fault_bit_are_named() -> None:
 async def test_custom_map_with_holding_registers_scales_and_32_bit_little_word_order() -> None:
     rmap = RegisterMap(
         function="holding",
-        version=RegisterField(40), band_count=RegisterField(41), status=RegisterField(42),
+        version=RegisterField(40),
+        band_count=RegisterField(41),
+        status=RegisterField(42),
         temperature=RegisterField(43, scale=0.5, signed=False),
         uptime=RegisterField(44, words=2, word_order="little"),
         forward=RegisterField(50, scale=0.01, signed=True, words=2, word_order="little"),
         reflected=RegisterField(20, scale=1.0, signed=True),
-        status_bits={"output": 8, "over_temperature": 1, "vswr": 2, "fan": 3,
-                     "enclosure_tamper": 4, "mains_lost": 5, "on_battery": 9})
+        status_bits={
+            "output": 8,
+            "over_temperature": 1,
+            "vswr": 2,
+            "fan": 3,
+            "enclosure_tamper": 4,
+            "mains_lost": 5,
+            "on_battery": 9,
+        },
+    )
     bands = (Band(0, "gsm900", 30.0), Band(1, "lte2100", 27.0))
     sink = CollectingSink()
     async with JammerServer() as srv:
@@ -165,14 +210,21 @@ async def test_wrong_register_count_is_rejected() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("setup", "reason"), [
-    ({"band_count": 17}, "band count 17"),
-    ({"version": 2}, "register map version 2, expected 1"),
-    ({"bands": {**FIVE_BANDS, 2: 3276.7}}, "implausible forward power 3276.7 dBm on band dcs1800"),
-    ({"temperature_c": -3000.0}, "implausible temperature"),
-])
-async def test_implausible_registers_are_rejected_not_reported(setup: dict[str, object],
-                                                               reason: str) -> None:
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        ({"band_count": 17}, "band count 17"),
+        ({"version": 2}, "register map version 2, expected 1"),
+        (
+            {"bands": {**FIVE_BANDS, 2: 3276.7}},
+            "implausible forward power 3276.7 dBm on band dcs1800",
+        ),
+        ({"temperature_c": -3000.0}, "implausible temperature"),
+    ],
+)
+async def test_implausible_registers_are_rejected_not_reported(
+    setup: dict[str, object], reason: str
+) -> None:
     sink = CollectingSink()
     async with JammerServer() as srv:
         srv.set_reference(**{"bands": FIVE_BANDS, **setup})  # type: ignore[arg-type]
@@ -219,8 +271,9 @@ async def test_connection_drop_reports_offline_then_online_when_it_answers_again
 @pytest.mark.slow
 async def test_nothing_listening_is_offline_from_the_start() -> None:
     sink = CollectingSink()
-    async with JammerPoller(jammer(free_port(), timeout_s=0.2), sink, offline_after=1,
-                            backoff_cap_s=0.2) as poller:
+    async with JammerPoller(
+        jammer(free_port(), timeout_s=0.2), sink, offline_after=1, backoff_cap_s=0.2
+    ) as poller:
         await sink.wait_for(lambda s: s.states("jam-work") == ["offline"])
         await eventually(lambda: poller.stats.failures >= 3)
     assert sink.states("jam-work") == ["offline"]
@@ -238,8 +291,9 @@ async def test_hub_polls_every_jammer_and_skips_those_without_modbus() -> None:
         jammers.append(replace(jammers[0], id="jam-manual", modbus=None))
         async with JammerHub(jammers, sink) as hub:
             assert set(hub.pollers) == {"jam-0", "jam-1", "jam-2"}
-            await sink.wait_for(lambda s: all(len(s.of_type("jammer.status", f"jam-{i}")) >= 2
-                                              for i in range(3)))
+            await sink.wait_for(
+                lambda s: all(len(s.of_type("jammer.status", f"jam-{i}")) >= 2 for i in range(3))
+            )
     finally:
         for s in servers:
             await s.stop()

@@ -41,18 +41,20 @@ def rules():  # type: ignore[no-untyped-def]
 
 def test_contact_on_off_maps_to_door_events(rules) -> None:  # type: ignore[no-untyped-def]
     assert map_message(rules, "zigbee2mqtt/door1/contact", b"ON") == [
-        {"device": "door1", "type": "door.opened"}]
-    assert map_message(rules, "zigbee2mqtt/door1/contact", b" OFF\n",
-                       ts="2027-05-25T06:00:00+00:00") == [
-        {"device": "door1", "type": "door.closed", "ts": "2027-05-25T06:00:00+00:00"}]
+        {"device": "door1", "type": "door.opened"}
+    ]
+    assert map_message(
+        rules, "zigbee2mqtt/door1/contact", b" OFF\n", ts="2027-05-25T06:00:00+00:00"
+    ) == [{"device": "door1", "type": "door.closed", "ts": "2027-05-25T06:00:00+00:00"}]
 
 
 def test_json_value_map_and_device_rename(rules) -> None:  # type: ignore[no-untyped-def]
-    assert map_message(rules, "zigbee2mqtt/hatch_sensor",
-                       b'{"contact": false, "battery": 97}') == [
-        {"device": "hatch-1", "type": "door.opened"}]
+    assert map_message(rules, "zigbee2mqtt/hatch_sensor", b'{"contact": false, "battery": 97}') == [
+        {"device": "hatch-1", "type": "door.opened"}
+    ]
     assert map_message(rules, "zigbee2mqtt/hatch_sensor", b'{"contact": true}') == [
-        {"device": "hatch-1", "type": "door.closed"}]
+        {"device": "hatch-1", "type": "door.closed"}
+    ]
     r = map_message(rules, "zigbee2mqtt/kitchen_plug", b'{"contact": true}')
     assert isinstance(r, Rejection) and "'kitchen_plug' is not in" in r.reason
 
@@ -60,24 +62,34 @@ def test_json_value_map_and_device_rename(rules) -> None:  # type: ignore[no-unt
 def test_frigate_availability_fans_out_to_its_cameras(rules) -> None:  # type: ignore[no-untyped-def]
     assert map_message(rules, "frigate/available", b"offline") == [
         {"device": "cam-gate", "type": "device.status", "state": "offline"},
-        {"device": "cam-press", "type": "device.status", "state": "offline"}]
+        {"device": "cam-press", "type": "device.status", "state": "offline"},
+    ]
 
 
 def test_single_placeholder_keeps_the_json_type(rules) -> None:  # type: ignore[no-untyped-def]
     assert map_message(rules, "detectors/work/rssi", b'{"rssi": -61.5, "band": "lte"}') == [
-        {"device": "pd-work", "type": "phone.detected", "rssi_dbm": -61.5, "band": "lte"}]
+        {"device": "pd-work", "type": "phone.detected", "rssi_dbm": -61.5, "band": "lte"}
+    ]
 
 
-@pytest.mark.parametrize(("topic", "payload", "reason"), [
-    ("zigbee2mqtt/door1/contact", b"MAYBE", "value 'MAYBE' is not ON; value 'MAYBE' is not OFF"),
-    ("zigbee2mqtt/hatch_sensor", b"{broken", "not valid JSON"),
-    ("zigbee2mqtt/hatch_sensor", b'{"battery": 50}', "no contact in the payload"),
-    ("zigbee2mqtt/hatch_sensor", b'{"contact": "sort of"}', "value 'sort of' not in"),
-    ("frigate/available", b"\xff\xfe", "not UTF-8"),
-    ("detectors/work/rssi", b'{"rssi": -70}', "payload has no $.band"),
-])
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        (
+            "zigbee2mqtt/door1/contact",
+            b"MAYBE",
+            "value 'MAYBE' is not ON; value 'MAYBE' is not OFF",
+        ),
+        ("zigbee2mqtt/hatch_sensor", b"{broken", "not valid JSON"),
+        ("zigbee2mqtt/hatch_sensor", b'{"battery": 50}', "no contact in the payload"),
+        ("zigbee2mqtt/hatch_sensor", b'{"contact": "sort of"}', "value 'sort of' not in"),
+        ("frigate/available", b"\xff\xfe", "not UTF-8"),
+        ("detectors/work/rssi", b'{"rssi": -70}', "payload has no $.band"),
+    ],
+)
 def test_messages_that_fit_no_rule_are_rejected_with_a_reason(
-        rules, topic: str, payload: bytes, reason: str) -> None:  # type: ignore[no-untyped-def]
+    rules, topic: str, payload: bytes, reason: str
+) -> None:  # type: ignore[no-untyped-def]
     r = map_message(rules, topic, payload)
     assert isinstance(r, Rejection)
     assert reason in r.reason
@@ -90,33 +102,47 @@ def test_topics_no_rule_covers_give_nothing(rules) -> None:  # type: ignore[no-u
 
 
 def test_topic_filters_for_subscribing(rules) -> None:  # type: ignore[no-untyped-def]
-    assert topic_filters(rules) == ["zigbee2mqtt/+/contact", "zigbee2mqtt/+",
-                                    "frigate/available", "detectors/+/rssi"]
+    assert topic_filters(rules) == [
+        "zigbee2mqtt/+/contact",
+        "zigbee2mqtt/+",
+        "frigate/available",
+        "detectors/+/rssi",
+    ]
 
 
 def test_hash_wildcard_matches_the_rest() -> None:
-    rules = parse_mapping_config([{"topic": "site/#", "device": "{2}",
-                                   "type": "device.heartbeat"}])
+    rules = parse_mapping_config([{"topic": "site/#", "device": "{2}", "type": "device.heartbeat"}])
     assert map_message(rules, "site/a/door-1", b"x") == [
-        {"device": "door-1", "type": "device.heartbeat"}]
+        {"device": "door-1", "type": "device.heartbeat"}
+    ]
     assert isinstance(map_message(rules, "site/a", b"x"), Rejection)
 
 
 def test_config_errors_name_the_path() -> None:
     with pytest.raises(MappingError) as info:
-        parse_mapping_config([
-            {"topic": "a/+/b", "device": "{1}", "type": "door.opend"},
-            {"topic": "a/b#", "device": "{5}", "type": "door.opened", "colour": 1},
-            {"topic": "a/+", "device": "{1}"},
-            {"topic": "a/+", "device": "{1}", "type": "door.opened",
-             "values": {"1": "door.closed"}, "fields": {"type": "x"}},
-            "nonsense",
-        ])
+        parse_mapping_config(
+            [
+                {"topic": "a/+/b", "device": "{1}", "type": "door.opend"},
+                {"topic": "a/b#", "device": "{5}", "type": "door.opened", "colour": 1},
+                {"topic": "a/+", "device": "{1}"},
+                {
+                    "topic": "a/+",
+                    "device": "{1}",
+                    "type": "door.opened",
+                    "values": {"1": "door.closed"},
+                    "fields": {"type": "x"},
+                },
+                "nonsense",
+            ]
+        )
     errors = info.value.errors
-    assert ("daemon.mqtt_mappings[0].type: unknown event type 'door.opend' "
-            "(did you mean 'door.opened'?)") in errors
-    assert any(e.startswith("daemon.mqtt_mappings[1].topic: 'a/b#' is not a valid filter")
-               for e in errors)
+    assert (
+        "daemon.mqtt_mappings[0].type: unknown event type 'door.opend' "
+        "(did you mean 'door.opened'?)"
+    ) in errors
+    assert any(
+        e.startswith("daemon.mqtt_mappings[1].topic: 'a/b#' is not a valid filter") for e in errors
+    )
     assert "daemon.mqtt_mappings[1].colour: unknown key" in errors
     assert "daemon.mqtt_mappings[2].type: required (or give `values`: value → type)" in errors
     assert any(e.startswith("daemon.mqtt_mappings[3].values: give either") for e in errors)

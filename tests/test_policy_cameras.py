@@ -23,18 +23,26 @@ VR = "video-retention"
 DAY = 86_400.0
 
 
-def cam(t: float, device: str, stream: str = "up", tamper: str | None = None,
-        **kw: Any) -> dict[str, Any]:
+def cam(
+    t: float, device: str, stream: str = "up", tamper: str | None = None, **kw: Any
+) -> dict[str, Any]:
     return ev(t, device, "camera.status", stream=stream, tamper=tamper, fps=12.5, **kw)
 
 
-def inventory(t: float, device: str, oldest_s: float | None, gaps: list[tuple[float, float]],
-              **kw: Any) -> dict[str, Any]:
+def inventory(
+    t: float, device: str, oldest_s: float | None, gaps: list[tuple[float, float]], **kw: Any
+) -> dict[str, Any]:
     """An inventory at `t`; `oldest_s` and the gaps are seconds relative to the base too."""
     base = kw.get("base", "2027-05-25T14:00:00+08:00")
-    return ev(t, device, "recording.inventory",
-              oldest=None if oldest_s is None else at(oldest_s, base), newest=at(t - 5, base),
-              gaps=[[at(a, base), at(b, base)] for a, b in gaps], **kw)
+    return ev(
+        t,
+        device,
+        "recording.inventory",
+        oldest=None if oldest_s is None else at(oldest_s, base),
+        newest=at(t - 5, base),
+        gaps=[[at(a, base), at(b, base)] for a, b in gaps],
+        **kw,
+    )
 
 
 # -- camera-integrity -----------------------------------------------------------------------
@@ -70,9 +78,11 @@ def test_camera_problem_persisting_into_a_seal_is_escalated_to_critical() -> Non
 
 
 def test_stream_up_still_tampered_does_not_clear() -> None:
-    got = run(SITE, [cam(0, "cam-press", "down", tamper="frozen"), cam(5, "cam-press",
-                                                                      tamper="frozen")],
-              policy=CI)
+    got = run(
+        SITE,
+        [cam(0, "cam-press", "down", tamper="frozen"), cam(5, "cam-press", tamper="frozen")],
+        policy=CI,
+    )
     assert got == [(CI, "cam-press", "raised")]
 
 
@@ -84,8 +94,9 @@ def test_healthy_camera_status_does_not_raise() -> None:
 
 
 def test_inventory_reaching_back_only_89_days_raises_and_a_compliant_one_clears() -> None:
-    r = Run(SITE).feed(inventory(0, "cam-press", -89 * DAY, []),
-                       inventory(60, "cam-press", -120 * DAY, []))
+    r = Run(SITE).feed(
+        inventory(0, "cam-press", -89 * DAY, []), inventory(60, "cam-press", -120 * DAY, [])
+    )
     assert r.triples(VR) == [(VR, "cam-press", "raised"), (VR, "cam-press", "cleared")]
     assert (r.of(VR)[0].severity, r.of(VR)[0].clause) == ("major", "EXAM-2.7.9")
 
@@ -100,38 +111,38 @@ def test_oldest_one_second_short_of_retention_days_raises() -> None:
 
 
 def test_gap_longer_than_max_recording_gap_inside_the_window_raises() -> None:
-    got = run(SITE, [inventory(0, "cam-gate", -100 * DAY, [(-3 * DAY, -3 * DAY + 61)])],
-              policy=VR)
+    got = run(SITE, [inventory(0, "cam-gate", -100 * DAY, [(-3 * DAY, -3 * DAY + 61)])], policy=VR)
     assert got == [(VR, "cam-gate", "raised")]
 
 
 def test_gap_of_exactly_max_recording_gap_is_tolerated() -> None:
-    got = run(SITE, [inventory(0, "cam-gate", -100 * DAY, [(-3 * DAY, -3 * DAY + 60)])],
-              policy=VR)
+    got = run(SITE, [inventory(0, "cam-gate", -100 * DAY, [(-3 * DAY, -3 * DAY + 60)])], policy=VR)
     assert got == []
 
 
 def test_gap_before_the_retention_window_does_not_count() -> None:
-    got = run(SITE, [inventory(0, "cam-gate", -200 * DAY, [(-150 * DAY, -140 * DAY)])],
-              policy=VR)
+    got = run(SITE, [inventory(0, "cam-gate", -200 * DAY, [(-150 * DAY, -140 * DAY)])], policy=VR)
     assert got == []
 
 
 def test_gap_straddling_the_window_start_counts_only_its_part_inside() -> None:
     # 10 minutes of gap, of which 30 s lie inside the 90-day window.
-    got = run(SITE, [inventory(0, "cam-gate", -200 * DAY, [(-90 * DAY - 570, -90 * DAY + 30)])],
-              policy=VR)
+    got = run(
+        SITE, [inventory(0, "cam-gate", -200 * DAY, [(-90 * DAY - 570, -90 * DAY + 30)])], policy=VR
+    )
     assert got == []
 
 
 def test_no_recordings_at_all_raises() -> None:
     assert run(SITE, [inventory(0, "cam-gate", None, [])], policy=VR) == [
-        (VR, "cam-gate", "raised")]
+        (VR, "cam-gate", "raised")
+    ]
 
 
 def test_a_camera_installed_recently_is_counted_from_its_installation() -> None:
     installed = SITE.cameras["cam-press"]
     from datetime import datetime
+
     new = dataclasses.replace(installed, installed=datetime.fromisoformat(at(-10 * DAY)))
     site = dataclasses.replace(SITE, cameras={**SITE.cameras, "cam-press": new})
     ok = run(site, [inventory(0, "cam-press", -10 * DAY, [])], policy=VR)

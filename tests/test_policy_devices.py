@@ -21,17 +21,18 @@ def about(r: Run, subject: str) -> list[Triple]:
 
 
 def test_device_reporting_offline_raises_and_any_later_event_clears() -> None:
-    r = Run(SITE).feed(ev(0, "pd-work", "device.status", state="offline"),
-                       ev(5, "pd-work", "device.heartbeat"))
+    r = Run(SITE).feed(
+        ev(0, "pd-work", "device.status", state="offline"), ev(5, "pd-work", "device.heartbeat")
+    )
     assert about(r, "pd-work") == [(DO, "pd-work", "raised"), (DO, "pd-work", "cleared")]
     assert r.of(DO)[0].severity == "major"
 
 
 def test_a_door_can_report_itself_offline_too() -> None:
-    r = Run(SITE).feed(ev(0, "gate-outer", "device.status", state="offline"),
-                       ev(1, "gate-outer", "door.opened"))
-    assert about(r, "gate-outer") == [(DO, "gate-outer", "raised"), (DO, "gate-outer",
-                                                                     "cleared")]
+    r = Run(SITE).feed(
+        ev(0, "gate-outer", "device.status", state="offline"), ev(1, "gate-outer", "door.opened")
+    )
+    assert about(r, "gate-outer") == [(DO, "gate-outer", "raised"), (DO, "gate-outer", "cleared")]
 
 
 def test_silent_camera_raises_after_heartbeat_timeout_counted_from_the_first_event() -> None:
@@ -51,8 +52,9 @@ def test_heartbeat_exactly_at_the_timeout_keeps_a_device_online() -> None:
 
 
 def test_alarm_input_events_keep_their_panel_online() -> None:
-    r = Run(SITE).feed(*[ev(t, "press-hall-pir", "alarm.input", state="normal")
-                         for t in (0, 20, 40)])
+    r = Run(SITE).feed(
+        *[ev(t, "press-hall-pir", "alarm.input", state="normal") for t in (0, 20, 40)]
+    )
     r.advance(59)
     assert about(r, "panel-main") == []
     r.advance(70)
@@ -60,12 +62,21 @@ def test_alarm_input_events_keep_their_panel_online() -> None:
 
 
 def test_silent_doors_and_consoles_are_not_watched_for_heartbeats() -> None:
-    r = Run(SITE).feed(ev(0, "gate-inner", "door.opened"), ev(0, "console-1",
-                                                               "device.heartbeat"))
+    r = Run(SITE).feed(ev(0, "gate-inner", "door.opened"), ev(0, "console-1", "device.heartbeat"))
     r.advance(3600)
     subjects = {x[1] for x in r.triples(DO)}
-    assert subjects == {"jam-work", "jam-living", "cam-gate", "cam-typesetting", "cam-press",
-                        "cam-secure", "cam-belt-north", "panel-main", "pd-work", "pd-living"}
+    assert subjects == {
+        "jam-work",
+        "jam-living",
+        "cam-gate",
+        "cam-typesetting",
+        "cam-press",
+        "cam-secure",
+        "cam-belt-north",
+        "panel-main",
+        "pd-work",
+        "pd-living",
+    }
 
 
 def test_agency_uses_its_own_heartbeat_timeout() -> None:
@@ -73,5 +84,11 @@ def test_agency_uses_its_own_heartbeat_timeout() -> None:
     r.advance(59.9, base=AGENCY_IN)
     assert r.triples(DO) == []
     r.advance(60, base=AGENCY_IN)
-    assert sorted(x[1] for x in r.triples(DO)) == ["cam-computer", "cam-corridor", "cam-secure",
-                                                   "jam-meeting", "panel-wing", "pd-meeting"]
+    assert sorted(x[1] for x in r.triples(DO)) == [
+        "cam-computer",
+        "cam-corridor",
+        "cam-secure",
+        "jam-meeting",
+        "panel-wing",
+        "pd-meeting",
+    ]

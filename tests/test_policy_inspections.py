@@ -39,22 +39,27 @@ def test_secret_and_confidential_parts_fall_due_after_three_and_six_months() -> 
 
 
 def test_inspection_before_the_due_date_moves_the_next_due_date() -> None:
-    r = Run(SITE).feed(ev(0, "desk-1", "device.heartbeat", base=AGENCY_IN),
-                       inspected(20 * DAY, "secure-room"))
+    r = Run(SITE).feed(
+        ev(0, "desk-1", "device.heartbeat", base=AGENCY_IN), inspected(20 * DAY, "secure-room")
+    )
     r.advance(40 * DAY, base=AGENCY_IN)
     assert [x for x in r.triples(ID) if x[1] == "secure-room"] == []
 
 
 def test_inspection_exactly_at_the_due_time_is_in_time() -> None:
-    r = Run(SITE).feed(ev(0, "desk-1", "device.heartbeat", base=AGENCY_IN),
-                       inspected(31 * DAY, "secure-room"))
+    r = Run(SITE).feed(
+        ev(0, "desk-1", "device.heartbeat", base=AGENCY_IN), inspected(31 * DAY, "secure-room")
+    )
     r.advance(45 * DAY, base=AGENCY_IN)
     assert [x for x in r.triples(ID) if x[1] == "secure-room"] == []
 
 
 def test_inspecting_another_zone_does_not_satisfy_a_key_part() -> None:
-    r = Run(SITE).feed(ev(0, "desk-1", "device.heartbeat", base=AGENCY_IN),
-                       inspected(10 * DAY, "corridor"), inspected(11 * DAY, "archive"))
+    r = Run(SITE).feed(
+        ev(0, "desk-1", "device.heartbeat", base=AGENCY_IN),
+        inspected(10 * DAY, "corridor"),
+        inspected(11 * DAY, "archive"),
+    )
     r.advance(31 * DAY, base=AGENCY_IN)
     assert r.triples(ID) == [(ID, "secure-room", "raised")]
 

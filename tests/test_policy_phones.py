@@ -28,8 +28,16 @@ def detected(t: float, detector: str = "pd-work", **kw: Any) -> dict[str, Any]:
 
 def call(t: float, recording: str | None, supervisors: list[str], **kw: Any) -> dict[str, Any]:
     base = kw.get("base", "2027-05-25T14:00:00+08:00")
-    return ev(t, "duty-phone", "call.recorded", start=at(t - 120, base), end=at(t, base),
-              recording=recording, supervisors=supervisors, **kw)
+    return ev(
+        t,
+        "duty-phone",
+        "call.recorded",
+        start=at(t - 120, base),
+        end=at(t, base),
+        recording=recording,
+        supervisors=supervisors,
+        **kw,
+    )
 
 
 # -- prohibited-device ----------------------------------------------------------------------
@@ -71,19 +79,20 @@ def test_unrecorded_call_raises_latched_duty_phone() -> None:
     r = Run(SITE).feed(call(0, None, ["S2001", "S2002"]))
     assert r.triples(DP) == [(DP, "duty-phone", "raised")]
     assert (r.of(DP)[0].severity, r.of(DP)[0].clause) == ("major", "EXAM-2.8.10")
-    r.feed(ev(10, "console-1", "alert.ack", alert_id=r.alert_id(DP, "duty-phone"),
-              badge="S2001"))
+    r.feed(ev(10, "console-1", "alert.ack", alert_id=r.alert_id(DP, "duty-phone"), badge="S2001"))
     assert r.triples(DP)[-1] == (DP, "duty-phone", "cleared")
 
 
 def test_the_same_supervisor_twice_is_one_supervisor() -> None:
     assert run(SITE, [call(0, "rec-1", ["S2001", "S2001"])], policy=DP) == [
-        (DP, "duty-phone", "raised")]
+        (DP, "duty-phone", "raised")
+    ]
 
 
 def test_an_operator_does_not_count_as_a_call_supervisor() -> None:
     assert run(SITE, [call(0, "rec-1", ["S2001", "O4001"])], policy=DP) == [
-        (DP, "duty-phone", "raised")]
+        (DP, "duty-phone", "raised")
+    ]
 
 
 def test_bad_call_outside_a_seal_does_not_raise() -> None:

@@ -22,8 +22,7 @@ MS = "monitoring-staffed"
 PT = "patrol"
 
 
-def duty(t: float, badge: str, state: str, device: str = "console-1", **kw: Any
-         ) -> dict[str, Any]:
+def duty(t: float, badge: str, state: str, device: str = "console-1", **kw: Any) -> dict[str, Any]:
     return ev(t, device, "operator.duty", badge=badge, state=state, **kw)
 
 
@@ -36,14 +35,14 @@ def visit(t: float, checkpoint: str, badge: str, **kw: Any) -> dict[str, Any]:
 
 def test_last_operator_going_off_duty_during_a_seal_raises_and_coming_back_clears() -> None:
     r = Run(SITE).feed(duty(0, "O4001", "on"), duty(60, "O4001", "off"), duty(90, "O4002", "on"))
-    assert r.triples(MS) == [(MS, "monitoring-room", "raised"), (MS, "monitoring-room",
-                                                                 "cleared")]
+    assert r.triples(MS) == [(MS, "monitoring-room", "raised"), (MS, "monitoring-room", "cleared")]
     assert (r.of(MS)[0].severity, r.of(MS)[0].clause) == ("critical", "ARCH-2.8.3")
 
 
 def test_hand_over_at_the_same_instant_leaves_the_room_staffed_when_on_comes_first() -> None:
-    got = run(SITE, [duty(0, "O4001", "on"), duty(60, "O4002", "on"), duty(60, "O4001", "off")],
-              policy=MS)
+    got = run(
+        SITE, [duty(0, "O4001", "on"), duty(60, "O4002", "on"), duty(60, "O4001", "off")], policy=MS
+    )
     assert got == []
 
 
@@ -57,8 +56,15 @@ def test_a_supervisor_staffs_the_monitoring_room() -> None:
 
 
 def test_nobody_on_duty_outside_a_seal_is_fine() -> None:
-    assert run(SITE, [duty(0, "O4001", "off", base=BEFORE_SEAL)],
-               until="2027-05-02T10:00:00+08:00", policy=MS) == []
+    assert (
+        run(
+            SITE,
+            [duty(0, "O4001", "off", base=BEFORE_SEAL)],
+            until="2027-05-02T10:00:00+08:00",
+            policy=MS,
+        )
+        == []
+    )
 
 
 def test_nobody_on_duty_when_the_seal_starts_raises_at_the_start_and_seal_end_clears() -> None:
@@ -70,8 +76,12 @@ def test_nobody_on_duty_when_the_seal_starts_raises_at_the_start_and_seal_end_cl
 
 
 def test_operator_coming_on_duty_at_the_seal_start_instant_counts() -> None:
-    got = run(SITE, [duty(0, "O4001", "on", base=SEAL_START)],
-              until="2027-05-20T09:00:00+08:00", policy=MS)
+    got = run(
+        SITE,
+        [duty(0, "O4001", "on", base=SEAL_START)],
+        until="2027-05-20T09:00:00+08:00",
+        policy=MS,
+    )
     assert got == []
 
 
@@ -93,8 +103,11 @@ def test_agency_security_office_staffed_during_the_meeting() -> None:
 
 
 def test_checkpoint_not_visited_for_the_interval_raises_and_a_guard_visit_clears() -> None:
-    r = Run(SITE).feed(visit(0, "cp-north", "G3001"), visit(0, "cp-south", "G3002"),
-                       visit(3000, "cp-south", "G3002"))
+    r = Run(SITE).feed(
+        visit(0, "cp-north", "G3001"),
+        visit(0, "cp-south", "G3002"),
+        visit(3000, "cp-south", "G3002"),
+    )
     r.advance(3599.9)
     assert r.triples(PT) == []
     r.advance(3600)
@@ -131,8 +144,10 @@ def test_daemon_started_mid_seal_counts_patrol_from_its_first_event() -> None:
 
 
 def test_patrol_counts_from_the_seal_start_not_from_earlier_visits() -> None:
-    r = Run(SITE).feed(visit(-3000, "cp-north", "G3001", base=SEAL_START),
-                       visit(-3000, "cp-south", "G3001", base=SEAL_START))
+    r = Run(SITE).feed(
+        visit(-3000, "cp-north", "G3001", base=SEAL_START),
+        visit(-3000, "cp-south", "G3001", base=SEAL_START),
+    )
     r.advance(3599, base=SEAL_START)
     assert r.triples(PT) == []
     r.advance(3600, base=SEAL_START)

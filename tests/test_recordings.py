@@ -28,8 +28,7 @@ policies: {{max_recording_gap_s: 60, video_retention_days: 90 {extra_policies}}}
 """)
 
 
-def write_segments(root: Path, start: datetime, end: datetime, seg_s: int,
-                   size: int = 16) -> int:
+def write_segments(root: Path, start: datetime, end: datetime, seg_s: int, size: int = 16) -> int:
     """Contiguous segments from start to end, as an NVR files them."""
     n, t = 0, start
     while t < end:
@@ -62,8 +61,9 @@ def test_hundred_days_inventory_and_only_changed_days_are_reread(tmp_path: Path)
         (old_day / name).unlink()
     inv = scanner.scan()
     assert scanner.day_reads == 104
-    assert inv.gaps == [(datetime(2027, 3, 1, 10, tzinfo=UTC), datetime(2027, 3, 1, 12,
-                                                                         tzinfo=UTC))]
+    assert inv.gaps == [
+        (datetime(2027, 3, 1, 10, tzinfo=UTC), datetime(2027, 3, 1, 12, tzinfo=UTC))
+    ]
 
     # Pruning whole days moves `oldest` and drops them from the cache.
     for day in sorted(os.listdir(root))[:10]:
@@ -87,7 +87,8 @@ def test_missing_folder_gives_an_empty_inventory(tmp_path: Path) -> None:
 
 
 async def test_watcher_emits_inventories_with_gaps_and_rejects_bad_names_once(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     press = tmp_path / "nvr" / "cam-press"
     write_segments(press, NOW - timedelta(days=3), NOW - timedelta(hours=2), 600)
     write_segments(press, NOW - timedelta(hours=1), NOW, 600)
@@ -134,10 +135,10 @@ async def test_forecast_shares_the_disk_between_cameras(tmp_path: Path) -> None:
     free = shutil.disk_usage(tmp_path).free
     per_segment = free // 200 // 144  # each camera alone: ~200 days; together ~100
     for cam in ("cam-press", "cam-belt"):
-        write_segments(tmp_path / "nvr" / cam, NOW - timedelta(days=1), NOW, 600,
-                       size=per_segment)
-    events = await RecordingsWatcher(site(), CollectingSink(), tmp_path,
-                                     now=lambda: NOW).scan_once()
+        write_segments(tmp_path / "nvr" / cam, NOW - timedelta(days=1), NOW, 600, size=per_segment)
+    events = await RecordingsWatcher(
+        site(), CollectingSink(), tmp_path, now=lambda: NOW
+    ).scan_once()
     for e in events:
         assert 95.0 < e["forecast_days"] < 106.0
         assert e["faults"] == []

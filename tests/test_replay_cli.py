@@ -15,8 +15,14 @@ GOLDEN = SCENARIOS / "airlock-and-jammer.jsonl"
 
 
 def sealwatch(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SEALWATCH, *map(str, args)], input=stdin, capture_output=True,
-                          text=True, timeout=60, cwd=ROOT)
+    return subprocess.run(
+        [SEALWATCH, *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
 
 
 def alerts(stdout: str) -> list[dict[str, str]]:
@@ -35,16 +41,28 @@ def event(ts: str, device: str, type: str, **fields: object) -> str:
 
 
 def test_golden_scenario_gives_exactly_its_expected_alerts(site_path: Path) -> None:
-    expected = [json.loads(x) for x in (SCENARIOS / "airlock-and-jammer.expected.jsonl")
-                .read_text().splitlines() if x.strip()]
+    expected = [
+        json.loads(x)
+        for x in (SCENARIOS / "airlock-and-jammer.expected.jsonl").read_text().splitlines()
+        if x.strip()
+    ]
     p = sealwatch("replay", "--config", site_path, GOLDEN, "--strict")
     assert (p.returncode, p.stderr) == (0, "")
     got = alerts(p.stdout)
     assert [(a["ts"], a["policy"], a["subject"], a["state"]) for a in got] == [
-        (e["ts"], e["policy"], e["subject"], e["state"]) for e in expected]
+        (e["ts"], e["policy"], e["subject"], e["state"]) for e in expected
+    ]
     for a in got:
-        assert set(a) == {"ts", "alert_id", "policy", "subject", "severity", "state", "clause",
-                          "message"}
+        assert set(a) == {
+            "ts",
+            "alert_id",
+            "policy",
+            "subject",
+            "severity",
+            "state",
+            "clause",
+            "message",
+        }
         assert a["severity"] == "critical" and a["clause"] in ("EXAM-2.7.3", "EXAM-2.7.8")
     assert got[0]["alert_id"] == got[1]["alert_id"] != got[2]["alert_id"]
 
@@ -59,9 +77,10 @@ def test_replay_from_stdin_gives_the_same_output_as_from_the_file(site_path: Pat
 def test_until_runs_the_clock_on_after_the_last_event(site_path: Path) -> None:
     lines = GOLDEN.read_text()
     short = sealwatch("replay", "--config", site_path, "-", stdin=lines)
-    longer = sealwatch("replay", "--config", site_path, "-", "--until",
-                       "2027-05-25T14:05:00+08:00", stdin=lines)
-    extra = triples(longer.stdout)[len(triples(short.stdout)):]
+    longer = sealwatch(
+        "replay", "--config", site_path, "-", "--until", "2027-05-25T14:05:00+08:00", stdin=lines
+    )
+    extra = triples(longer.stdout)[len(triples(short.stdout)) :]
     assert triples(longer.stdout)[:4] == triples(short.stdout)
     # devices stop at 14:02:30: the jammers' status times out, everything falls silent
     assert ("jammer-uptime", "jam-work", "raised") in extra
@@ -70,15 +89,20 @@ def test_until_runs_the_clock_on_after_the_last_event(site_path: Path) -> None:
 
 
 def test_rejected_lines_are_reported_and_skipped_and_strict_fails(site_path: Path) -> None:
-    lines = "\n".join([
-        event("2027-05-25T14:00:00+08:00", "press-hall-door", "door.forced"),
-        "this is not json",
-        event("2027-05-25T14:00:01+08:00", "no-such-door", "door.opened"),
-        "",
-        event("2027-05-25T14:00:02", "press-hall-door", "door.closed"),
-        event("2027-05-25T13:59:00+08:00", "press-hall-door", "door.closed"),
-        event("2027-05-25T14:00:03+08:00", "press-hall-door", "door.closed"),
-    ]) + "\n"
+    lines = (
+        "\n".join(
+            [
+                event("2027-05-25T14:00:00+08:00", "press-hall-door", "door.forced"),
+                "this is not json",
+                event("2027-05-25T14:00:01+08:00", "no-such-door", "door.opened"),
+                "",
+                event("2027-05-25T14:00:02", "press-hall-door", "door.closed"),
+                event("2027-05-25T13:59:00+08:00", "press-hall-door", "door.closed"),
+                event("2027-05-25T14:00:03+08:00", "press-hall-door", "door.closed"),
+            ]
+        )
+        + "\n"
+    )
     lax = sealwatch("replay", "--config", site_path, "-", stdin=lines)
     strict = sealwatch("replay", "--config", site_path, "-", "--strict", stdin=lines)
     assert lax.returncode == 0
@@ -91,27 +115,34 @@ def test_rejected_lines_are_reported_and_skipped_and_strict_fails(site_path: Pat
     assert "offset" in errors[2]
     assert "out of order" in errors[3]
     assert [t for t in triples(lax.stdout) if t[0] == "door-forced"] == [
-        ("door-forced", "press-hall-door", "raised"), ("door-forced", "press-hall-door",
-                                                       "cleared")]
+        ("door-forced", "press-hall-door", "raised"),
+        ("door-forced", "press-hall-door", "cleared"),
+    ]
 
 
 def test_unknown_alert_ack_is_a_rejected_line(site_path: Path) -> None:
-    lines = event("2027-05-25T14:00:00+08:00", "console-1", "alert.ack", alert_id="nope",
-                  badge="S2001") + "\n"
+    lines = (
+        event("2027-05-25T14:00:00+08:00", "console-1", "alert.ack", alert_id="nope", badge="S2001")
+        + "\n"
+    )
     p = sealwatch("replay", "--config", site_path, "-", "--strict", stdin=lines)
     assert p.returncode == 1
     assert p.stderr.startswith("line 1: unknown or already closed alert 'nope'")
 
 
 def test_agency_replay_of_a_meeting(agency_path: Path) -> None:
-    lines = "\n".join([
-        event("2027-03-10T10:00:00+08:00", "pd-meeting", "phone.detected"),
-        event("2027-03-10T13:00:00+08:00", "pd-meeting", "phone.detected"),
-    ])
+    lines = "\n".join(
+        [
+            event("2027-03-10T10:00:00+08:00", "pd-meeting", "phone.detected"),
+            event("2027-03-10T13:00:00+08:00", "pd-meeting", "phone.detected"),
+        ]
+    )
     p = sealwatch("replay", "--config", agency_path, "-", stdin=lines)
-    assert [(a["ts"], a["subject"]) for a in alerts(p.stdout)
-            if a["policy"] == "prohibited-device" and a["state"] == "raised"] == [
-        ("2027-03-10T10:00:00+08:00", "pd-meeting")]
+    assert [
+        (a["ts"], a["subject"])
+        for a in alerts(p.stdout)
+        if a["policy"] == "prohibited-device" and a["state"] == "raised"
+    ] == [("2027-03-10T10:00:00+08:00", "pd-meeting")]
 
 
 # -- check ----------------------------------------------------------------------------------
@@ -156,15 +187,16 @@ def test_check_reports_every_error_of_a_broken_file_at_once(tmp_path: Path) -> N
     assert p.returncode == 1
     out = p.stdout
     for expected in (
-            "site.colour: unknown key",
-            "zones[4].kind: 'sealed_livin' is not one of",
-            "(did you mean 'sealed_living'?)",
-            "zones[5]: key part 'secure-room' needs a classification",
-            "doors[3].b: unknown zone 'secure-rom' (did you mean 'secure-room'?)",
-            "doors[4].id: duplicate id 'work'",
-            "entrance.inner: door 'link' is not a boundary door",
-            "seals[0].start: time '2027-05-20T08:00:00' has no offset",
-            "policies.video_retention_days: 60 is below the 90 days",
-            "camras: unknown key (did you mean 'cameras'?)"):
+        "site.colour: unknown key",
+        "zones[4].kind: 'sealed_livin' is not one of",
+        "(did you mean 'sealed_living'?)",
+        "zones[5]: key part 'secure-room' needs a classification",
+        "doors[3].b: unknown zone 'secure-rom' (did you mean 'secure-room'?)",
+        "doors[4].id: duplicate id 'work'",
+        "entrance.inner: door 'link' is not a boundary door",
+        "seals[0].start: time '2027-05-20T08:00:00' has no offset",
+        "policies.video_retention_days: 60 is below the 90 days",
+        "camras: unknown key (did you mean 'cameras'?)",
+    ):
         assert expected in out, f"{expected!r} missing from:\n{out}"
     assert out.splitlines()[-1].startswith("9 error(s)")

@@ -46,8 +46,10 @@ def test_when_takes_offsets_and_rfc3339() -> None:
 
 
 def test_rfc3339_has_milliseconds_and_offset() -> None:
-    assert rfc3339(datetime(2027, 5, 25, 6, 0, 0, 123000, tzinfo=UTC)) == \
-        "2027-05-25T06:00:00.123+00:00"
+    assert (
+        rfc3339(datetime(2027, 5, 25, 6, 0, 0, 123000, tzinfo=UTC))
+        == "2027-05-25T06:00:00.123+00:00"
+    )
 
 
 def test_step_with_unknown_action_names_a_close_one(site: Site) -> None:
@@ -76,8 +78,9 @@ def test_step_unknown_field_is_refused(site: Site) -> None:
 
 
 def test_reference_scenario_loads(site: Site) -> None:
-    text = (Path(__file__).parent.parent / "deploy/examples/scenarios/seal-incidents.yaml"
-            ).read_text()
+    text = (
+        Path(__file__).parent.parent / "deploy/examples/scenarios/seal-incidents.yaml"
+    ).read_text()
     scenario = parse_scenario(text, site)
     assert scenario.steps[0]["do"] == "seal.start"
     assert scenario.steps[0]["name"] == "Sealed-area drill"
@@ -96,7 +99,11 @@ steps:
     with pytest.raises(ScenarioError) as err:
         parse_scenario(text, site, "bad.yaml")
     assert [e.split(":")[0] for e in err.value.errors] == [
-        "steps[1]", "steps[2]", "steps[3].at", "steps[4]"]
+        "steps[1]",
+        "steps[2]",
+        "steps[3].at",
+        "steps[4]",
+    ]
 
 
 def test_scenario_keeps_file_order_for_equal_times(site: Site) -> None:
@@ -108,7 +115,10 @@ steps:
 """
     steps = parse_scenario(text, site).steps
     assert [(s["at"], s["door"]) for s in steps] == [
-        (0.0, "gate-outer"), (0.0, "gate-inner"), (5.0, "gate-inner")]
+        (0.0, "gate-outer"),
+        (0.0, "gate-inner"),
+        (5.0, "gate-inner"),
+    ]
 
 
 def test_scenario_that_is_not_a_mapping_is_an_error(site: Site) -> None:
@@ -140,8 +150,7 @@ def test_jammer_band_down_and_output_off_change_registers(site: Site) -> None:
     assert all(regs[10 + i] == 0 for i in range(5))
 
 
-def test_jammer_faults_set_status_bits_and_negative_values_are_twos_complement(
-        site: Site) -> None:
+def test_jammer_faults_set_status_bits_and_negative_values_are_twos_complement(site: Site) -> None:
     state = JammerState(site.jammers["jam-work"])
     state.faults |= {"vswr", "on_battery"}
     state.bands_down["nr3500"] = -3.0
@@ -184,9 +193,11 @@ def test_segment_names_round_trip(tmp_path: Path) -> None:
     n = backfill(tmp_path, start, start + timedelta(minutes=25), 600)
     names = [f.relative_to(tmp_path).as_posix() for f, _s, _d in iter_segments(tmp_path)]
     assert n == 3
-    assert names == ["2027-05-25/20270525T060000Z_600.mp4",
-                     "2027-05-25/20270525T061000Z_600.mp4",
-                     "2027-05-25/20270525T062000Z_300.mp4"]
+    assert names == [
+        "2027-05-25/20270525T060000Z_600.mp4",
+        "2027-05-25/20270525T061000Z_600.mp4",
+        "2027-05-25/20270525T062000Z_300.mp4",
+    ]
     assert parse_segment("20270525T062000Z_300.mp4") == (start + timedelta(minutes=20), 300)
     assert parse_segment("notes.txt") is None
 
@@ -210,8 +221,15 @@ def test_load_stream_is_ordered_and_reports_every_second(site: Site) -> None:
     jam = [e for e in events if e["device"] == "jam-work"]
     assert len(jam) == 130
     kinds = {e["type"] for e in events}
-    assert {"jammer.status", "camera.status", "alarm.panel", "device.heartbeat",
-            "badge.granted", "door.opened", "door.closed"} <= kinds
+    assert {
+        "jammer.status",
+        "camera.status",
+        "alarm.panel",
+        "device.heartbeat",
+        "badge.granted",
+        "door.opened",
+        "door.closed",
+    } <= kinds
     assert all(e["ts"].endswith("+00:00") for e in events)
 
 

@@ -13,12 +13,17 @@ from policies.site import Site, SiteError, load_site, parse_site
 
 MINIMAL: dict[str, Any] = {
     "site": {"id": "mini", "name": "Mini works", "timezone": "Asia/Shanghai"},
-    "zones": [{"id": "outside", "kind": "public"}, {"id": "screening", "kind": "screening"},
-              {"id": "work", "kind": "sealed_work"},
-              {"id": "vault", "kind": "key_part", "classification": "secret"}],
-    "doors": [{"id": "gate-outer", "a": "outside", "b": "screening"},
-              {"id": "gate-inner", "a": "screening", "b": "work"},
-              {"id": "vault-door", "a": "work", "b": "vault"}],
+    "zones": [
+        {"id": "outside", "kind": "public"},
+        {"id": "screening", "kind": "screening"},
+        {"id": "work", "kind": "sealed_work"},
+        {"id": "vault", "kind": "key_part", "classification": "secret"},
+    ],
+    "doors": [
+        {"id": "gate-outer", "a": "outside", "b": "screening"},
+        {"id": "gate-inner", "a": "screening", "b": "work"},
+        {"id": "vault-door", "a": "work", "b": "vault"},
+    ],
     "entrance": {"outer": "gate-outer", "inner": "gate-inner"},
     "cameras": [{"id": "cam-1", "zone": "vault"}],
 }
@@ -41,8 +46,7 @@ def errors(change: Any = None, **top: Any) -> list[str]:
 def test_reference_site_loads_with_its_sealed_boundary(site_path: Path) -> None:
     site = load_site(site_path)
     assert site.id == "jb-print"
-    assert {d.id for d in site.boundary_doors} == {"gate-inner", "fire-exit-north",
-                                                   "supply-hatch"}
+    assert {d.id for d in site.boundary_doors} == {"gate-inner", "fire-exit-north", "supply-hatch"}
     assert site.perimeter_panels() == ("panel-main",)
     assert site.monitoring_zones == ("monitoring-room",)
     assert site.device_kind["belt-north-fence"] == "alarm_input"
@@ -50,8 +54,7 @@ def test_reference_site_loads_with_its_sealed_boundary(site_path: Path) -> None:
     assert site.seals[0].start.utcoffset() is not None  # type: ignore[union-attr]
 
 
-def test_agency_loads_without_an_entrance_and_warns_about_bare_key_parts(
-        agency_path: Path) -> None:
+def test_agency_loads_without_an_entrance_and_warns_about_bare_key_parts(agency_path: Path) -> None:
     site = load_site(agency_path)
     assert site.entrance is None
     assert site.policies.door_held_open_s == 20
@@ -82,9 +85,13 @@ def test_ids_are_unique_across_the_whole_file() -> None:
     assert found == ["cameras[1].id: duplicate id 'gate-inner' (first defined at doors[1].id)"]
 
 
-@pytest.mark.parametrize(("path", "key", "value"), [
-    ("zones", "kind", "sealed_workk"), ("doors", "kind", "window"),
-])
+@pytest.mark.parametrize(
+    ("path", "key", "value"),
+    [
+        ("zones", "kind", "sealed_workk"),
+        ("doors", "kind", "window"),
+    ],
+)
 def test_bad_enums_are_refused(path: str, key: str, value: str) -> None:
     found = errors(lambda r: r[path][0].update({key: value}))
     assert len(found) == 1 and f"{path}[0].{key}: '{value}' is not one of" in found[0]
@@ -92,13 +99,20 @@ def test_bad_enums_are_refused(path: str, key: str, value: str) -> None:
 
 def test_bad_role_is_refused_with_a_suggestion() -> None:
     found = errors(people=[{"badge": "B1", "name": "A", "role": "gaurd", "zones": ["work"]}])
-    assert found == ["people[0].role: 'gaurd' is not one of sealed_staff, supervisor, "
-                     "secrecy_officer, operator, guard, maintenance (did you mean 'guard'?)"]
+    assert found == [
+        "people[0].role: 'gaurd' is not one of sealed_staff, supervisor, "
+        "secrecy_officer, operator, guard, maintenance (did you mean 'guard'?)"
+    ]
 
 
 def test_naive_times_are_refused() -> None:
-    seal = {"id": "s1", "name": "S", "classification": "secret",
-            "start": "2027-05-20T08:00:00", "end": "2027-05-21T08:00:00+08:00"}
+    seal = {
+        "id": "s1",
+        "name": "S",
+        "classification": "secret",
+        "start": "2027-05-20T08:00:00",
+        "end": "2027-05-21T08:00:00+08:00",
+    }
     found = errors(seals=[seal])
     assert len(found) == 1 and found[0].startswith("seals[0].start: time ")
     assert "has no offset" in found[0]
@@ -108,9 +122,12 @@ def test_key_part_needs_a_classification_and_only_key_parts_carry_one() -> None:
     def change(r: dict[str, Any]) -> None:
         del r["zones"][3]["classification"]
         r["zones"][2]["classification"] = "secret"
+
     found = errors(change)
-    assert "zones[3]: key part 'vault' needs a classification (top_secret, secret, " \
-           "confidential)" in found
+    assert (
+        "zones[3]: key part 'vault' needs a classification (top_secret, secret, "
+        "confidential)" in found
+    )
     assert "zones[2].classification: only key_part zones carry a classification" in found
 
 
@@ -122,8 +139,9 @@ def test_video_retention_below_90_days_is_refused() -> None:
 
 def test_entrance_inner_must_be_a_boundary_door() -> None:
     found = errors(lambda r: r["entrance"].update(inner="gate-outer", outer="gate-outer"))
-    assert any(f.startswith("entrance.inner: door 'gate-outer' is not a boundary door")
-               for f in found)
+    assert any(
+        f.startswith("entrance.inner: door 'gate-outer' is not a boundary door") for f in found
+    )
 
 
 def test_entrance_outer_must_lead_into_screening_from_outside() -> None:
@@ -136,9 +154,14 @@ def test_every_error_is_reported_at_once() -> None:
         r["doors"][2]["b"] = "vaul"
         r["zones"][3]["kind"] = "key_prt"
         r["cameras"][0]["zone"] = "nowhere"
+
     found = errors(change, policies={"door_held_open_s": -1})
     assert [f.split(":")[0] for f in found] == [
-        "zones[3].kind", "doors[2].b", "cameras[0].zone", "policies.door_held_open_s"]
+        "zones[3].kind",
+        "doors[2].b",
+        "cameras[0].zone",
+        "policies.door_held_open_s",
+    ]
 
 
 def test_not_a_mapping_at_the_top_is_one_clear_error() -> None:

@@ -37,17 +37,24 @@ class ZoneAuthorization(Rule):
             return
         person = site.people.get(ev.badge)
         if person is None:
-            self.raise_(ev.badge, f"unknown badge {ev.badge} granted into {zone.id} at "
-                                  f"{door.id}", severity="critical")
+            self.raise_(
+                ev.badge,
+                f"unknown badge {ev.badge} granted into {zone.id} at {door.id}",
+                severity="critical",
+            )
         elif zone.id not in person.zones:
             guard_inside = person.role == "guard" and zone.sealed
             self.raise_(
                 ev.badge,
                 f"{person.name} ({person.role}) entered {zone.id} at {door.id}"
-                + (": guards never enter the sealed area" if guard_inside
-                   else ", which is not among their zones"),
+                + (
+                    ": guards never enter the sealed area"
+                    if guard_inside
+                    else ", which is not among their zones"
+                ),
                 severity="critical" if guard_inside else "major",
-                clause="EXAM-2.8.15" if guard_inside else "EXAM-2.8.8")
+                clause="EXAM-2.8.15" if guard_inside else "EXAM-2.8.8",
+            )
 
 
 class BadgeDeniedBurst(Rule):
@@ -73,8 +80,11 @@ class BadgeDeniedBurst(Rule):
         while ev.ts - q[0] > self.within:
             q.popleft()
         if len(q) >= self.count:
-            self.raise_(ev.badge, f"badge {ev.badge} denied {len(q)} times within "
-                                  f"{self.within_s:g} s (last at {ev.device})")
+            self.raise_(
+                ev.badge,
+                f"badge {ev.badge} denied {len(q)} times within "
+                f"{self.within_s:g} s (last at {ev.device})",
+            )
             q.clear()
 
 
@@ -109,13 +119,20 @@ class EscortedExit(Rule):
                 while q and q[0][0] < ev.ts - 2 * self.window:
                     q.popleft()
             return
-        if (ev.device != entrance.inner or ev.direction != "out" or not self.ctx.sealed
-                or person is None or person.role != "sealed_staff"):
+        if (
+            ev.device != entrance.inner
+            or ev.direction != "out"
+            or not self.ctx.sealed
+            or person is None
+            or person.role != "sealed_staff"
+        ):
             return
         approval = self.ctx.world.approvals.get(ev.badge)
         if approval is None or not approval[0] <= ev.ts <= approval[1]:
-            self.raise_(ev.badge, f"{person.name} left the sealed area at {ev.device} "
-                                  "without a valid exit approval")
+            self.raise_(
+                ev.badge,
+                f"{person.name} left the sealed area at {ev.device} without a valid exit approval",
+            )
             return
         self.ctx.schedule(ev.ts + self.window, self._escort_due, (ev.badge, ev.ts))
 
@@ -125,9 +142,12 @@ class EscortedExit(Rule):
         guards = {b for (tg, b) in self.guard_grants if lo <= tg <= hi}
         if len(guards) < 2:
             name = self.site.people[badge].name
-            self.raise_(badge, f"{name} left the sealed area escorted by {len(guards)} "
-                               f"guard(s) badged at the entrance within {self.window_s:g} s; "
-                               "two are required")
+            self.raise_(
+                badge,
+                f"{name} left the sealed area escorted by {len(guards)} "
+                f"guard(s) badged at the entrance within {self.window_s:g} s; "
+                "two are required",
+            )
 
 
 class TwoPerson(Rule):
@@ -167,6 +187,9 @@ class TwoPerson(Rule):
         badges = {b for (_, b) in q}
         if len(badges) < 2:
             how = "forced" if ev.type == "door.forced" else "opened"
-            self.raise_(door_id, f"{door_id} {how} with {len(badges)} authorised badge(s) in "
-                                 f"the last {self.window_s:g} s; two are required",
-                        clause="EXAM-2.8.16" if door.kind == "hatch" else "EXAM-2.8.13")
+            self.raise_(
+                door_id,
+                f"{door_id} {how} with {len(badges)} authorised badge(s) in "
+                f"the last {self.window_s:g} s; two are required",
+                clause="EXAM-2.8.16" if door.kind == "hatch" else "EXAM-2.8.13",
+            )

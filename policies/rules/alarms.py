@@ -67,14 +67,18 @@ class PerimeterArmed(Rule):
         if ev.armed:
             self.clear(ev.device)
         elif self.ctx.sealed:
-            self.raise_(ev.device, f"perimeter panel {ev.device} is disarmed during the seal",
-                        fold=False)
+            self.raise_(
+                ev.device, f"perimeter panel {ev.device} is disarmed during the seal", fold=False
+            )
 
     def on_seal_start(self) -> None:
         for panel in self.panels:
             if self.ctx.world.panel_armed.get(panel) is False:
-                self.raise_(panel, f"perimeter panel {panel} is disarmed at the start of the "
-                                   "seal", fold=False)
+                self.raise_(
+                    panel,
+                    f"perimeter panel {panel} is disarmed at the start of the seal",
+                    fold=False,
+                )
 
 
 class Power(Rule):
@@ -93,7 +97,10 @@ class Power(Rule):
         if mains != "lost" and battery != "low":
             self.clear(ev.device)
             return
-        problems = " and ".join(p for p, bad in (("mains lost", mains == "lost"),
-                                                 ("battery low", battery == "low")) if bad)
+        problems = " and ".join(
+            p
+            for p, bad in (("mains lost", mains == "lost"), ("battery low", battery == "low"))
+            if bad
+        )
         a = self.raise_(ev.device, f"{ev.device}: {problems}", fold=False)
         a.message = f"{ev.device}: {problems}"

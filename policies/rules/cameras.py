@@ -33,15 +33,23 @@ class CameraIntegrity(Rule):
         if ev.tamper is not None:
             problems.append(ev.tamper)
         if problems:
-            self.raise_(ev.device, f"camera {ev.device}: {', '.join(problems)}",
-                        severity=self._severity(ev.device), fold=False)
+            self.raise_(
+                ev.device,
+                f"camera {ev.device}: {', '.join(problems)}",
+                severity=self._severity(ev.device),
+                fold=False,
+            )
         else:
             self.clear(ev.device)
 
     def on_seal_start(self) -> None:
         for camera, a in list(self.ctx.active_alerts(self.policy).items()):
-            self.raise_(camera, a.message + " (persists into the seal)",
-                        severity=self._severity(camera), fold=False)
+            self.raise_(
+                camera,
+                a.message + " (persists into the seal)",
+                severity=self._severity(camera),
+                fold=False,
+            )
 
 
 class VideoRetention(Rule):
@@ -65,15 +73,16 @@ class VideoRetention(Rule):
         if ev.oldest is None:
             problems.append("no recordings")
         elif ev.oldest > since:  # CONTRACT §4: no tolerance; the window includes its start
-            problems.append(f"oldest recording {format_ts(ev.oldest, tz)} is newer than "
-                            f"{format_ts(since, tz)} ({days:g} days)")
+            problems.append(
+                f"oldest recording {format_ts(ev.oldest, tz)} is newer than "
+                f"{format_ts(since, tz)} ({days:g} days)"
+            )
         for start, end in ev.gaps:
             # Only the part of a gap inside the retention window counts.
             if min(end, ev.ts) - max(start, since) > max_gap:
                 problems.append(f"gap {format_ts(start, tz)} to {format_ts(end, tz)}")
         if problems:
-            a = self.raise_(camera.id, f"camera {camera.id}: " + "; ".join(problems),
-                            fold=False)
+            a = self.raise_(camera.id, f"camera {camera.id}: " + "; ".join(problems), fold=False)
             a.message = f"camera {camera.id}: " + "; ".join(problems)
         else:
             self.clear(camera.id)

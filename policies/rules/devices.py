@@ -21,13 +21,15 @@ class DeviceOffline(Rule):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         site = self.site
-        self.watched = frozenset([*site.jammers, *site.cameras, *site.alarm_panels,
-                                  *site.phone_detectors])
+        self.watched = frozenset(
+            [*site.jammers, *site.cameras, *site.alarm_panels, *site.phone_detectors]
+        )
         # an alarm input is heard through its panel (the world records both)
         self.via = {i.id: i.panel for i in site.alarm_inputs.values()}
         self.timeout_s = self.tunables.heartbeat_timeout_s
-        self.silence = Deadlines(ctx, seconds(self.timeout_s), self._silent,
-                                 last=ctx.world.last_seen)
+        self.silence = Deadlines(
+            ctx, seconds(self.timeout_s), self._silent, last=ctx.world.last_seen
+        )
 
     def on_start(self) -> None:
         for dev in sorted(self.watched):

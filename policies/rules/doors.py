@@ -24,8 +24,10 @@ class SingleEntrance(Rule):
         super().__init__(ctx)
         entrance = self.site.entrance
         self.watched = frozenset(
-            d.id for d in self.site.boundary_doors
-            if entrance is not None and d.id != entrance.inner and d.kind != "hatch")
+            d.id
+            for d in self.site.boundary_doors
+            if entrance is not None and d.id != entrance.inner and d.kind != "hatch"
+        )
 
     def applies(self) -> bool:
         return self.site.entrance is not None
@@ -40,12 +42,16 @@ class SingleEntrance(Rule):
         if not self.ctx.sealed:
             return
         if ev.type == "badge.granted":
-            self.raise_(door, f"badge granted at {door}, which is not the seal's entrance",
-                        latched=door not in self.ctx.world.doors_open)
+            self.raise_(
+                door,
+                f"badge granted at {door}, which is not the seal's entrance",
+                latched=door not in self.ctx.world.doors_open,
+            )
         else:
             verb = "forced" if ev.type == "door.forced" else "opened"
-            a = self.raise_(door, f"{door} {verb} during the seal: it is not the entrance",
-                            latched=False)
+            a = self.raise_(
+                door, f"{door} {verb} during the seal: it is not the entrance", latched=False
+            )
             a.latched = False  # once it has opened, closing it ends the violation
 
     def on_seal_start(self) -> None:
@@ -81,8 +87,10 @@ class EntranceInterlock(Rule):
         assert entrance is not None
         open_ = self.ctx.world.doors_open
         if entrance.outer in open_ and entrance.inner in open_:
-            self.raise_("entrance", f"both entrance doors open at once ({entrance.outer} and "
-                                    f"{entrance.inner})")
+            self.raise_(
+                "entrance",
+                f"both entrance doors open at once ({entrance.outer} and {entrance.inner})",
+            )
 
     def on_seal_start(self) -> None:
         self._check()

@@ -1,5 +1,4 @@
-"""CITY-key-7: "Key parts are inspected: monthly for top secret, every 3 months for secret, every 6 for confidential."
-"""
+"""CITY-key-7: "Key parts are inspected: monthly for top secret, every 3 months for secret, every 6 for confidential." """
 
 from __future__ import annotations
 
@@ -20,8 +19,11 @@ class InspectionDue(Rule):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.key_parts = {z.id: MONTHS[z.classification or "top_secret"]
-                          for z in self.site.zones.values() if z.kind == "key_part"}
+        self.key_parts = {
+            z.id: MONTHS[z.classification or "top_secret"]
+            for z in self.site.zones.values()
+            if z.kind == "key_part"
+        }
         self.last: dict[str, int] = {}
 
     def applies(self) -> bool:

@@ -25,8 +25,10 @@ class JammerUptime(Rule):
         self.silence = Deadlines(ctx, seconds(timeout), self._silent)
         self.timeout_s = timeout
         # per jammer: (band id, floor, alert subject), built once
-        self.floors = {j.id: [(b.id, b.min_dbm, f"{j.id}/{b.id}") for b in j.bands]
-                       for j in self.site.jammers.values()}
+        self.floors = {
+            j.id: [(b.id, b.min_dbm, f"{j.id}/{b.id}") for b in j.bands]
+            for j in self.site.jammers.values()
+        }
 
     def applies(self) -> bool:
         return bool(self.site.jammers)
@@ -53,11 +55,15 @@ class JammerUptime(Rule):
                 if subject in mine:
                     self.clear(subject)
             elif dbm is None:
-                self.raise_(subject, f"jammer {jid} band {band_id}: missing from the status",
-                            fold=False)
+                self.raise_(
+                    subject, f"jammer {jid} band {band_id}: missing from the status", fold=False
+                )
             else:
-                self.raise_(subject, f"jammer {jid} band {band_id}: {dbm:g} dBm is below its "
-                                     f"floor of {floor:g} dBm", fold=False)
+                self.raise_(
+                    subject,
+                    f"jammer {jid} band {band_id}: {dbm:g} dBm is below its floor of {floor:g} dBm",
+                    fold=False,
+                )
 
     def _silent(self, jid: str) -> None:
         if self.ctx.sealed:
@@ -86,8 +92,9 @@ class JammerHealth(Rule):
     def on_event(self, ev: Event) -> None:
         assert isinstance(ev, JammerStatus)
         if ev.faults:
-            a = self.raise_(ev.device, f"jammer {ev.device} reports faults: "
-                                       f"{', '.join(ev.faults)}", fold=False)
+            a = self.raise_(
+                ev.device, f"jammer {ev.device} reports faults: {', '.join(ev.faults)}", fold=False
+            )
             a.message = f"jammer {ev.device} reports faults: {', '.join(ev.faults)}"
         else:
             self.clear(ev.device)

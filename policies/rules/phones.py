@@ -38,8 +38,9 @@ class DutyPhone(Rule):
         if not self.ctx.sealed:
             return
         people = self.site.people
-        supervisors = {b for b in ev.supervisors
-                       if b in people and people[b].role in SUPERVISING_ROLES}
+        supervisors = {
+            b for b in ev.supervisors if b in people and people[b].role in SUPERVISING_ROLES
+        }
         problems = []
         if ev.recording is None:
             problems.append("not recorded")

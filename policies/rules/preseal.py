@@ -33,25 +33,38 @@ class PreSeal(Rule):
                 continue
             if not status.output:
                 out.append(f"jammer {jid} output off")
-            out += [f"jammer {jid} band {b.id} below floor" for b in jammer.bands
-                    if status.bands.get(b.id, float("-inf")) < b.min_dbm]
+            out += [
+                f"jammer {jid} band {b.id} below floor"
+                for b in jammer.bands
+                if status.bands.get(b.id, float("-inf")) < b.min_dbm
+            ]
         for cid, cam in w.camera.items():
             if cam.stream == "down" or cam.tamper is not None:
                 out.append(f"camera {cid} {'down' if cam.stream == 'down' else cam.tamper}")
-        out += [f"perimeter panel {p} disarmed" for p in site.perimeter_panels()
-                if w.panel_armed.get(p) is False]
+        out += [
+            f"perimeter panel {p} disarmed"
+            for p in site.perimeter_panels()
+            if w.panel_armed.get(p) is False
+        ]
         need = self.tunables.min_operators_on_duty
         for zone in site.monitoring_zones:
-            have = sum(1 for b in w.on_duty.get(zone, ()) if b in site.people
-                       and site.people[b].role in ON_DUTY_ROLES)
+            have = sum(
+                1
+                for b in w.on_duty.get(zone, ())
+                if b in site.people and site.people[b].role in ON_DUTY_ROLES
+            )
             if have < need:
                 out.append(f"{zone}: {have} of {need} operators on duty")
-        out += [f"camera {c} out of retention"
-                for c in sorted(ctx.active_alerts("video-retention"))]
+        out += [
+            f"camera {c} out of retention" for c in sorted(ctx.active_alerts("video-retention"))
+        ]
         return out
 
     def check(self, seal_id: str) -> None:
         problems = self.failures()
         if problems:
-            self.raise_(seal_id, f"seal {seal_id} started with {len(problems)} readiness "
-                                 f"failure(s): " + "; ".join(problems))
+            self.raise_(
+                seal_id,
+                f"seal {seal_id} started with {len(problems)} readiness "
+                f"failure(s): " + "; ".join(problems),
+            )

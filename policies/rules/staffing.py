@@ -26,8 +26,11 @@ class MonitoringStaffed(Rule):
 
     def on_duty_count(self, zone: str) -> int:
         people = self.site.people
-        return sum(1 for b in self.ctx.world.on_duty.get(zone, ())
-                   if b in people and people[b].role in ON_DUTY_ROLES)
+        return sum(
+            1
+            for b in self.ctx.world.on_duty.get(zone, ())
+            if b in people and people[b].role in ON_DUTY_ROLES
+        )
 
     def _check(self, zone: str) -> None:
         need = self.tunables.min_operators_on_duty
@@ -75,8 +78,9 @@ class Patrol(Rule):
 
     def _overdue(self, checkpoint: str) -> None:
         if self.ctx.sealed:
-            self.raise_(checkpoint, f"no guard at {checkpoint} for {self.interval_min:g} min",
-                        fold=False)
+            self.raise_(
+                checkpoint, f"no guard at {checkpoint} for {self.interval_min:g} min", fold=False
+            )
 
     def on_seal_start(self) -> None:
         for cp in self.site.checkpoints:

@@ -14,12 +14,23 @@ from playwright.async_api import Browser, Page, async_playwright
 from daemon.auth import UserStore
 
 CHROMIUM = os.environ.get("SEALWATCH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
 PASSWORD = "correct horse battery"  # test accounts only, created per test data dir
-USERS = {"olga": ("operator", "O4001"), "gus": ("guard", "G3001"),
-         "sam": ("supervisor", "S2001"), "ada": ("admin", None)}
+USERS = {
+    "olga": ("operator", "O4001"),
+    "gus": ("guard", "G3001"),
+    "sam": ("supervisor", "S2001"),
+    "ada": ("admin", None),
+}
 
 
 def add_users(data_dir: Path) -> None:
@@ -37,8 +48,9 @@ async def chromium() -> AsyncIterator[Browser]:
     if chromium_missing():
         raise RuntimeError(f"{CHROMIUM} is missing: scripts/setup installs Debian's chromium")
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                           headless=True)
+        browser = await pw.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         try:
             yield browser
         finally:
@@ -60,9 +72,13 @@ def track_requests(page: Page, origin: str) -> list[str]:
 
     def seen(request: Any) -> None:
         url = request.url
-        if not (url.startswith(origin + "/") or url == origin
-                or url.startswith(origin.replace("http", "ws", 1) + "/")
-                or url.startswith("data:") or url.startswith("blob:")):
+        if not (
+            url.startswith(origin + "/")
+            or url == origin
+            or url.startswith(origin.replace("http", "ws", 1) + "/")
+            or url.startswith("data:")
+            or url.startswith("blob:")
+        ):
             outside.append(url)
 
     page.on("request", seen)

@@ -26,14 +26,18 @@ class CollectingSink:
             self._changed.notify_all()
 
     def of_type(self, type_: str, device: str | None = None) -> list[dict[str, Any]]:
-        return [e for e in self.events
-                if e["type"] == type_ and (device is None or e["device"] == device)]
+        return [
+            e
+            for e in self.events
+            if e["type"] == type_ and (device is None or e["device"] == device)
+        ]
 
     def states(self, device: str) -> list[str]:
         return [e["state"] for e in self.of_type("device.status", device)]
 
-    async def wait_for(self, condition: Callable[[CollectingSink], bool],
-                       deadline_s: float = 20.0) -> None:
+    async def wait_for(
+        self, condition: Callable[[CollectingSink], bool], deadline_s: float = 20.0
+    ) -> None:
         """Wait until `condition(self)` holds; TimeoutError after `deadline_s` seconds."""
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(lambda: condition(self)), deadline_s)

@@ -33,13 +33,23 @@ EXAMPLE_SITE = ROOT / "deploy" / "examples" / "site.yaml"
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 # Timers short enough for tests, long enough that nothing goes off on its own.
-TEST_POLICIES = {"door_held_open_s": 1, "heartbeat_timeout_s": 3600,
-                 "jammer_status_timeout_s": 3600, "patrol_interval_min": 600,
-                 "ack_escalation_s": 3600}
+TEST_POLICIES = {
+    "door_held_open_s": 1,
+    "heartbeat_timeout_s": 3600,
+    "jammer_status_timeout_s": 3600,
+    "patrol_interval_min": 600,
+    "ack_escalation_s": 3600,
+}
 
 
-def write_site(directory: Path, site_id: str, *, policies: dict[str, Any] | None = None,
-               daemon: dict[str, Any] | None = None, seals: bool = False) -> Path:
+def write_site(
+    directory: Path,
+    site_id: str,
+    *,
+    policies: dict[str, Any] | None = None,
+    daemon: dict[str, Any] | None = None,
+    seals: bool = False,
+) -> Path:
     """The reference site under another id (so tests on one broker do not meet)."""
     raw = yaml.safe_load(EXAMPLE_SITE.read_text())
     raw["site"]["id"] = site_id
@@ -48,10 +58,12 @@ def write_site(directory: Path, site_id: str, *, policies: dict[str, Any] | None
         raw.pop("seals", None)
     # No device adapters unless a test asks: the reference site's fixed Modbus and camera
     # addresses belong to whichever simulator happens to run.
-    raw["daemon"] = {"snapshot_interval_s": 1.0, "ingest_hold_max_s": 3.0,
-                     "devices": {"jammers": False, "cameras": False, "recordings": False,
-                                 "duty_phone": False},
-                     **(daemon or {})}
+    raw["daemon"] = {
+        "snapshot_interval_s": 1.0,
+        "ingest_hold_max_s": 3.0,
+        "devices": {"jammers": False, "cameras": False, "recordings": False, "duty_phone": False},
+        **(daemon or {}),
+    }
     path = directory / f"{site_id}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
@@ -59,12 +71,16 @@ def write_site(directory: Path, site_id: str, *, policies: dict[str, Any] | None
 
 def now_ts(offset_s: float = 0.0, tz: str = "Asia/Shanghai") -> str:
     from zoneinfo import ZoneInfo
+
     return format_ts(time.time_ns() // 1000 + int(offset_s * 1e6), ZoneInfo(tz))
 
 
 def daemon_env(broker: Mosquitto, data_dir: Path, http_port: int = 0) -> dict[str, str]:
-    return {"SEALWATCH_MQTT_URL": broker.url, "SEALWATCH_DATA_DIR": str(data_dir),
-            "SEALWATCH_HTTP": f"127.0.0.1:{http_port}"}
+    return {
+        "SEALWATCH_MQTT_URL": broker.url,
+        "SEALWATCH_DATA_DIR": str(data_dir),
+        "SEALWATCH_HTTP": f"127.0.0.1:{http_port}",
+    }
 
 
 async def wait_until(pred: Callable[[], Any], timeout_s: float = 15.0, what: str = "") -> Any:
@@ -80,8 +96,9 @@ async def wait_until(pred: Callable[[], Any], timeout_s: float = 15.0, what: str
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(site_path: Path, broker: Mosquitto, data_dir: Path
-                         ) -> AsyncIterator[Daemon]:
+async def running_daemon(
+    site_path: Path, broker: Mosquitto, data_dir: Path
+) -> AsyncIterator[Daemon]:
     """The whole daemon in this process, connected and past its broker backlog."""
     site = load_site(site_path)
     settings = load_settings(site, daemon_env(broker, data_dir))
@@ -128,34 +145,40 @@ class AlertWatcher:
         async for msg in self._client.messages:
             payload = msg.payload if isinstance(msg.payload, bytes) else b""
             if msg.topic.value.startswith(active):
-                self.active[msg.topic.value[len(active):]] = payload
+                self.active[msg.topic.value[len(active) :]] = payload
             else:
                 self.transitions.append(orjson.loads(payload))
             self._changed.set()
 
-    def find(self, policy: str, state: str, subject: str | None = None
-             ) -> dict[str, Any] | None:
+    def find(self, policy: str, state: str, subject: str | None = None) -> dict[str, Any] | None:
         for t in self.transitions:
-            if t["policy"] == policy and t["state"] == state and (
-                    subject is None or t["subject"] == subject):
+            if (
+                t["policy"] == policy
+                and t["state"] == state
+                and (subject is None or t["subject"] == subject)
+            ):
                 return t
         return None
 
-    async def wait_for(self, policy: str, state: str, subject: str | None = None,
-                       timeout_s: float = 15.0) -> dict[str, Any]:
+    async def wait_for(
+        self, policy: str, state: str, subject: str | None = None, timeout_s: float = 15.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while (found := self.find(policy, state, subject)) is None:
             self._changed.clear()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no {policy} {state} {subject or ''} on the alerts topic; "
-                                     f"saw {[(t['policy'], t['state']) for t in self.transitions]}")
+                raise AssertionError(
+                    f"no {policy} {state} {subject or ''} on the alerts topic; "
+                    f"saw {[(t['policy'], t['state']) for t in self.transitions]}"
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
         return found
 
-    async def wait_active(self, alert_id: str, pred: Callable[[bytes], bool],
-                          timeout_s: float = 15.0) -> bytes:
+    async def wait_active(
+        self, alert_id: str, pred: Callable[[bytes], bool], timeout_s: float = 15.0
+    ) -> bytes:
         deadline = time.monotonic() + timeout_s
         while alert_id not in self.active or not pred(self.active[alert_id]):
             self._changed.clear()
@@ -183,20 +206,26 @@ class Gateway:
             await self.client.__aexit__(None, None, None)
 
     async def event(self, device: str, type: str, **fields: Any) -> None:
-        await self.client.publish(f"sealwatch/{self.site_id}/events/{device}",
-                                  orjson.dumps({"type": type, **fields}), qos=1)
+        await self.client.publish(
+            f"sealwatch/{self.site_id}/events/{device}",
+            orjson.dumps({"type": type, **fields}),
+            qos=1,
+        )
 
     async def raw(self, topic_tail: str, payload: bytes, retain: bool = False) -> None:
-        await self.client.publish(f"sealwatch/{self.site_id}/{topic_tail}", payload, qos=1,
-                                  retain=retain)
+        await self.client.publish(
+            f"sealwatch/{self.site_id}/{topic_tail}", payload, qos=1, retain=retain
+        )
 
 
-def http(port: int, method: str, path: str, body: dict[str, Any] | None = None
-         ) -> tuple[int, Any]:
+def http(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
     """A blocking HTTP call (run it in a thread from async tests)."""
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             raw, status = resp.read(), resp.status
@@ -208,8 +237,9 @@ def http(port: int, method: str, path: str, body: dict[str, Any] | None = None
         return status, raw.decode()
 
 
-async def ahttp(port: int, method: str, path: str, body: dict[str, Any] | None = None
-                ) -> tuple[int, Any]:
+async def ahttp(
+    port: int, method: str, path: str, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
     return await asyncio.to_thread(http, port, method, path, body)
 
 
@@ -219,8 +249,11 @@ class DaemonProcess:
     def __init__(self, site_path: Path, broker: Mosquitto, data_dir: Path) -> None:
         self.site_path = site_path
         self.http_port = free_port()
-        self.env = {**os.environ, **daemon_env(broker, data_dir, self.http_port),
-                    "PYTHONPATH": str(ROOT)}
+        self.env = {
+            **os.environ,
+            **daemon_env(broker, data_dir, self.http_port),
+            "PYTHONPATH": str(ROOT),
+        }
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "daemon.log"
 
@@ -229,11 +262,16 @@ class DaemonProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "daemon", "run", "--config", str(self.site_path)],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
         return self
 
     async def ready(self, timeout_s: float = 30.0) -> dict[str, Any]:
         """Wait until /healthz answers with the broker connected."""
+
         def up() -> dict[str, Any] | None:
             assert self.proc is not None
             if self.proc.poll() is not None:
@@ -243,6 +281,7 @@ class DaemonProcess:
             except OSError:
                 return None
             return body if status == 200 and body.get("mqtt_connected") else None
+
         return await wait_until(up, timeout_s, "the daemon's /healthz")
 
     def kill9(self) -> None:

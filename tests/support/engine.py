@@ -30,8 +30,7 @@ AGENCY_OUT = "2027-03-11T10:00:00+08:00"
 
 Triple = tuple[str, str, str]
 
-GOOD_BANDS = {"cdma800": 33.0, "gsm900": 33.0, "dcs1800": 30.0, "lte2100": 30.0,
-              "nr3500": 27.0}
+GOOD_BANDS = {"cdma800": 33.0, "gsm900": 33.0, "dcs1800": 30.0, "lte2100": 30.0, "nr3500": 27.0}
 
 
 @cache
@@ -71,11 +70,20 @@ def ev(t: float, device: str, type: str, *, base: str = IN_SEAL, **fields: Any) 
     return {"ts": at(t, base), "device": device, "type": type, **fields}
 
 
-def jammer_ok(t: float, jammer: str = "jam-work", *, base: str = IN_SEAL,
-              **bands: float) -> dict[str, Any]:
+def jammer_ok(
+    t: float, jammer: str = "jam-work", *, base: str = IN_SEAL, **bands: float
+) -> dict[str, Any]:
     """A healthy status of a reference jammer, with some bands overridden."""
-    return ev(t, jammer, "jammer.status", base=base, output=True,
-              bands={**GOOD_BANDS, **bands}, faults=[], temperature_c=40.0)
+    return ev(
+        t,
+        jammer,
+        "jammer.status",
+        base=base,
+        output=True,
+        bands={**GOOD_BANDS, **bands},
+        faults=[],
+        temperature_c=40.0,
+    )
 
 
 def parse(site: Site, obj: dict[str, Any]) -> Event:
@@ -111,25 +119,32 @@ class Run:
         return self
 
     def triples(self, policy: str | None = None) -> list[Triple]:
-        return [(x.policy, x.subject, x.state) for x in self.out
-                if policy is None or x.policy == policy]
+        return [
+            (x.policy, x.subject, x.state) for x in self.out if policy is None or x.policy == policy
+        ]
 
     def of(self, policy: str) -> list[Transition]:
         return [x for x in self.out if x.policy == policy]
 
     def alert_id(self, policy: str, subject: str) -> str:
         """The id of the last alert raised for (policy, subject)."""
-        ids = [x.alert_id for x in self.out
-               if x.policy == policy and x.subject == subject and x.state == "raised"]
+        ids = [
+            x.alert_id
+            for x in self.out
+            if x.policy == policy and x.subject == subject and x.state == "raised"
+        ]
         assert ids, f"no {policy} alert raised for {subject}: {self.triples()}"
         return ids[-1]
 
 
-def run(site: Site, events: Iterable[dict[str, Any]], until: str | None = None,
-        policy: str | None = None) -> list[Triple]:
+def run(
+    site: Site,
+    events: Iterable[dict[str, Any]],
+    until: str | None = None,
+    policy: str | None = None,
+) -> list[Triple]:
     """Replay `events` (optionally on to `until`) → [(policy, subject, state)]."""
     r = Run(site).feed(*events)
     if until is not None:
         r.out += r.engine.advance(parse_ts(until))
     return r.triples(policy)
-

@@ -72,7 +72,7 @@ class MjpegServer:
         await resp.prepare(request)
         await resp.write(body[: len(body) // 2])
         await asyncio.sleep(0.05)
-        await resp.write(body[len(body) // 2:])
+        await resp.write(body[len(body) // 2 :])
         await resp.write_eof()
         return resp
 
@@ -81,15 +81,17 @@ class MjpegServer:
         name = request.match_info["name"]
         if self.effects.get(name) == "http500":
             return web.Response(status=500, text="sensor error")
-        resp = web.StreamResponse(headers={
-            "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}"})
+        resp = web.StreamResponse(
+            headers={"Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}"}
+        )
         await resp.prepare(request)
         while True:
             if self.effects.get(name) == "stall":
                 await asyncio.sleep(0.05)  # the camera's own pace: nothing to send
                 continue
             data = self.frame(name)
-            head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                    f"Content-Length: {len(data)}\r\n\r\n").encode()
+            head = (
+                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+            ).encode()
             await resp.write(head + data + b"\r\n")
             await asyncio.sleep(1.0 / self.fps)  # the camera's frame rate

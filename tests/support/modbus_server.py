@@ -39,11 +39,18 @@ class JammerServer:
         self.reads = 0
         self._server: ModbusTcpServer | None = None
 
-    def set_reference(self, *, output: bool = True, faults: int = 0,
-                      bands: dict[int, float] | None = None,
-                      reflected: dict[int, float] | None = None, band_count: int = 5,
-                      temperature_c: float = 35.5, uptime_s: int = 123456,
-                      version: int = 1) -> None:
+    def set_reference(
+        self,
+        *,
+        output: bool = True,
+        faults: int = 0,
+        bands: dict[int, float] | None = None,
+        reflected: dict[int, float] | None = None,
+        band_count: int = 5,
+        temperature_c: float = 35.5,
+        uptime_s: int = 123456,
+        version: int = 1,
+    ) -> None:
         """Fill the registers as the reference map (CONTRACT §6) lays them out."""
         r = [0] * SIZE
         r[0] = version
@@ -57,8 +64,9 @@ class JammerServer:
             r[30 + i] = s16(dbm)
         self.regs = r
 
-    async def _action(self, _fc: int, _start: int, address: int, count: int,
-                      current: list[int], _values: Any) -> ExcCodes | None:
+    async def _action(
+        self, _fc: int, _start: int, address: int, count: int, current: list[int], _values: Any
+    ) -> ExcCodes | None:
         self.reads += 1
         if self.exception is not None:
             return self.exception
@@ -73,11 +81,14 @@ class JammerServer:
         return pdu
 
     async def start(self) -> JammerServer:
-        device = SimDevice(self.unit, simdata=[SimData(0, count=SIZE, values=0,
-                                                       datatype=DataType.REGISTERS)],
-                           action=self._action)
-        self._server = ModbusTcpServer(device, address=("127.0.0.1", self.port),
-                                       trace_pdu=self._trace_pdu)
+        device = SimDevice(
+            self.unit,
+            simdata=[SimData(0, count=SIZE, values=0, datatype=DataType.REGISTERS)],
+            action=self._action,
+        )
+        self._server = ModbusTcpServer(
+            device, address=("127.0.0.1", self.port), trace_pdu=self._trace_pdu
+        )
         await self._server.serve_forever(background=True)
         return self
 

@@ -21,8 +21,11 @@ TAMPER_KINDS = ("covered", "partially_covered", "defocused", "moved", "frozen")
 NEGATIVE_KINDS = ("normal", "light_gradual", "lamp_switch", "day_night", "lens_pass", "crowd")
 # What the detector must report for each clip kind (None: it must stay silent).
 EXPECTED: dict[str, str | None] = {
-    "covered": "covered", "partially_covered": "covered", "defocused": "defocused",
-    "moved": "moved", "frozen": "frozen",
+    "covered": "covered",
+    "partially_covered": "covered",
+    "defocused": "defocused",
+    "moved": "moved",
+    "frozen": "frozen",
     **{k: None for k in NEGATIVE_KINDS},
 }
 
@@ -85,7 +88,7 @@ def render_room(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
         x0, y0 = int(rng.integers(0, w - pw)), int(rng.integers(0, max(1, floor_y - ph)))
         patch = rng.integers(0, 255, (ph // 2 + 1, pw // 2 + 1, 3), dtype=np.uint8)
         patch = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_NEAREST)
-        img[y0:y0 + ph, x0:x0 + pw] = patch
+        img[y0 : y0 + ph, x0 : x0 + pw] = patch
     if rng.random() < 0.7:  # a window with bars
         x0, y0 = int(rng.integers(0, w - w // 5)), int(rng.integers(0, h // 6))
         x1, y1 = x0 + w // 5, y0 + h // 4
@@ -99,17 +102,23 @@ def render_room(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return img
 
 
-def random_people(rng: np.random.Generator, w: int, h: int, n: int,
-                  scale: tuple[float, float] = (0.8, 1.6)) -> list[Person]:
+def random_people(
+    rng: np.random.Generator, w: int, h: int, n: int, scale: tuple[float, float] = (0.8, 1.6)
+) -> list[Person]:
     out = []
     for _ in range(n):
         s = float(rng.uniform(*scale)) * h / 180
-        out.append(Person(
-            x=float(rng.uniform(0, w)), y=float(rng.uniform(h * 0.5, h * 0.8)),
-            vx=float(rng.choice([-1, 1]) * rng.uniform(5, 25)) * w / 320,
-            vy=float(rng.uniform(-2, 2)), scale=s,
-            colour=tuple(int(v) for v in rng.integers(20, 230, 3)),  # type: ignore[arg-type]
-            stripes=int(rng.integers(0, 5))))
+        out.append(
+            Person(
+                x=float(rng.uniform(0, w)),
+                y=float(rng.uniform(h * 0.5, h * 0.8)),
+                vx=float(rng.choice([-1, 1]) * rng.uniform(5, 25)) * w / 320,
+                vy=float(rng.uniform(-2, 2)),
+                scale=s,
+                colour=tuple(int(v) for v in rng.integers(20, 230, 3)),  # type: ignore[arg-type]
+                stripes=int(rng.integers(0, 5)),
+            )
+        )
     return out
 
 
@@ -119,18 +128,22 @@ _GRAIN: dict[tuple[int, int], np.ndarray] = {}
 def _grain_bank(h: int, w: int) -> np.ndarray:
     """Unit Gaussian noise twice the frame size; frames take random windows of it (fast)."""
     if (h, w) not in _GRAIN:
-        _GRAIN[(h, w)] = np.random.default_rng(h * 10007 + w).standard_normal(
-            (2 * h, 2 * w, 3)).astype(np.float32)
+        _GRAIN[(h, w)] = (
+            np.random.default_rng(h * 10007 + w)
+            .standard_normal((2 * h, 2 * w, 3))
+            .astype(np.float32)
+        )
     return _GRAIN[(h, w)]
 
 
-def camera_finish(img: np.ndarray, rng: np.random.Generator, noise: float = 2.0,
-                  quality: int = 85) -> tuple[np.ndarray, bytes]:
+def camera_finish(
+    img: np.ndarray, rng: np.random.Generator, noise: float = 2.0, quality: int = 85
+) -> tuple[np.ndarray, bytes]:
     """Sensor noise and a JPEG round trip; returns the decoded frame and its JPEG bytes."""
     h, w = img.shape[:2]
     bank = _grain_bank(h, w)
     y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
-    grain = bank[y:y + h, x:x + w, : img.shape[2] if img.ndim == 3 else 1]
+    grain = bank[y : y + h, x : x + w, : img.shape[2] if img.ndim == 3 else 1]
     out = cv2.scaleAdd(grain, noise, img.astype(np.float32).reshape(grain.shape))
     out = np.clip(out, 0, 255).astype(np.uint8).reshape(img.shape)
     ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -166,11 +179,11 @@ def cover(img: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndar
     elif side == 0:
         mask[:, : int(w * fraction)] = 1
     elif side == 1:
-        mask[:, w - int(w * fraction):] = 1
+        mask[:, w - int(w * fraction) :] = 1
     elif side == 2:
         mask[: int(h * fraction)] = 1
     else:
-        mask[h - int(h * fraction):] = 1
+        mask[h - int(h * fraction) :] = 1
     k = max(3, (w // 20) | 1)
     mask = cv2.GaussianBlur(mask, (k, k), 0)  # a lens-close object has a soft edge
     yy = np.linspace(0.85, 1.15, h, dtype=np.float32)[:, None, None]
@@ -179,15 +192,15 @@ def cover(img: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndar
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def move_view(canvas: np.ndarray, w: int, h: int, m: int, dx: float, dy: float,
-              angle: float) -> np.ndarray:
+def move_view(
+    canvas: np.ndarray, w: int, h: int, m: int, dx: float, dy: float, angle: float
+) -> np.ndarray:
     """The camera's view of `canvas` (which has margin m) shifted by (dx, dy), rotated."""
     cx, cy = m + w / 2 + dx, m + h / 2 + dy
     rot = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
     rot[0, 2] -= cx - w / 2
     rot[1, 2] -= cy - h / 2
-    return cv2.warpAffine(canvas, rot, (w, h), flags=cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_REFLECT)
+    return cv2.warpAffine(canvas, rot, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
 
 @dataclass
@@ -202,14 +215,19 @@ class Clip:
 class Scene:
     """One camera's room with people; renders frames with tamper effects applied on demand."""
 
-    def __init__(self, seed: int, w: int = 320, h: int = 180, people: int = 2,
-                 people_scale: tuple[float, float] = (0.8, 1.6)) -> None:
+    def __init__(
+        self,
+        seed: int,
+        w: int = 320,
+        h: int = 180,
+        people: int = 2,
+        people_scale: tuple[float, float] = (0.8, 1.6),
+    ) -> None:
         self.rng = np.random.default_rng(seed)
         self.w, self.h = w, h
         self.m = max(w, h) // 3
         self.canvas = render_room(self.rng, w + 2 * self.m, h + 2 * self.m)
-        self.people = random_people(self.rng, w + 2 * self.m, h + 2 * self.m, people,
-                                     people_scale)
+        self.people = random_people(self.rng, w + 2 * self.m, h + 2 * self.m, people, people_scale)
         self.effect = "normal"
         self.noise = 2.0
 
@@ -218,7 +236,7 @@ class Scene:
         for p in self.people:
             p.draw(img, t)
         if dx == dy == angle == 0:
-            return img[self.m:self.m + self.h, self.m:self.m + self.w]
+            return img[self.m : self.m + self.h, self.m : self.m + self.w]
         return move_view(img, self.w, self.h, self.m, dx, dy, angle)
 
     def frame(self, t: float) -> np.ndarray:
@@ -237,20 +255,34 @@ class Scene:
         return camera_finish(img, self.rng, self.noise)[1]
 
 
-def make_clip(kind: str, seed: int, w: int = 320, h: int = 180, step_s: float = 0.5,
-              learn: int = 6, effect: int = 18) -> Clip:
+def make_clip(
+    kind: str,
+    seed: int,
+    w: int = 320,
+    h: int = 180,
+    step_s: float = 0.5,
+    learn: int = 6,
+    effect: int = 18,
+) -> Clip:
     """One labelled clip: `learn` healthy samples, then `effect` samples of `kind`."""
     crowd = kind == "crowd"
-    scene = Scene(seed, w, h, people=int(np.random.default_rng(seed).integers(8, 14))
-                  if crowd else 2, people_scale=(0.5, 1.0) if crowd else (0.8, 1.6))
+    scene = Scene(
+        seed,
+        w,
+        h,
+        people=int(np.random.default_rng(seed).integers(8, 14)) if crowd else 2,
+        people_scale=(0.5, 1.0) if crowd else (0.8, 1.6),
+    )
     rng = np.random.default_rng(seed + 1_000_003)
     clip = Clip(kind, seed, EXPECTED[kind], learn)
     # Per-clip effect parameters.
     gain_to = float(rng.choice([rng.uniform(0.4, 0.7), rng.uniform(1.3, 1.8)]))
     frac = float(rng.uniform(0.65, 0.9))
     sigma = float(rng.uniform(2.5, 5.0)) * w / 320
-    sx, sy = float(rng.choice([-1, 1]) * rng.uniform(0.1, 0.3) * w), \
-        float(rng.uniform(-0.15, 0.15) * h)
+    sx, sy = (
+        float(rng.choice([-1, 1]) * rng.uniform(0.1, 0.3) * w),
+        float(rng.uniform(-0.15, 0.15) * h),
+    )
     angle = float(rng.choice([-1, 1]) * rng.uniform(5, 20)) if rng.random() < 0.5 else 0.0
     if angle:
         sx, sy = sx * float(rng.uniform(0, 0.5)), sy * float(rng.uniform(0, 0.5))
@@ -316,8 +348,13 @@ def score_all(per_kind: int, seed: int = 1, workers: int = 2) -> dict[str, Score
         return dict(zip(kinds, pool.map(score_kind, jobs), strict=True))
 
 
-def labelled_set(per_kind: int, seed: int = 1, w: int = 320, h: int = 180,
-                 kinds: tuple[str, ...] = TAMPER_KINDS + NEGATIVE_KINDS) -> Iterator[Clip]:
+def labelled_set(
+    per_kind: int,
+    seed: int = 1,
+    w: int = 320,
+    h: int = 180,
+    kinds: tuple[str, ...] = TAMPER_KINDS + NEGATIVE_KINDS,
+) -> Iterator[Clip]:
     """`per_kind` seeded clips of every kind."""
     for k, kind in enumerate(kinds):
         for n in range(per_kind):
@@ -366,13 +403,16 @@ def evaluate(detector_factory: Callable[[], Any], clips: Iterable[Clip]) -> dict
 
 def score_table(scores: dict[str, Score]) -> str:
     """A markdown table: kind, expected, clips, recall, false alarms, median time to report."""
-    lines = ["| clip kind | must report | clips | recall | false alarms (wrong type) "
-             "| median s to report |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| clip kind | must report | clips | recall | false alarms (wrong type) "
+        "| median s to report |",
+        "|---|---|---|---|---|---|",
+    ]
     for kind, s in scores.items():
         exp = EXPECTED[kind]
         recall = f"{100 * s.recall:.1f} %" if exp else "—"
         med = f"{float(np.median(s.first_s)):.1f}" if s.first_s else "—"
-        lines.append(f"| {kind} | {exp or 'nothing'} | {s.clips} | {recall} | "
-                     f"{s.false_alarms} | {med} |")
+        lines.append(
+            f"| {kind} | {exp or 'nothing'} | {s.clips} | {recall} | {s.false_alarms} | {med} |"
+        )
     return "\n".join(lines)
