@@ -30,34 +30,35 @@ def record_hash(prev: str, seq: int, ts: int, kind: str, body: str) -> str:
 
 
 class AuditChain:
-    """Appends records to the `audit` table inside the caller's transaction."""
+    """Computes the chain's next records in memory; the store writes them in order.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    The head lives here, not in the database, so that records can be made on the event loop
+    and written later by the store's writer (or again, after a failed write) unchanged.
+    """
+
+    def __init__(self, seq: int = 0, head: str = GENESIS) -> None:
+        self.seq, self.head = seq, head
+
+    @classmethod
+    def resume(cls, conn: sqlite3.Connection) -> AuditChain:
+        """The chain as stored: after its newest record, or its anchor once pruned."""
         row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        if row is None:
-            anchor = conn.execute("SELECT value FROM meta WHERE key='audit_anchor'").fetchone()
-            seq_row = conn.execute("SELECT value FROM meta WHERE key='audit_anchor_seq'").fetchone()
-            self.head = anchor[0] if anchor else GENESIS
-            self.seq = int(seq_row[0]) if seq_row else 0
-        else:
-            self.seq, self.head = int(row[0]), str(row[1])
+        if row is not None:
+            return cls(int(row[0]), str(row[1]))
+        anchor = conn.execute("SELECT value FROM meta WHERE key='audit_anchor'").fetchone()
+        seq_row = conn.execute("SELECT value FROM meta WHERE key='audit_anchor_seq'").fetchone()
+        return cls(int(seq_row[0]) if seq_row else 0, anchor[0] if anchor else GENESIS)
 
-    def append(self, ts: int, kind: str, body: dict[str, Any]) -> str:
-        """Add one record (call inside a transaction); returns its hash."""
+    def record(
+        self, ts: int, kind: str, body: dict[str, Any]
+    ) -> tuple[int, int, str, str, str, str]:
+        """The next record as a row (seq, ts, kind, body, prev, hash); the head moves on."""
         text = canonical(body)
         seq = self.seq + 1
         digest = record_hash(self.head, seq, ts, kind, text)
-        self.conn.execute(
-            "INSERT INTO audit(seq, ts, kind, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?)",
-            (seq, ts, kind, text, self.head, digest),
-        )
+        row = (seq, ts, kind, text, self.head, digest)
         self.seq, self.head = seq, digest
-        return digest
-
-    def rollback(self) -> None:
-        """Forget appends of a transaction that was rolled back."""
-        self.__init__(self.conn)  # type: ignore[misc]
+        return row
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,10 @@ class Settings:
     size_warning_pct: float = 80.0
     max_payload_bytes: int = 64 * 1024
     sqlite_synchronous: str = "normal"
+    store_queue_max: int = 100_000
+    store_retry_s: float = 1.0
+    outage_lateness_max_s: float = 3600.0
+    reconnect_max_s: float = 1.0
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections owned by other modules
 
     @property
@@ -82,7 +86,7 @@ class Settings:
 
 
 # Sections other parts of the daemon validate themselves (telemetry, dashboard, webhooks).
-PASSTHROUGH = ("influxdb", "dashboard", "webhooks", "auth", "devices")
+PASSTHROUGH = ("influxdb", "dashboard", "webhooks", "auth", "devices", "mqtt_mappings")
 
 
 def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:

@@ -1,33 +1,46 @@
 """The supervisor: one TaskGroup owning every task of the running daemon.
 
-Order on start: open the store, rebuild the engine (recovery), start the engine and tick tasks,
-the MQTT session, the HTTP server, housekeeping and the systemd watchdog; then READY=1. On
-SIGTERM/SIGINT everything is cancelled, a final snapshot is written and the store is closed.
+Order on start: open the store, start the pipeline (recovery, the writer thread), the MQTT
+session, the HTTP server, the periodic tasks and the device adapters; then READY=1. SIGTERM and
+SIGINT stop it: tasks are cancelled, a final snapshot is written and the store is closed.
+SIGHUP re-reads the site file: an invalid file leaves the daemon running on the old one and
+says why; a valid, changed one restarts the pipeline in-process on the new one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from daemon.config import Settings
-from daemon.dashboard import mount_dashboard
+from adapters.base import RateLimitedLog
+from adapters.mqtt_mapping import MappingError, MappingRule, parse_mapping_config
+from daemon.config import ConfigError, Settings, load_settings
 from daemon.devices import DeviceAdapters
-from daemon.http_api import build_app
-from daemon.monitor import Monitor, new_metrics
-from daemon.mqtt_link import MqttLink
+from daemon.pipeline.flow import Pipeline, new_metrics
+from daemon.pipeline.mqtt import MqttSession
+from daemon.snapshot import site_fingerprint
 from daemon.store import Store
 from daemon.systemd import Notifier
-from policies.site import Site
+from policies.site import Site, SiteError, load_site
 
 log = logging.getLogger("sealwatch")
 HOUSEKEEPING_S = 3600.0
 CHECKPOINT_S = 5.0
+
+
+class State(enum.StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
 
 
 class Daemon:
@@ -45,17 +58,19 @@ class Daemon:
         self.settings = settings
         self.notifier = notifier or Notifier()
         self.middlewares = middlewares
-        self.status: dict[str, Any] = {"problems": []}
+        self.state = State.STOPPED
         self.store: Store | None = None
-        self.monitor: Monitor | None = None
-        self.link: MqttLink | None = None
+        self.pipeline: Pipeline | None = None
+        self.link: MqttSession | None = None
         self.devices: DeviceAdapters | None = None
         self.http_port: int | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
+        self._rlog = RateLimitedLog(log)
 
     async def __aenter__(self) -> Daemon:
+        self.state = State.STARTING
         try:
             await self._start()
         except BaseException:
@@ -63,6 +78,7 @@ class Daemon:
             # or open store behind; nor a snapshot of an engine that may be half recovered.
             await self._stop(snapshot=False)
             raise
+        self.state = State.RUNNING
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -71,35 +87,36 @@ class Daemon:
     async def _start(self) -> None:
         s = self.settings
         self.store = Store(s.db_path, s.sqlite_synchronous)
-        self.monitor = Monitor(self.site, s, self.store, metrics=new_metrics())
-        self.monitor.recover()
-        self.link = MqttLink(self.site.id, s.mqtt, self.monitor)
-        self.status["mqtt"] = self.link
-        app = build_app(self.monitor, status=self.status, middlewares=self.middlewares)
-        # the web dashboard: its page, logins, roles and CSRF checks in front of /api/
-        self.dashboard = mount_dashboard(app, self.monitor, s)
-        self.app = app
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, s.http_host, s.http_port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        self.http_port = sockets[0].getsockname()[1] if sockets else s.http_port
+        mappings = mqtt_mappings(self.site)
+        self.pipeline = pipeline = Pipeline(
+            self.site, s, self.store, metrics=new_metrics(), mappings=mappings
+        )
+        pipeline.start()
+        self.link = link = MqttSession(
+            self.site.id, s.mqtt, pipeline, reconnect_max_s=s.reconnect_max_s, mappings=mappings
+        )
+        link.session_tasks.append(pipeline.publisher)
+        pipeline.ack_many = link.ack_many
+        await self._serve_http()
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         tg = self._tg
         self._tasks = [
-            tg.create_task(self.monitor.run_engine(), name="engine"),
-            tg.create_task(self.monitor.run_ticks(), name="tick"),
-            tg.create_task(self.link.run(), name="mqtt-session"),
-            tg.create_task(self._housekeeping(), name="housekeeping"),
-            tg.create_task(self._checkpoints(), name="wal-checkpoint"),
+            tg.create_task(pipeline.run_engine(), name="engine"),
+            tg.create_task(pipeline.run_ticks(), name="tick"),
+            tg.create_task(link.run(), name="mqtt-session"),
+            tg.create_task(self._every(HOUSEKEEPING_S, self.housekeeping), name="housekeeping"),
+            tg.create_task(
+                self._every(CHECKPOINT_S, self._checkpoint, first=CHECKPOINT_S),
+                name="wal-checkpoint",
+            ),
             tg.create_task(self._watchdog(), name="watchdog"),
         ]
-        # Device adapters feed the monitor like MQTT gateways do.
-        self.devices = DeviceAdapters(self.site, self.monitor, s.data_dir, s.extra.get("devices"))
+        # Device adapters feed the pipeline like MQTT gateways do.
+        self.devices = DeviceAdapters(self.site, pipeline, s.data_dir, s.extra.get("devices"))
         await self.devices.__aenter__()
-        self.dashboard.thumbnails = self.devices.thumbnail_jpeg
+        if self.dashboard is not None:
+            self.dashboard.thumbnails = self.devices.thumbnail_jpeg
         log.info(
             "sealwatch running for site %s: MQTT %s:%d, HTTP %s:%d, data %s",
             self.site.id,
@@ -110,7 +127,24 @@ class Daemon:
             s.data_dir,
         )
 
+    async def _serve_http(self) -> None:
+        from daemon.http import mount
+        from daemon.view import Actions, ReadView
+
+        assert self.pipeline is not None and self.link is not None
+        s = self.settings
+        self.view = ReadView(self.pipeline, self.link)
+        self.actions = Actions(self.pipeline)
+        self.app, self.dashboard = mount(self.view, self.actions, s, middlewares=self.middlewares)
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.http_host, s.http_port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else s.http_port
+
     async def _stop(self, *, snapshot: bool) -> None:
+        self.state = State.STOPPING
         self.notifier.stopping()
         try:
             if self.devices is not None:
@@ -122,73 +156,146 @@ class Daemon:
         finally:
             if self._runner is not None:
                 await self._runner.cleanup()
+            if self.pipeline is not None:
+                await self.pipeline.stop(snapshot=snapshot)
             if self.store is not None:
-                if snapshot and self.monitor is not None:
-                    self.monitor.snapshot()
                 self.store.close()
+            self.state = State.STOPPED
+
+    async def _every(
+        self, interval_s: float, job: Callable[[], Awaitable[None]], first: float = 0.0
+    ) -> None:
+        """Run `job` every `interval_s`; a failure is logged (rate-limited), never fatal."""
+        await asyncio.sleep(first)
+        while True:
+            try:
+                await job()
+            except Exception:
+                self._rlog.log(
+                    logging.ERROR, f"job:{job.__name__}", "%s failed", job.__name__, exc_info=True
+                )
+            await asyncio.sleep(interval_s)
 
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval_s
         if interval is None:
             return
-        assert self.monitor is not None
+        assert self.pipeline is not None
         while True:
             # Only while the tick is alive: a wedged engine must not be kept alive by pings.
-            if time.monotonic() - self.monitor.last_tick < max(2.0, interval * 2):
+            if time.monotonic() - self.pipeline.last_tick < max(2.0, interval * 2):
                 self.notifier.watchdog()
             await asyncio.sleep(interval)
 
-    async def _checkpoints(self) -> None:
+    async def _checkpoint(self) -> None:
         assert self.store is not None
-        while True:
-            await asyncio.sleep(CHECKPOINT_S)
-            await asyncio.to_thread(self.store.checkpoint)
+        await asyncio.to_thread(self.store.checkpoint)
 
-    async def _housekeeping(self) -> None:
-        assert self.monitor is not None and self.store is not None
-        while True:
-            self.housekeeping()
-            await asyncio.sleep(HOUSEKEEPING_S)
-
-    def housekeeping(self) -> None:
+    async def housekeeping(self) -> None:
         """Retention (EXAM-2.6.7: at least 3 years) and the size budget's early warning."""
-        assert self.monitor is not None and self.store is not None
-        s = self.settings
-        cutoff = self.monitor.clock() - int(s.retention_days * 86_400e6)
-        pruned = self.store.prune(cutoff)
+        assert self.pipeline is not None and self.store is not None
+        pipeline, s = self.pipeline, self.settings
+        cutoff = pipeline.clock() - int(s.retention_days * 86_400e6)
+        pruned = await pipeline.persister.call(lambda store: store.prune(cutoff))
         if any(pruned.values()):
             log.info("retention (%.0f days): pruned %s", s.retention_days, pruned)
         # Maintenance windows that have ended no longer suppress anything: stop scanning them.
-        self.monitor.suppressions = self.store.suppressions(ending_after=self.monitor.clock())
+        pipeline.stage.drop_ended_suppressions()
         size_mb = self.store.size_bytes() / 1e6
         budget = s.size_budget_mb
-        problems = [p for p in self.status["problems"] if not p.startswith("store ")]
+        pipeline.problems.pop("size", None)
         if size_mb >= budget:
-            problems.append(f"store {size_mb:.0f} MB is over its {budget:.0f} MB budget")
+            pipeline.problems["size"] = f"store {size_mb:.0f} MB is over its {budget:.0f} MB budget"
             log.error(
                 "%s: give the data disk more room or raise daemon.size_budget_mb; "
                 "nothing younger than the retention period is deleted",
-                problems[-1],
+                pipeline.problems["size"],
             )
         elif size_mb >= budget * s.size_warning_pct / 100:
-            problems.append(
-                f"store {size_mb:.0f} MB has reached {s.size_warning_pct:.0f}% "
-                f"of its {budget:.0f} MB budget"
+            pipeline.problems["size"] = (
+                f"store {size_mb:.0f} MB has reached {s.size_warning_pct:.0f}% of its "
+                f"{budget:.0f} MB budget"
             )
-            log.warning(problems[-1])
-        self.status["problems"] = problems
+            log.warning(pipeline.problems["size"])
 
 
-async def run_daemon(site: Site, settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT; the exit status."""
+def mqtt_mappings(site: Site) -> list[MappingRule]:
+    """The third-party MQTT mapping rules of `daemon.mqtt_mappings` (validated at load)."""
+    return parse_mapping_config(site.daemon.get("mqtt_mappings"))
+
+
+def reload_site(path: Path, env: Mapping[str, str] | None) -> tuple[Site, Settings] | str:
+    """The site file and settings read again, or why they cannot be used."""
+    try:
+        site = load_site(path)
+        settings = load_settings(site, env)
+        mqtt_mappings(site)
+    except (SiteError, ConfigError, MappingError) as exc:
+        return "; ".join(exc.errors[:10]) + (" …" if len(exc.errors) > 10 else "")
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    return site, settings
+
+
+async def run_daemon(
+    site: Site,
+    settings: Settings,
+    *,
+    site_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run until SIGTERM or SIGINT; SIGHUP re-reads `site_path`. The exit status."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop, hup = asyncio.Event(), asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hup.set)
     notifier = Notifier()
-    async with Daemon(site, settings, notifier=notifier) as daemon:
-        assert daemon.monitor is not None
-        notifier.ready(f"recovered in {daemon.monitor.recovery_s:.3f} s")
-        await stop.wait()
-        log.info("stopping")
-    return 0
+    previous: tuple[Site, Settings] | None = None
+    while True:
+        try:
+            daemon = Daemon(site, settings, notifier=notifier)
+            await daemon.__aenter__()
+        except OSError:
+            if previous is None:
+                raise
+            log.error("the reloaded settings do not start (see above); back to the previous ones")
+            site, settings = previous
+            previous = None
+            continue
+        try:
+            assert daemon.pipeline is not None
+            notifier.ready(f"recovered in {daemon.pipeline.stage.recovery_s:.3f} s")
+            while True:
+                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(hup.wait())]
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    w.cancel()
+                if stop.is_set():
+                    log.info("stopping")
+                    return 0
+                hup.clear()
+                if site_path is None:
+                    log.warning("SIGHUP: no site file to re-read; carrying on")
+                    continue
+                got = reload_site(site_path, env)
+                if isinstance(got, str):
+                    log.error(
+                        "SIGHUP: %s is not valid, still running on the previous one: %s",
+                        site_path,
+                        got,
+                    )
+                    continue
+                new_site, new_settings = got
+                if (
+                    site_fingerprint(new_site) == site_fingerprint(site)
+                    and new_settings == settings
+                ):
+                    log.info("SIGHUP: %s unchanged; carrying on", site_path)
+                    continue
+                log.warning("SIGHUP: %s changed; restarting the pipeline on it", site_path)
+                previous = (site, settings)
+                site, settings = new_site, new_settings
+                break
+        finally:
+            await daemon.__aexit__(None, None, None)

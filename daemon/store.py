@@ -3,21 +3,30 @@
 Holds every accepted event (exactly as fed to the engine, in feed order), every rejected
 payload with its reason, every alert transition (with a published flag: write before publish),
 the alerts' current presentation, operator actions, maintenance windows, seals, engine
-snapshots and the audit chain. One connection, used from the event loop's thread only.
+snapshots and the audit chain.
+
+Two connections: `conn` writes, and is used only by the persist stage's writer thread (every
+write of one commit is one `Writes`, applied in one transaction, with ids the engine stage
+assigned, so a failed write can be retried unchanged); `reader` serves the event loop's reads.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from daemon.audit import AuditChain
+
+EVENT_COLUMNS = "seq, ts, device_ts, received, device, type, origin, actor, digest, source"
+TRANSITION_COLUMNS = (
+    "id, event_seq, ts, alert_id, policy, subject, severity, state, clause, message, "
+    "acked_by, comment, suppressed, line, retained"
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,6 +67,17 @@ CREATE TABLE IF NOT EXISTS snapshots(
 """
 
 
+_SEAL_UPSERT = (
+    'INSERT INTO seals(id, name, classification, start, "end", planned_end, status, '
+    "started_by, ended_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE "
+    "SET name=excluded.name, classification=excluded.classification, "
+    'start=excluded.start, "end"=excluded."end", planned_end=excluded.planned_end, '
+    "status=excluded.status, "
+    "started_by=COALESCE(excluded.started_by, seals.started_by), "
+    "ended_by=COALESCE(excluded.ended_by, seals.ended_by)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     taken: int
@@ -78,115 +98,181 @@ class StoredEvent:
     source: dict[str, Any]
 
 
-class Store:
-    """One SQLite database file; use `transaction()` around every group of writes."""
+@dataclass(slots=True)
+class Writes:
+    """Everything one commit writes, as rows with their ids already assigned."""
 
-    def __init__(self, path: Path, synchronous: str = "normal") -> None:
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    rejections: list[tuple[Any, ...]] = field(default_factory=list)
+    transitions: list[tuple[Any, ...]] = field(default_factory=list)
+    alerts: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+    actions: list[tuple[Any, ...]] = field(default_factory=list)
+    audit: list[tuple[Any, ...]] = field(default_factory=list)
+    seals: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    suppressions: list[tuple[Any, ...]] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+    published: list[int] = field(default_factory=list)
+    snapshot: Snapshot | None = None
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.events
+            or self.rejections
+            or self.transitions
+            or self.alerts
+            or self.actions
+            or self.audit
+            or self.seals
+            or self.suppressions
+            or self.meta
+            or self.published
+            or self.snapshot
+        )
+
+    def merge(self, other: Writes) -> None:
+        """Append `other` (written after this one) to this commit."""
+        self.events += other.events
+        self.rejections += other.rejections
+        self.transitions += other.transitions
+        self.alerts.update(other.alerts)
+        self.actions += other.actions
+        self.audit += other.audit
+        self.seals.update(other.seals)
+        self.suppressions += other.suppressions
+        self.meta.update(other.meta)
+        self.published += other.published
+        if other.snapshot is not None:
+            self.snapshot = other.snapshot
+
+
+class Store:
+    """One SQLite database file: `apply(writes)` from the writer thread, reads anywhere."""
+
+    def __init__(
+        self, path: Path, synchronous: str = "normal", busy_timeout_ms: int = 1000
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is one transaction.
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        self.conn.execute("PRAGMA busy_timeout=5000")
-        # Checkpoints (which fsync) run in a thread (`checkpoint`), not inline in a commit of
-        # the engine task, where they stalled alerts for up to hundreds of milliseconds.
+        # Checkpoints (which fsync) run in a thread (`checkpoint`), not inline in a commit.
         self.conn.execute("PRAGMA wal_autocheckpoint=0")
-        self.conn.executescript(SCHEMA)
-        self.audit = AuditChain(self.conn)
-        self._depth = 0
+        if (
+            self.conn.execute(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name='snapshots'"
+            ).fetchone()[0]
+            == 0
+        ):
+            self.conn.executescript(SCHEMA)  # a new store (an existing one needs no write here)
+        self.reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.reader.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        self.audit = AuditChain.resume(self.reader)
 
     def close(self) -> None:
         self.conn.close()
+        self.reader.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE … COMMIT; nested calls join the outer transaction."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
+    def apply(self, w: Writes) -> None:
+        """Write one commit in one transaction (the writer thread); all or nothing."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
         try:
-            yield
+            if w.events:
+                c.executemany(
+                    f"INSERT INTO events({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", w.events
+                )
+            if w.rejections:
+                c.executemany(
+                    "INSERT INTO rejections(received, origin, topic, reason, size, payload) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    w.rejections,
+                )
+            if w.transitions:
+                c.executemany(
+                    f"INSERT INTO transitions({TRANSITION_COLUMNS}) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    w.transitions,
+                )
+            if w.alerts:
+                c.executemany(
+                    "INSERT INTO alerts(alert_id, isa_state, closed, view) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(alert_id) DO UPDATE SET isa_state=excluded.isa_state, "
+                    "closed=excluded.closed, view=excluded.view",
+                    [(k, *v) for k, v in w.alerts.items()],
+                )
+            if w.actions:
+                c.executemany(
+                    "INSERT INTO actions(id, ts, kind, actor, origin, alert_id, event_seq, body) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    w.actions,
+                )
+            if w.audit:
+                c.executemany(
+                    "INSERT INTO audit(seq, ts, kind, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?)",
+                    w.audit,
+                )
+            if w.seals:
+                c.executemany(_SEAL_UPSERT, list(w.seals.values()))
+            if w.suppressions:
+                c.executemany(
+                    'INSERT INTO suppressions(id, device, start, "end", reason, by_badge, created) '
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    w.suppressions,
+                )
+            if w.meta:
+                c.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
+                    "DO UPDATE SET value=excluded.value",
+                    list(w.meta.items()),
+                )
+            if w.published:
+                c.executemany(
+                    "UPDATE transitions SET published = 1 WHERE id = ?", [(i,) for i in w.published]
+                )
+            if w.snapshot is not None:
+                snap = w.snapshot
+                c.execute(
+                    "INSERT INTO snapshots(taken, event_seq, transition_id, clock, blob) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (snap.taken, snap.event_seq, snap.transition_id, snap.clock, snap.blob),
+                )
+                c.execute(
+                    "DELETE FROM snapshots WHERE id NOT IN "
+                    "(SELECT id FROM snapshots ORDER BY id DESC LIMIT 2)"
+                )
+            c.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
-            self.audit.rollback()
+            if c.in_transaction:
+                c.execute("ROLLBACK")
             raise
-        else:
-            self.conn.execute("COMMIT")
-        finally:
-            self._depth = 0
+
+    def next_ids(self) -> dict[str, int]:
+        """The highest id in use per table (the engine stage counts on from there)."""
+        r = self.reader
+        return {
+            t: int(r.execute(f"SELECT COALESCE(MAX({col}), 0) FROM {t}").fetchone()[0])
+            for t, col in (
+                ("events", "seq"),
+                ("transitions", "id"),
+                ("actions", "id"),
+                ("suppressions", "id"),
+            )
+        }
 
     # -- meta ------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        row = self.reader.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        self.conn.execute(
-            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
-            "DO UPDATE SET value=excluded.value",
-            (key, value),
-        )
 
     # -- events and rejections ---------------------------------------------------------------
 
-    def add_event(
-        self,
-        *,
-        ts: int,
-        device: str,
-        type: str,
-        source: dict[str, Any],
-        received: int,
-        origin: str,
-        device_ts: int | None = None,
-        actor: str | None = None,
-        digest: str | None = None,
-    ) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO events(ts, device_ts, received, device, type, origin, actor, digest, "
-            "source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                ts,
-                device_ts,
-                received,
-                device,
-                type,
-                origin,
-                actor,
-                digest,
-                orjson.dumps(source).decode(),
-            ),
-        )
-        return int(cur.lastrowid or 0)
-
-    def add_rejection(
-        self,
-        *,
-        received: int,
-        origin: str,
-        topic: str | None,
-        reason: str,
-        payload: bytes,
-        keep_bytes: int = 4096,
-    ) -> int:
-        # A huge payload is kept only in part: the reason and the size say what it was.
-        cur = self.conn.execute(
-            "INSERT INTO rejections(received, origin, topic, reason, size, payload) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (received, origin, topic, reason, len(payload), payload[:keep_bytes]),
-        )
-        return int(cur.lastrowid or 0)
-
     def events_after(self, seq: int) -> Iterator[StoredEvent]:
-        cur = self.conn.execute(
+        cur = self.reader.execute(
             "SELECT seq, ts, device_ts, origin, actor, digest, source FROM events "
             "WHERE seq > ? ORDER BY seq",
             (seq,),
@@ -197,7 +283,7 @@ class Store:
     def recent_digests(self, limit: int) -> list[str]:
         return [
             r[0]
-            for r in self.conn.execute(
+            for r in self.reader.execute(
                 "SELECT digest FROM (SELECT seq, digest FROM events WHERE digest IS NOT NULL "
                 "ORDER BY seq DESC LIMIT ?) ORDER BY seq",
                 (limit,),
@@ -205,7 +291,7 @@ class Store:
         ]
 
     def last_event_seq(self) -> int:
-        row = self.conn.execute("SELECT MAX(seq) FROM events").fetchone()
+        row = self.reader.execute("SELECT MAX(seq) FROM events").fetchone()
         return int(row[0] or 0)
 
     def rejections(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -218,7 +304,7 @@ class Store:
                 "reason": r[4],
                 "size": r[5],
             }
-            for r in self.conn.execute(
+            for r in self.reader.execute(
                 "SELECT id, received, origin, topic, reason, size FROM rejections "
                 "ORDER BY id DESC LIMIT ?",
                 (limit,),
@@ -227,46 +313,14 @@ class Store:
 
     # -- transitions and alerts -------------------------------------------------------------
 
-    def add_transition(
-        self,
-        *,
-        event_seq: int | None,
-        row: dict[str, Any],
-        suppressed: bool,
-        line: str,
-        retained: str,
-    ) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO transitions(event_seq, ts, alert_id, policy, subject, severity, state, "
-            "clause, message, acked_by, comment, suppressed, line, retained) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                event_seq,
-                row["ts"],
-                row["alert_id"],
-                row["policy"],
-                row["subject"],
-                row["severity"],
-                row["state"],
-                row.get("clause"),
-                row.get("message"),
-                row.get("acked_by"),
-                row.get("comment"),
-                int(suppressed),
-                line,
-                retained,
-            ),
-        )
-        return int(cur.lastrowid or 0)
-
     def last_transition_id(self) -> int:
-        row = self.conn.execute("SELECT MAX(id) FROM transitions").fetchone()
+        row = self.reader.execute("SELECT MAX(id) FROM transitions").fetchone()
         return int(row[0] or 0)
 
     def transition_keys_after(self, tid: int) -> list[tuple[int, str, str]]:
         return [
             (int(r[0]), str(r[1]), str(r[2]))
-            for r in self.conn.execute(
+            for r in self.reader.execute(
                 "SELECT ts, alert_id, state FROM transitions WHERE id > ?", (tid,)
             )
         ]
@@ -275,22 +329,18 @@ class Store:
         """(id, alert_id, line, retained) of transitions not yet acked by the broker."""
         return [
             (int(r[0]), str(r[1]), str(r[2]), str(r[3]))
-            for r in self.conn.execute(
+            for r in self.reader.execute(
                 "SELECT id, alert_id, line, retained FROM transitions WHERE published = 0 "
                 "ORDER BY id LIMIT ?",
                 (limit,),
             )
         ]
 
-    def mark_published(self, ids: list[int]) -> None:
-        with self.transaction():
-            self.conn.executemany(
-                "UPDATE transitions SET published = 1 WHERE id = ?", [(i,) for i in ids]
-            )
-
     def count_unpublished(self) -> int:
         return int(
-            self.conn.execute("SELECT COUNT(*) FROM transitions WHERE published = 0").fetchone()[0]
+            self.reader.execute("SELECT COUNT(*) FROM transitions WHERE published = 0").fetchone()[
+                0
+            ]
         )
 
     def transitions(
@@ -303,45 +353,21 @@ class Store:
             args.append(alert_id)
         sql += " ORDER BY id LIMIT ?"
         args.append(limit)
-        return [{"id": r[0], **orjson.loads(r[1])} for r in self.conn.execute(sql, args)]
-
-    def save_alert(self, alert_id: str, isa_state: str, closed: bool, view: dict[str, Any]) -> None:
-        self.conn.execute(
-            "INSERT INTO alerts(alert_id, isa_state, closed, view) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(alert_id) DO UPDATE SET isa_state=excluded.isa_state, "
-            "closed=excluded.closed, view=excluded.view",
-            (alert_id, isa_state, int(closed), orjson.dumps(view).decode()),
-        )
+        return [{"id": r[0], **orjson.loads(r[1])} for r in self.reader.execute(sql, args)]
 
     def open_alert_views(self) -> list[dict[str, Any]]:
         return [
             orjson.loads(r[0])
-            for r in self.conn.execute("SELECT view FROM alerts WHERE isa_state != 'normal'")
+            for r in self.reader.execute("SELECT view FROM alerts WHERE isa_state != 'normal'")
         ]
 
     def alert_view(self, alert_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT view FROM alerts WHERE alert_id=?", (alert_id,)).fetchone()
+        row = self.reader.execute(
+            "SELECT view FROM alerts WHERE alert_id=?", (alert_id,)
+        ).fetchone()
         return None if row is None else dict(orjson.loads(row[0]))
 
     # -- operator actions, maintenance windows, seals ---------------------------------------
-
-    def add_action(
-        self,
-        *,
-        ts: int,
-        kind: str,
-        actor: str | None,
-        origin: str,
-        alert_id: str | None,
-        event_seq: int | None,
-        body: dict[str, Any],
-    ) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO actions(ts, kind, actor, origin, alert_id, event_seq, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (ts, kind, actor, origin, alert_id, event_seq, orjson.dumps(body).decode()),
-        )
-        return int(cur.lastrowid or 0)
 
     def actions(self, *, alert_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         sql = "SELECT id, ts, kind, actor, origin, alert_id, event_seq, body FROM actions"
@@ -362,18 +388,8 @@ class Store:
                 "event_seq": r[6],
                 "body": orjson.loads(r[7]),
             }
-            for r in self.conn.execute(sql, args)
+            for r in self.reader.execute(sql, args)
         ]
-
-    def add_suppression(
-        self, *, device: str, start: int, end: int, reason: str, by_badge: str, created: int
-    ) -> int:
-        cur = self.conn.execute(
-            'INSERT INTO suppressions(device, start, "end", reason, by_badge, created) '
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (device, start, end, reason, by_badge, created),
-        )
-        return int(cur.lastrowid or 0)
 
     def suppressions(self, *, ending_after: int = 0) -> list[dict[str, Any]]:
         return [
@@ -386,36 +402,12 @@ class Store:
                 "by": r[5],
                 "created": r[6],
             }
-            for r in self.conn.execute(
+            for r in self.reader.execute(
                 'SELECT id, device, start, "end", reason, by_badge, created '
                 'FROM suppressions WHERE "end" >= ? ORDER BY id',
                 (ending_after,),
             )
         ]
-
-    def save_seal(
-        self,
-        *,
-        id: str,
-        name: str | None,
-        classification: str | None,
-        start: int | None,
-        end: int | None,
-        planned_end: int | None,
-        status: str,
-        started_by: str | None = None,
-        ended_by: str | None = None,
-    ) -> None:
-        self.conn.execute(
-            'INSERT INTO seals(id, name, classification, start, "end", planned_end, status, '
-            "started_by, ended_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE "
-            "SET name=excluded.name, classification=excluded.classification, "
-            'start=excluded.start, "end"=excluded."end", planned_end=excluded.planned_end, '
-            "status=excluded.status, "
-            "started_by=COALESCE(excluded.started_by, seals.started_by), "
-            "ended_by=COALESCE(excluded.ended_by, seals.ended_by)",
-            (id, name, classification, start, end, planned_end, status, started_by, ended_by),
-        )
 
     def seals(self) -> list[dict[str, Any]]:
         return [
@@ -430,7 +422,7 @@ class Store:
                 "started_by": r[7],
                 "ended_by": r[8],
             }
-            for r in self.conn.execute(
+            for r in self.reader.execute(
                 'SELECT id, name, classification, start, "end", planned_end, status, '
                 "started_by, ended_by FROM seals ORDER BY start"
             )
@@ -440,7 +432,7 @@ class Store:
         marks = ",".join("?" * len(types))
         return [
             orjson.loads(r[0])
-            for r in self.conn.execute(
+            for r in self.reader.execute(
                 f"SELECT source FROM events WHERE ts >= ? AND ts <= ? AND type IN ({marks}) "
                 "ORDER BY seq",
                 (start, end, *types),
@@ -450,7 +442,7 @@ class Store:
     def transitions_between(self, start: int, end: int) -> list[dict[str, Any]]:
         return [
             {"ts_us": r[0], **orjson.loads(r[1])}
-            for r in self.conn.execute(
+            for r in self.reader.execute(
                 "SELECT ts, line FROM transitions WHERE ts >= ? AND ts <= ? ORDER BY id",
                 (start, end),
             )
@@ -458,56 +450,51 @@ class Store:
 
     # -- snapshots, retention, size --------------------------------------------------------
 
-    def save_snapshot(self, snap: Snapshot, keep: int = 2) -> None:
-        with self.transaction():
-            self.conn.execute(
-                "INSERT INTO snapshots(taken, event_seq, transition_id, clock, blob) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (snap.taken, snap.event_seq, snap.transition_id, snap.clock, snap.blob),
-            )
-            self.conn.execute(
-                "DELETE FROM snapshots WHERE id NOT IN "
-                "(SELECT id FROM snapshots ORDER BY id DESC LIMIT ?)",
-                (keep,),
-            )
-
     def latest_snapshot(self) -> Snapshot | None:
-        row = self.conn.execute(
+        row = self.reader.execute(
             "SELECT taken, event_seq, transition_id, clock, blob "
             "FROM snapshots ORDER BY id DESC LIMIT 1"
         ).fetchone()
         return None if row is None else Snapshot(row[0], row[1], row[2], row[3], bytes(row[4]))
 
     def prune(self, cutoff_us: int) -> dict[str, int]:
-        """Delete what is older than the retention cutoff; keep the audit chain verifiable."""
+        """Delete what is older than the retention cutoff; keep the audit chain verifiable.
+
+        Writes: call it from the writer thread (the persist stage's `call`)."""
         snap = self.latest_snapshot()
         # Events after the newest snapshot are needed to rebuild the engine; never prune them.
         max_seq = snap.event_seq if snap else 0
         out: dict[str, int] = {}
-        with self.transaction():
-            out["events"] = self.conn.execute(
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            out["events"] = c.execute(
                 "DELETE FROM events WHERE ts < ? AND seq <= ?", (cutoff_us, max_seq)
             ).rowcount
-            out["rejections"] = self.conn.execute(
+            out["rejections"] = c.execute(
                 "DELETE FROM rejections WHERE received < ?", (cutoff_us,)
             ).rowcount
-            out["transitions"] = self.conn.execute(
+            out["transitions"] = c.execute(
                 "DELETE FROM transitions WHERE ts < ? AND published = 1", (cutoff_us,)
             ).rowcount
-            out["actions"] = self.conn.execute(
-                "DELETE FROM actions WHERE ts < ?", (cutoff_us,)
-            ).rowcount
-            last = self.conn.execute(
+            out["actions"] = c.execute("DELETE FROM actions WHERE ts < ?", (cutoff_us,)).rowcount
+            last = c.execute(
                 "SELECT seq, hash FROM audit WHERE ts < ? ORDER BY seq DESC LIMIT 1", (cutoff_us,)
             ).fetchone()
             out["audit"] = 0
             if last is not None:
                 # Prune a prefix only: the anchor is the hash of the last pruned record.
-                self.set_meta("audit_anchor", str(last[1]))
-                self.set_meta("audit_anchor_seq", str(last[0]))
-                out["audit"] = self.conn.execute(
-                    "DELETE FROM audit WHERE seq <= ?", (last[0],)
-                ).rowcount
+                c.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
+                    "DO UPDATE SET value=excluded.value",
+                    [("audit_anchor", str(last[1])), ("audit_anchor_seq", str(last[0]))],
+                )
+                out["audit"] = c.execute("DELETE FROM audit WHERE seq <= ?", (last[0],)).rowcount
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
         return out
 
     def checkpoint(self) -> None:

@@ -18,6 +18,10 @@ from policies.site import Site, suggest
 from policies.timefmt import format_ts, parse_ts
 
 
+# The daemon's own id, for the events it makes about itself (daemon.health).
+DAEMON_DEVICE = "sealwatch"
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     reason: str

@@ -1,10 +1,16 @@
-"""The daemon's MQTT session: event ingest, alert publishing and its own availability.
+"""Stage 1a, MQTT ingest: the daemon's one broker session, and what arrives on it.
 
 One persistent session (fixed client id, clean_session=False, QoS 1) so the broker queues what
-gateways publish while the daemon restarts. Incoming messages are acknowledged only after the
-engine task has stored them (paho's manual ack), so a crash between receiving and storing makes
-the broker deliver again instead of losing the event. Alerts are published at least once: a
-stored transition is marked published only after the broker acknowledged both its messages.
+gateways publish while the daemon restarts. Incoming messages are acknowledged only once the
+pipeline has accepted them (written, or held while the store fails), so a crash before that
+makes the broker deliver them again instead of losing them. The same session carries the alert
+publisher (daemon/pipeline/mqtt_alerts.py), a sink.
+
+Failure policy: a lost connection is retried at once and then every second at most (capped,
+jittered), so the daemon is back ahead of the gateways; while it is down the engine's timers
+hold, and when it is back events the gateways buffered are accepted late (a window as long as
+the outage). A broker that comes back without our session (`session present` false: it lost
+what it queued for us) is logged and raised as a `daemon-health` alert.
 """
 
 from __future__ import annotations
@@ -14,40 +20,73 @@ import contextlib
 import logging
 import socket
 import ssl
+import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiomqtt
 import paho.mqtt.client as mqtt
 
 from adapters.base import RateLimitedLog, backoff_delay
+from adapters.mqtt_mapping import MappingRule, topic_filters
 from daemon.config import Mqtt
-from daemon.monitor import Incoming, Monitor
+from daemon.metrics import Metrics
+from daemon.pipeline.items import Incoming, Kind
 
 log = logging.getLogger("sealwatch.mqtt")
-PUBLISH_BATCH = 200
 READ_BURST = 512  # MQTT packets read per wake-up of the event loop
 
 
-class MqttLink:
-    """The session; `run()` is a task of the daemon's TaskGroup (it owns the per-session ones)."""
+class Ingest(Protocol):
+    """What the session hands its messages and its state changes to (the pipeline)."""
 
-    def __init__(self, site_id: str, settings: Mqtt, monitor: Monitor) -> None:
+    metrics: Metrics
+
+    def offer(self, item: Incoming) -> None: ...
+
+    def clock(self) -> int: ...
+
+    def broker_lost(self, since_us: int) -> None: ...
+
+    def broker_back(self, session_present: bool) -> None: ...
+
+
+class SessionTask(Protocol):
+    """A task that runs for the life of one connection (the alert publisher)."""
+
+    async def run(self, client: aiomqtt.Client) -> None: ...
+
+
+class MqttSession:
+    """`run()` is a task of the daemon's TaskGroup; it owns the per-connection tasks."""
+
+    def __init__(
+        self,
+        site_id: str,
+        settings: Mqtt,
+        ingest: Ingest,
+        *,
+        reconnect_max_s: float = 1.0,
+        mappings: list[MappingRule] | None = None,
+    ) -> None:
         self.site_id = site_id
         self.settings = settings
-        self.monitor = monitor
+        self.ingest = ingest
+        self.reconnect_max_s = reconnect_max_s
+        self.mappings = mappings or []
         base = f"sealwatch/{site_id}"
         self.events_prefix = f"{base}/events/"
         self.status_prefix = f"{base}/status/"
-        self.alerts_topic = f"{base}/alerts"
-        self.active_prefix = f"{base}/alerts/active/"
         self.daemon_topic = f"{base}/daemon"
         self.sync_topic = f"{base}/daemon/sync/{settings.client_id}"
         self.connected = asyncio.Event()
+        self.session_tasks: list[SessionTask] = []
+        self.client: aiomqtt.Client | None = None
         self._generation = 0
         self._sync_nonce = ""
         self._attempt = 0  # failed connections since the last session that came up
+        self._session_present = False
         self._rlog = RateLimitedLog(log)
 
     def _client(self) -> aiomqtt.Client:
@@ -75,9 +114,17 @@ class MqttLink:
             # Without TCP_NODELAY a QoS 1 round trip stalls on delayed ACKs (~40 ms).
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )
-        # Acknowledge only what the engine task has stored (see the module docstring).
-        client._client.manual_ack_set(True)  # aiomqtt does not expose paho's manual ack
+        paho = client._client
+        # Acknowledge only what the pipeline accepted (aiomqtt does not expose manual ack).
+        paho.manual_ack_set(True)
         client.pending_calls_threshold = 100_000  # publishing in batches is intended
+        on_connect = paho.on_connect
+
+        def note_session(c: Any, userdata: Any, flags: Any, *rest: Any) -> None:
+            self._session_present = bool(getattr(flags, "session_present", False))
+            on_connect(c, userdata, flags, *rest)
+
+        paho.on_connect = note_session
         return client
 
     async def run(self) -> None:
@@ -91,12 +138,10 @@ class MqttLink:
                 failure = group.exceptions[0]
             was_up = self.connected.is_set()
             self.connected.clear()
-            self.monitor.hold()
-            self.monitor.metrics.inc("sealwatch_mqtt_reconnects_total")
-            # Attempts count from the last session that came up, not from the last TCP
-            # connect: a broker that accepts and then refuses the subscription must still
-            # see us back off. A session that flaps (another daemon on our client id) is
-            # logged at most once per interval.
+            self.client = None
+            if was_up:
+                self.ingest.broker_lost(self.ingest.clock())
+            self.ingest.metrics.inc("sealwatch_mqtt_reconnects_total")
             self._attempt = 1 if was_up else self._attempt + 1
             if self._attempt == 1:
                 self._rlog.warning(
@@ -107,40 +152,44 @@ class MqttLink:
                     "connection lost" if was_up else "unreachable",
                     failure,
                 )
-            await asyncio.sleep(backoff_delay(self._attempt, cap_s=10.0))
+            # The first retry is immediate: a broker restart should find us back at once.
+            if self._attempt > 1:
+                await asyncio.sleep(backoff_delay(self._attempt, cap_s=self.reconnect_max_s))
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self._generation += 1
         generation = self._generation
-        self.monitor.hold()
-        await client.subscribe(
-            [
-                (f"sealwatch/{self.site_id}/events/#", 1),
-                (f"sealwatch/{self.site_id}/status/#", 1),
-                (self.sync_topic, 1),
-            ]
-        )
+        subs = [
+            (f"sealwatch/{self.site_id}/events/#", 1),
+            (f"sealwatch/{self.site_id}/status/#", 1),
+            (self.sync_topic, 1),
+        ]
+        subs += [(f, 1) for f in topic_filters(self.mappings)]
+        await client.subscribe(subs)
         await client.publish(self.daemon_topic, b"online", qos=1, retain=True)
         # The broker delivers what it queued for us before this marker: once the engine
-        # task has processed it, the backlog is in and the timer clock may run again.
+        # stage has processed it, the backlog is in and the timer clock may run again.
         self._sync_nonce = uuid.uuid4().hex
         await client.publish(self.sync_topic, self._sync_nonce.encode(), qos=1)
-        self.monitor.ack_many = self._corked_acks(client)
         self._read_in_bursts(client)
+        self.client = client
         self.connected.set()
+        self.ingest.broker_back(self._session_present)
         if self._attempt:
             self._rlog.log(
                 logging.INFO,
                 "up",
-                "MQTT broker %s:%d reachable again",
+                "MQTT broker %s:%d reachable again (session %s)",
                 self.settings.host,
                 self.settings.port,
+                "kept" if self._session_present else "new",
             )
             self._attempt = 0
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._receive(client, generation), name="mqtt-receive")
-                tg.create_task(self._publish(client), name="mqtt-publish")
+                for task in self.session_tasks:
+                    tg.create_task(task.run(client), name=f"mqtt-{type(task).__name__}")
         except asyncio.CancelledError:
             # Shutting down: say so on the availability topic (a clean disconnect sends no
             # last will), then let the cancellation through.
@@ -157,8 +206,8 @@ class MqttLink:
         """Read every packet the socket holds on each wake-up, not one.
 
         aiomqtt's reader calls paho's `loop_read()`, which reads one packet (it ignores its
-        `max_packets`); under a backlog the engine task then stores batches of one or two
-        events and the commits and acks cap ingest. Same error handling as aiomqtt's reader.
+        `max_packets`); under a backlog the engine stage then gets batches of one or two
+        events. Same error handling as aiomqtt's reader.
         """
         paho = client._client
         sock = paho.socket()
@@ -187,29 +236,26 @@ class MqttLink:
         loop.remove_reader(fd)
         loop.add_reader(fd, read_burst)
 
-    def _corked_acks(self, client: aiomqtt.Client) -> Callable[[list[Callable[[], None]]], None]:
-        """Send a batch's PUBACKs as one TCP segment: with TCP_NODELAY each 4-byte PUBACK
-        would otherwise be its own packet, and sending them was most of the ingest cost."""
-        sock = client._client.socket()
+    def ack_many(self, acks: list[Callable[[], None]]) -> None:
+        """Send a batch's PUBACKs as one TCP segment (with TCP_NODELAY each 4-byte PUBACK
+        would otherwise be its own packet, and sending them was most of the ingest cost)."""
+        client = self.client
+        sock = client._client.socket() if client is not None else None
         cork = getattr(socket, "TCP_CORK", None)
-
-        def ack_many(acks: list[Callable[[], None]]) -> None:
-            corked = False
-            if cork is not None and isinstance(sock, socket.socket) and len(acks) > 1:
-                try:
-                    sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
-                    corked = True
-                except OSError:
-                    pass
+        corked = False
+        if cork is not None and isinstance(sock, socket.socket) and len(acks) > 1:
             try:
-                for ack in acks:
-                    ack()
-            finally:
-                if corked:
-                    with contextlib.suppress(OSError):
-                        sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
-
-        return ack_many
+                sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+                corked = True
+            except OSError:
+                pass
+        try:
+            for ack in acks:
+                ack()
+        finally:
+            if corked and isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
 
     def _acker(
         self, client: aiomqtt.Client, generation: int, mid: int, qos: int
@@ -221,7 +267,7 @@ class MqttLink:
         def ack() -> None:
             # A PUBACK belongs to the connection the message came on; after a reconnect the
             # broker redelivers it anyway.
-            if generation == self._generation:
+            if generation == self._generation and paho.is_connected():
                 paho.ack(mid, qos)
 
         return ack
@@ -230,42 +276,44 @@ class MqttLink:
         queued = client._queue  # aiomqtt's own queue of received messages
         async for msg in client.messages:
             self._offer(client, generation, msg)
-            # Take what else has arrived without a task and a loop turn per message (what
-            # `client.messages` costs), so that the engine task stores a burst in one batch.
+            # Take what else has arrived without a task and a loop turn per message, so that
+            # the engine stage gets a burst in one batch.
             while not queued.empty():
                 self._offer(client, generation, queued.get_nowait())
 
     def _offer(self, client: aiomqtt.Client, generation: int, msg: aiomqtt.Message) -> None:
-        monitor = self.monitor
+        ingest = self.ingest
         topic = msg.topic.value
         payload = msg.payload
         raw = (
-            payload
+            bytes(payload)
             if isinstance(payload, bytes | bytearray)
             else (b"" if payload is None else str(payload).encode())
         )
         ack = self._acker(client, generation, msg.mid, msg.qos)
-        kind, device = "wrong_topic", None
+        kind, device = Kind.WRONG_TOPIC, None
         if topic.startswith(self.events_prefix):
             device = topic[len(self.events_prefix) :]
-            kind = "event"
+            kind = Kind.EVENT
         elif topic.startswith(self.status_prefix):
             device = topic[len(self.status_prefix) :]
-            kind = "status"
+            kind = Kind.STATUS
         elif topic == self.sync_topic:
-            if bytes(raw).decode(errors="replace") == self._sync_nonce:
-                monitor.offer(Incoming("sync", b"", "mqtt", monitor.clock(), topic=topic, ack=ack))
+            if raw.decode(errors="replace") == self._sync_nonce:
+                ingest.offer(Incoming(Kind.SYNC, b"", "mqtt", ingest.clock(), topic=topic, ack=ack))
             elif ack is not None:
                 ack()  # a marker from an earlier connection
             return
+        elif self.mappings:
+            kind = Kind.FOREIGN
         if device is not None and (not device or "/" in device):
-            kind, device = "wrong_topic", None
-        monitor.offer(
+            kind, device = Kind.WRONG_TOPIC, None
+        ingest.offer(
             Incoming(
                 kind,
-                bytes(raw),
+                raw,
                 "mqtt",
-                monitor.clock(),
+                ingest.clock(),
                 topic=topic,
                 device=device,
                 retained=bool(msg.retain),
@@ -273,26 +321,6 @@ class MqttLink:
             )
         )
 
-    async def _publish(self, client: aiomqtt.Client) -> None:
-        monitor = self.monitor
-        monitor.reload_outbox()
-        while True:
-            if not monitor.outbox:
-                monitor.outbox_ready.clear()
-                await monitor.outbox_ready.wait()
-                continue
-            batch = [
-                monitor.outbox.popleft() for _ in range(min(PUBLISH_BATCH, len(monitor.outbox)))
-            ]
-            sends: list[Any] = []
-            for _tid, alert_id, line, retained in batch:
-                sends.append(client.publish(self.alerts_topic, line.encode(), qos=1))
-                sends.append(
-                    client.publish(
-                        self.active_prefix + alert_id, retained.encode(), qos=1, retain=True
-                    )
-                )
-            # paho sends them in call order; gather waits for every PUBACK.
-            await asyncio.gather(*sends)
-            monitor.store.mark_published([b[0] for b in batch])
-            monitor.metrics.inc("sealwatch_published_total", by=len(batch))
+
+def wall_us() -> int:
+    return time.time_ns() // 1000
