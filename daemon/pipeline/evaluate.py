@@ -249,6 +249,14 @@ class EngineStage:
         except Reject as rej:
             self._rejection(result.writes, item, rej.kind, rej.reason)
             return Outcome(False, rej.reason)
+        except Exception as exc:
+            # Last resort: whatever this item is, it must not stop the items after it.
+            log.error(
+                "failed on an item from %s; refused", item.topic or item.origin, exc_info=True
+            )
+            reason = f"internal error: {type(exc).__name__}: {str(exc)[:200]}"
+            self._rejection(result.writes, item, "internal_error", reason)
+            return Outcome(False, reason)
 
     def _rejection(self, w: Writes, item: Incoming, kind: str, reason: str) -> None:
         raw = item.payload if isinstance(item.payload, bytes) else _dump(item.payload)
