@@ -1,0 +1,171 @@
+"""The pipeline's stages one at a time, on real SQLite files: the writer thread and its failure
+policy, the snapshot format and the site fingerprint, the lateness window after an outage."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from daemon import snapshot
+from daemon.config import load_settings
+from daemon.pipeline.decode import Decoder
+from daemon.pipeline.evaluate import EngineStage
+from daemon.pipeline.flow import new_metrics
+from daemon.pipeline.items import Incoming, Kind
+from daemon.pipeline.persist import Commit, Persister, StoreHealth
+from daemon.store import Store, Writes
+from policies.engine import Engine
+from policies.site import load_site
+from policies.timefmt import parse_ts
+from tests.support.daemon import EXAMPLE_SITE, ROOT, wait_until
+
+T0 = parse_ts("2026-06-07T08:00:00+08:00")
+
+
+def event_row(seq: int) -> tuple[object, ...]:
+    return (seq, T0 + seq, None, T0, "gate-outer", "door.opened", "test", None, None, "{}")
+
+
+async def test_writer_holds_commits_while_the_database_is_locked_then_writes_them_in_order(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "db.sqlite", busy_timeout_ms=50)
+    changes: list[StoreHealth] = []
+    changed = asyncio.Event()
+
+    def on_health(h: StoreHealth, reason: str) -> None:
+        changes.append(h)
+        changed.set()
+
+    p = Persister(store, queue_max=1000, retry_s=0.05, on_health=on_health)
+    p.start()
+    released: list[int] = []
+    locker = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    for seq in range(1, 6):
+        p.submit(Commit(Writes(events=[event_row(seq)]), 1, lambda s=seq: released.append(s)))
+    # While the store fails, what was accepted is released at once (alerting goes on).
+    await asyncio.wait_for(changed.wait(), 10)
+    changed.clear()
+    assert released == [1, 2, 3, 4, 5]
+    assert p.pending_items == 5
+    locker.execute("COMMIT")
+    locker.close()
+    await asyncio.wait_for(changed.wait(), 10)
+    await wait_until(lambda: p.pending_items == 0, what="the held commits written")
+    assert changes == [StoreHealth.DEGRADED, StoreHealth.OK]
+    seqs = [r[0] for r in store.reader.execute("SELECT seq FROM events ORDER BY rowid")]
+    assert seqs == [1, 2, 3, 4, 5]
+    await p.stop()
+    store.close()
+
+
+async def test_writer_bound_closes_the_door_until_the_store_is_back(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite", busy_timeout_ms=50)
+    p = Persister(store, queue_max=3, retry_s=0.05, on_health=lambda h, r: None)
+    p.start()
+    locker = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    for seq in range(1, 4):
+        p.submit(Commit(Writes(events=[event_row(seq)]), 1))
+    assert p.full and not p.room.is_set()
+    locker.execute("COMMIT")
+    locker.close()
+    await asyncio.wait_for(p.room.wait(), 10)
+    await p.stop()
+    assert store.reader.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 3
+    store.close()
+
+
+def test_site_fingerprint_is_the_same_in_every_process_and_ignores_comments(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "from policies.site import load_site; from daemon.snapshot import site_fingerprint; "
+        f"print(site_fingerprint(load_site({str(EXAMPLE_SITE)!r})))"
+    )
+    prints = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)},
+            check=True,
+        ).stdout.strip()
+        for seed in ("0", "1", "2", "3")
+    }
+    assert len(prints) == 1
+    # Comments and the runtime section do not change the meaning; a tunable does.
+    site = load_site(EXAMPLE_SITE)
+    raw = yaml.safe_load(EXAMPLE_SITE.read_text())
+    raw["daemon"] = {"tick_s": 0.5}
+    other = tmp_path / "site.yaml"
+    other.write_text("# a comment\n" + yaml.safe_dump(raw))
+    assert snapshot.site_fingerprint(load_site(other)) == snapshot.site_fingerprint(site)
+    raw["policies"]["door_held_open_s"] = 99
+    other.write_text(yaml.safe_dump(raw))
+    assert snapshot.site_fingerprint(load_site(other)) != snapshot.site_fingerprint(site)
+
+
+def test_snapshot_loads_only_for_its_engine_and_site(tmp_path: Path) -> None:
+    site = load_site(EXAMPLE_SITE)
+    blob = snapshot.dump(Engine(site), site)
+    assert isinstance(snapshot.load(blob, site), Engine)
+    raw = yaml.safe_load(EXAMPLE_SITE.read_text())
+    raw["policies"]["door_held_open_s"] = 99
+    changed = tmp_path / "site.yaml"
+    changed.write_text(yaml.safe_dump(raw))
+    refusals = {
+        "older format": blob[len(snapshot.MAGIC) :],
+        "format": blob.replace(b'"format":1', b'"format":2', 1),
+        "another version of the engine": blob.replace(
+            snapshot.ENGINE_CODE.encode(), b"0" * len(snapshot.ENGINE_CODE), 1
+        ),
+        "does not load": blob[:-20],
+        "header is unreadable": snapshot.MAGIC + b"{not json\n",
+    }
+    for why, bad in refusals.items():
+        with pytest.raises(snapshot.SnapshotRefused, match=why):
+            snapshot.load(bad, site)
+    with pytest.raises(snapshot.SnapshotRefused, match="meaning changed"):
+        snapshot.load(blob, load_site(changed))
+
+
+def test_events_buffered_during_an_outage_are_accepted_late_and_others_are_not(
+    tmp_path: Path,
+) -> None:
+    site = load_site(EXAMPLE_SITE)
+    settings = load_settings(site, {"SEALWATCH_DATA_DIR": str(tmp_path)})
+    now = [T0]
+    store = Store(settings.db_path)
+    stage = EngineStage(
+        site, settings, store, Decoder(site.id, 65536), new_metrics(), lambda: now[0]
+    )
+
+    def door(ts: int, device: str = "gate-outer") -> Incoming:
+        from policies.timefmt import format_ts
+
+        body = f'{{"type": "door.opened", "ts": "{format_ts(ts)}"}}'.encode()
+        return Incoming(Kind.EVENT, body, "mqtt", now[0], topic="t", device=device)
+
+    assert stage.process([door(T0)]).outcomes[0].accepted
+    now[0] = T0 + 60_000_000
+    assert stage.process([door(now[0], "gate-inner")]).outcomes[0].accepted
+    # 30 s older than what the engine processed, no outage: refused.
+    out = stage.process([door(T0 + 30_000_000)]).outcomes[0]
+    assert not out.accepted and "out of order" in (out.reason or "")
+    # A broker outage from T0 + 10 s: what the gateways buffered since then is accepted.
+    stage.open_late_window(T0 + 10_000_000)
+    out = stage.process([door(T0 + 31_000_000)]).outcomes[0]
+    assert out.accepted, out
+    out = stage.process([door(T0 + 1_000_000)]).outcomes[0]
+    assert not out.accepted  # older than the outage (beyond the reorder tolerance)
+    store.close()
