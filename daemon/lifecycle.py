@@ -8,15 +8,28 @@ window is suppressed by design (stored and audited, flagged so consoles do not a
 
 from __future__ import annotations
 
+import enum
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-UNACKNOWLEDGED = "unacknowledged"
-ACKNOWLEDGED = "acknowledged"
-RTN_UNACKNOWLEDGED = "rtn_unacknowledged"  # returned to normal, never acknowledged
-SHELVED = "shelved"
-SUPPRESSED = "suppressed"  # suppressed by design: a maintenance window
-NORMAL = "normal"  # closed and dealt with
+
+class IsaState(enum.StrEnum):
+    """An alert's state as an operator sees it (ISA-18.2); stored and sent as its value."""
+
+    UNACKNOWLEDGED = "unacknowledged"
+    ACKNOWLEDGED = "acknowledged"
+    RTN_UNACKNOWLEDGED = "rtn_unacknowledged"  # returned to normal, never acknowledged
+    SHELVED = "shelved"
+    SUPPRESSED = "suppressed"  # suppressed by design: a maintenance window
+    NORMAL = "normal"  # closed and dealt with
+
+
+UNACKNOWLEDGED = IsaState.UNACKNOWLEDGED
+ACKNOWLEDGED = IsaState.ACKNOWLEDGED
+RTN_UNACKNOWLEDGED = IsaState.RTN_UNACKNOWLEDGED
+SHELVED = IsaState.SHELVED
+SUPPRESSED = IsaState.SUPPRESSED
+NORMAL = IsaState.NORMAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +53,7 @@ class AlertView:
     closed: bool = False  # the engine closed it (cleared and acknowledged)
 
     @property
-    def isa_state(self) -> str:
+    def isa_state(self) -> IsaState:
         if self.closed:
             return NORMAL
         if self.suppressed:
