@@ -7,7 +7,6 @@ gateways may add fields freely.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
@@ -285,7 +284,10 @@ def _num(
     lo: float = -1e9,
     hi: float = 1e9,
 ) -> float | None:
-    """A number from `lo` to `hi` as a float (ints of any size compare exactly, never overflow)."""
+    """A number from `lo` to `hi` (finite bounds) as a float.
+
+    Ints of any size compare exactly with the bounds, so none reaches float() too large.
+    """
     v: Any = obj.get(key)
     if v is None and not required:
         return None
@@ -468,6 +470,8 @@ def _call(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     start = _time_field(o, "start")
     end = _time_field(o, "end")
     assert start is not None and end is not None
+    if end < start:
+        raise _Bad("field 'end' must not be before 'start'")
     if "recording" not in o:
         raise _Bad("missing field 'recording' (an id, or null for none)")
     return CallRecorded(
@@ -480,12 +484,17 @@ def _call(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
 
 
 def _approval(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
-    valid = _num(o, "valid_s", True, -math.inf, math.inf)
-    assert valid is not None
-    if valid <= 0:
-        raise _Bad("field 'valid_s' must be greater than 0")
-    if valid > MAX_VALID_S:
+    v: Any = o.get("valid_s")
+    t = type(v)
+    if not ((t is float or t is int) and 0 < v <= MAX_VALID_S):
+        if "valid_s" not in o or v is None:
+            raise _Bad("missing field 'valid_s'")
+        if t is not int and not (t is float and v - v == 0.0):
+            raise _Bad("field 'valid_s' must be a finite number")
+        if v <= 0:
+            raise _Bad("field 'valid_s' must be greater than 0")
         raise _Bad(f"field 'valid_s' must be at most {MAX_VALID_S:g} s (30 days)")
+    valid = float(v)
     return ApprovalGranted(*b, badge=_str(o, "badge"), valid_s=valid)
 
 
