@@ -23,6 +23,7 @@ from policies.events import AlertAck, AlertShelve, AlertUnshelve, Event, SealEve
 from policies.rules.access import BadgeDeniedBurst, EscortedExit, TwoPerson, ZoneAuthorization
 from policies.rules.alarms import Intrusion, PerimeterArmed, Power
 from policies.rules.cameras import CameraIntegrity, VideoRetention
+from policies.rules.daemon import DaemonHealthRule
 from policies.rules.devices import DeviceOffline
 from policies.rules.doors import DoorForced, DoorHeldOpen, EntranceInterlock, SingleEntrance
 from policies.rules.inspections import InspectionDue
@@ -58,6 +59,7 @@ RULES: tuple[type[Rule], ...] = (
     DutyPhone,
     PreSeal,
     InspectionDue,
+    DaemonHealthRule,
 )
 
 

@@ -7,15 +7,21 @@ gateways may add fields freely.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
-from policies.site import Site, suggest
-from policies.timefmt import format_ts, parse_ts
+from policies.site import RESERVED_DEVICE_ID, Site, suggest
+from policies.timefmt import (
+    EARLIEST_US,
+    LATEST_US,
+    format_ts,
+    implausible_reason,
+    parse_ts,
+)
 
 
 # The daemon's own id, for the events it makes about itself (daemon.health).
@@ -169,39 +175,99 @@ class DeviceEvent(Event):
     state: str | None = None
 
 
+@dataclass(slots=True)
+class DaemonHealth(Event):
+    """daemon.health: the daemon's own report on one of its components (device `sealwatch`)."""
+
+    component: str = ""
+    state: str = "ok"
+    reason: str | None = None
+
+
 # ---------------------------------------------------------------------------------------
 # Parsing
+#
+# Every check below says what is wrong in words; nothing here may raise on any input (any JSON
+# value in any field, or any Python value a caller puts into the dict). Values that the rules
+# would turn into text or arithmetic are bounded here, so that nothing downstream can overflow.
+
+DAEMON_DEVICE: Final = RESERVED_DEVICE_ID  # the daemon's own events come from this device id
+HEALTH_COMPONENTS: Final = ("store", "mqtt-session", "ingest", "sink")
+HEALTH_STATES: Final = ("ok", "degraded", "lost")
+
+MAX_ID_LEN: Final = 256  # badges, alert and seal ids, bands, recordings, faults
+MAX_TEXT_LEN: Final = 2000  # free text: reasons, comments, seal names
+MAX_HEALTH_REASON_LEN: Final = 500  # daemon.health `reason` is cut to this length
+MAX_FAULTS: Final = 64
+DBM_MIN, DBM_MAX = -300.0, 300.0  # band power and RSSI
+TEMP_MIN, TEMP_MAX = -273.15, 1000.0  # temperature_c
+FPS_MAX: Final = 10_000.0
+MAX_VALID_S: Final = 30 * 86_400.0  # an exit approval is valid for at most 30 days
 
 
 class _Bad(Exception):
     pass
 
 
-def _str(obj: Mapping[str, Any], key: str) -> str:
+def _show(v: Any) -> str:
+    """A short, safe description of any value for a rejection reason (never raises)."""
+    if isinstance(v, str):
+        if len(v) > 60:
+            return repr(v[:60]) + f"… ({len(v)} characters)"
+        return repr(v)
+    if v is None or isinstance(v, bool | float):
+        return repr(v)
+    if isinstance(v, int):
+        return repr(v) if -(10**15) < v < 10**15 else "a huge integer"
+    if isinstance(v, list | tuple):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return f"a {type(v).__name__}"
+
+
+def _near(name: str, known: Iterable[str]) -> str:
+    """`suggest`, for a name short enough to be a typo."""
+    return suggest(name, known) if len(name) <= 100 else ""
+
+
+def _text_ok(v: str, key: str, limit: int) -> str:
+    """A string of at most `limit` characters that can be written as UTF-8."""
+    if len(v) > limit:
+        raise _Bad(f"field '{key}' is longer than {limit} characters ({len(v)})")
+    if not v.isascii():
+        try:
+            v.encode()
+        except UnicodeEncodeError:
+            raise _Bad(f"field '{key}' is not valid Unicode text (a lone surrogate)") from None
+    return v
+
+
+def _str(obj: Mapping[str, Any], key: str, limit: int = MAX_ID_LEN) -> str:
     v = obj.get(key)
-    if not isinstance(v, str) or not v:
+    if type(v) is not str or not v:
         raise _Bad(
             f"field '{key}' must be a non-empty string" if key in obj else f"missing field '{key}'"
         )
-    return v
+    return _text_ok(v, key, limit)
 
 
-def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
+def _opt_str(obj: Mapping[str, Any], key: str, limit: int = MAX_ID_LEN) -> str | None:
     v = obj.get(key)
     if v is None:
         return None
-    if not isinstance(v, str):
+    if type(v) is not str:
         raise _Bad(f"field '{key}' must be a string")
-    return v
+    return _text_ok(v, key, limit)
 
 
 def _enum(obj: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
     v = obj.get(key)
-    if v not in choices:
+    if type(v) is not str or v not in choices:
         if key not in obj:
             raise _Bad(f"missing field '{key}'")
-        raise _Bad(f"field '{key}' must be one of {', '.join(choices)}, got {v!r}")
-    return str(v)
+        raise _Bad(f"field '{key}' must be one of {', '.join(choices)}, got {_show(v)}")
+    return v
 
 
 def _bool(obj: Mapping[str, Any], key: str, required: bool = True) -> bool | None:
@@ -215,35 +281,46 @@ def _bool(obj: Mapping[str, Any], key: str, required: bool = True) -> bool | Non
     return v
 
 
-def _finite(v: Any) -> bool:
-    """A JSON number that is finite (bool is not a number here)."""
-    t = type(v)
-    return (t is float and v - v == 0.0) or t is int
+def _num(
+    obj: Mapping[str, Any],
+    key: str,
+    required: bool = True,
+    lo: float = -1e9,
+    hi: float = 1e9,
+) -> float | None:
+    """A number from `lo` to `hi` (finite bounds) as a float.
 
-
-def _num(obj: Mapping[str, Any], key: str, required: bool = True) -> float | None:
+    Ints of any size compare exactly with the bounds, so none reaches float() too large.
+    """
     v: Any = obj.get(key)
     if v is None and not required:
         return None
-    if not _finite(v):
-        raise _Bad(
-            f"field '{key}' must be a finite number" if key in obj else f"missing field '{key}'"
-        )
-    return float(v)
+    t = type(v)
+    if (t is float or t is int) and lo <= v <= hi:
+        return float(v)
+    if key not in obj:
+        raise _Bad(f"missing field '{key}'")
+    if t is not int and not (t is float and v - v == 0.0):
+        raise _Bad(f"field '{key}' must be a finite number")
+    raise _Bad(f"field '{key}' must be a number from {lo:g} to {hi:g}, got {_show(v)}")
 
 
-_ts_cache: dict[str, int] = {}
+_ts_cache: dict[str, int] = {}  # only plausible times are cached
 
 
 def _time(value: Any, key: str) -> int:
-    if not isinstance(value, str):
+    if type(value) is not str:
         raise _Bad(f"field '{key}' must be an RFC 3339 time string")
     us = _ts_cache.get(value)
     if us is None:
         try:
             us = parse_ts(value)
         except ValueError:
-            raise _Bad(f"field '{key}' is not an RFC 3339 time with an offset: {value!r}") from None
+            raise _Bad(
+                f"field '{key}' is not an RFC 3339 time with an offset: {_show(value)}"
+            ) from None
+        if not EARLIEST_US <= us < LATEST_US:
+            raise _Bad(str(implausible_reason(us, f"field '{key}'", value)))
         if len(_ts_cache) > 4096:
             _ts_cache.clear()
         _ts_cache[value] = us
@@ -260,8 +337,10 @@ def _time_field(obj: Mapping[str, Any], key: str, required: bool = True) -> int 
 
 def _badges(obj: Mapping[str, Any], key: str) -> tuple[str, ...]:
     v = obj.get(key, [])
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+    if type(v) is not list or not all(type(x) is str for x in v):
         raise _Bad(f"field '{key}' must be a list of badges")
+    for x in v:
+        _text_ok(x, key, MAX_ID_LEN)
     return tuple(v)
 
 
@@ -278,7 +357,7 @@ def _badge(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
         *b,
         badge=_str(o, "badge"),
         direction=_enum(o, "direction", ("in", "out")),
-        reason=_opt_str(o, "reason"),
+        reason=_opt_str(o, "reason", MAX_TEXT_LEN),
     )
 
 
@@ -305,43 +384,70 @@ def _alarm_panel(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
 
 def _jammer(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     bands = o.get("bands", {})
-    if not isinstance(bands, dict):
+    if type(bands) is not dict:
         raise _Bad("field 'bands' must be an object {band: dBm}")
     for k, v in bands.items():
-        t = type(v)  # _finite, spelled out: five bands in every status
-        if not ((t is float and v - v == 0.0) or t is int):
-            raise _Bad(f"band '{k}' must be a number of dBm")
-    faults = o.get("faults", ())
-    if faults and (type(faults) is not list or not all(type(x) is str for x in faults)):
+        t = type(v)  # spelled out: five bands in every status. The range excludes NaN and inf.
+        if not ((t is float or t is int) and DBM_MIN <= v <= DBM_MAX) or type(k) is not str:
+            raise _Bad(_bad_band(k, v))
+    faults: Any = o.get("faults")
+    if faults:  # absent, null and [] all say "no faults"
+        if type(faults) is not list or not all(type(x) is str for x in faults):
+            raise _Bad("field 'faults' must be a list of strings")
+        if len(faults) > MAX_FAULTS:
+            raise _Bad(f"field 'faults' lists more than {MAX_FAULTS} faults ({len(faults)})")
+        for x in faults:
+            _text_ok(x, "faults", MAX_ID_LEN)
+        faults = tuple(faults)
+    elif faults is None or faults == []:
+        faults = ()
+    else:
         raise _Bad("field 'faults' must be a list of strings")
     output: Any = o.get("output")
     if output is not True and output is not False:
         _bool(o, "output")
+    temperature = o.get("temperature_c")
+    if temperature is not None:
+        temperature = _num(o, "temperature_c", False, TEMP_MIN, TEMP_MAX)
     # positional arguments: this is the hottest constructor (keywords cost ~0.3 µs more)
-    return JammerStatus(*b, output, bands, tuple(faults), _num(o, "temperature_c", False))
+    return JammerStatus(*b, output, bands, faults, temperature)
+
+
+def _bad_band(k: Any, v: Any) -> str:
+    if type(k) is not str:
+        return f"band ids must be strings, got {_show(k)}"
+    t = type(v)
+    if t is int or (t is float and v - v == 0.0):
+        return f"band {_show(k)} must be from {DBM_MIN:g} to {DBM_MAX:g} dBm, got {_show(v)}"
+    return f"band {_show(k)} must be a number of dBm"
 
 
 def _camera(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     tamper = o.get("tamper")
-    if tamper is not None and tamper not in ("covered", "defocused", "moved", "frozen"):
+    if tamper is not None and (
+        type(tamper) is not str or tamper not in ("covered", "defocused", "moved", "frozen")
+    ):
         raise _Bad(
-            f"field 'tamper' must be null, covered, defocused, moved or frozen, got {tamper!r}"
+            f"field 'tamper' must be null, covered, defocused, moved or frozen, got {_show(tamper)}"
         )
     stream: Any = o.get("stream")
     if stream != "up" and stream != "down":
         _enum(o, "stream", ("up", "down"))
-    return CameraStatus(*b, stream, tamper, _num(o, "fps", False))
+    return CameraStatus(*b, stream, tamper, _num(o, "fps", False, 0.0, FPS_MAX))
 
 
 def _inventory(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     gaps_raw = o.get("gaps", [])
-    if not isinstance(gaps_raw, list):
+    if type(gaps_raw) is not list:
         raise _Bad("field 'gaps' must be a list of [start, end]")
     gaps: list[tuple[int, int]] = []
     for g in gaps_raw:
-        if not isinstance(g, list) or len(g) != 2:
+        if type(g) is not list or len(g) != 2:
             raise _Bad("each gap must be [start, end]")
-        gaps.append((_time(g[0], "gaps"), _time(g[1], "gaps")))
+        start, end = _time(g[0], "gaps"), _time(g[1], "gaps")
+        if end < start:
+            raise _Bad("a gap must not end before it starts")
+        gaps.append((start, end))
     return RecordingInventory(
         *b,
         oldest=_time_field(o, "oldest", False),
@@ -351,7 +457,9 @@ def _inventory(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
 
 
 def _phone(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
-    return PhoneDetected(*b, band=_opt_str(o, "band"), rssi_dbm=_num(o, "rssi_dbm", False))
+    return PhoneDetected(
+        *b, band=_opt_str(o, "band"), rssi_dbm=_num(o, "rssi_dbm", False, DBM_MIN, DBM_MAX)
+    )
 
 
 def _patrol(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
@@ -366,6 +474,8 @@ def _call(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     start = _time_field(o, "start")
     end = _time_field(o, "end")
     assert start is not None and end is not None
+    if end < start:
+        raise _Bad("field 'end' must not be before 'start'")
     if "recording" not in o:
         raise _Bad("missing field 'recording' (an id, or null for none)")
     return CallRecorded(
@@ -378,17 +488,24 @@ def _call(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
 
 
 def _approval(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
-    valid = _num(o, "valid_s")
-    assert valid is not None
-    if valid <= 0:
-        raise _Bad("field 'valid_s' must be greater than 0")
+    v: Any = o.get("valid_s")
+    t = type(v)
+    if not ((t is float or t is int) and 0 < v <= MAX_VALID_S):
+        if "valid_s" not in o or v is None:
+            raise _Bad("missing field 'valid_s'")
+        if t is not int and not (t is float and v - v == 0.0):
+            raise _Bad("field 'valid_s' must be a finite number")
+        if v <= 0:
+            raise _Bad("field 'valid_s' must be greater than 0")
+        raise _Bad(f"field 'valid_s' must be at most {MAX_VALID_S:g} s (30 days)")
+    valid = float(v)
     return ApprovalGranted(*b, badge=_str(o, "badge"), valid_s=valid)
 
 
 def _inspection(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     zone = _str(o, "zone")
     if zone not in s.zones:
-        raise _Bad(f"unknown zone '{zone}'{suggest(zone, s.zones)}")
+        raise _Bad(f"unknown zone {_show(zone)}{_near(zone, s.zones)}")
     return InspectionDone(*b, zone=zone, badge=_str(o, "badge"))
 
 
@@ -397,15 +514,18 @@ def _review(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     if camera is None and zone is None:
         raise _Bad("missing field 'camera' (or 'zone')")
     if camera is not None and camera not in s.cameras:
-        raise _Bad(f"unknown camera '{camera}'{suggest(camera, s.cameras)}")
+        raise _Bad(f"unknown camera {_show(camera)}{_near(camera, s.cameras)}")
     if zone is not None and zone not in s.zones:
-        raise _Bad(f"unknown zone '{zone}'{suggest(zone, s.zones)}")
+        raise _Bad(f"unknown zone {_show(zone)}{_near(zone, s.zones)}")
     return ReviewDone(*b, camera=camera, zone=zone, badge=_str(o, "badge"))
 
 
 def _ack(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     return AlertAck(
-        *b, alert_id=_str(o, "alert_id"), badge=_str(o, "badge"), comment=_opt_str(o, "comment")
+        *b,
+        alert_id=_str(o, "alert_id"),
+        badge=_str(o, "badge"),
+        comment=_opt_str(o, "comment", MAX_TEXT_LEN),
     )
 
 
@@ -417,7 +537,7 @@ def _shelve(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
         alert_id=_str(o, "alert_id"),
         badge=_str(o, "badge"),
         until=until,
-        reason=_str(o, "reason"),
+        reason=_str(o, "reason", MAX_TEXT_LEN),
     )
 
 
@@ -426,13 +546,13 @@ def _unshelve(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
 
 
 def _seal(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
-    classification = _opt_str(o, "classification")
-    if classification is not None:
-        _enum(o, "classification", ("top_secret", "secret", "confidential"))
+    classification = None
+    if o.get("classification") is not None:
+        classification = _enum(o, "classification", ("top_secret", "secret", "confidential"))
     return SealEvent(
         *b,
         seal=_str(o, "seal"),
-        name=_opt_str(o, "name"),
+        name=_opt_str(o, "name", MAX_TEXT_LEN),
         classification=classification,
         end=_time_field(o, "end", False),
     )
@@ -444,6 +564,24 @@ def _heartbeat(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
 
 def _status(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     return DeviceEvent(*b, state=_enum(o, "state", ("online", "offline")))
+
+
+def _health(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    reason: Any = o.get("reason")
+    if reason is not None:
+        if type(reason) is not str:
+            raise _Bad("field 'reason' must be a string")
+        # the daemon's own words: cut and made writable rather than refused
+        if len(reason) > MAX_HEALTH_REASON_LEN:
+            reason = reason[: MAX_HEALTH_REASON_LEN - 1] + "…"
+        if not reason.isascii():
+            reason = reason.encode("utf-8", "replace").decode("utf-8")
+    return DaemonHealth(
+        *b,
+        component=_enum(o, "component", HEALTH_COMPONENTS),
+        state=_enum(o, "state", HEALTH_STATES),
+        reason=reason or None,
+    )
 
 
 _ANY = ()  # any known device
@@ -473,6 +611,7 @@ EVENT_TYPES: dict[str, tuple[tuple[str, ...], _Build]] = {
     "seal.end": (("console",), _seal),
     "device.heartbeat": (_ANY, _heartbeat),
     "device.status": (_ANY, _status),
+    "daemon.health": (("daemon",), _health),  # from DAEMON_DEVICE only
 }
 
 
@@ -491,16 +630,23 @@ def parse_event(
     if spec is None:
         if "type" not in obj:
             return Rejection("missing field 'type'")
-        return Rejection(f"unknown event type {etype!r}{suggest(str(etype), EVENT_TYPES)}")
+        near = _near(etype, EVENT_TYPES) if type(etype) is str else ""
+        return Rejection(f"unknown event type {_show(etype)}{near}")
     kinds, build = spec
     dev: Any = obj.get("device", device)
     kind = site.device_kind.get(dev) if type(dev) is str else None
     if kind is None:
         if dev is None:
             return Rejection("missing field 'device'")
-        if not isinstance(dev, str) or not dev:
+        if type(dev) is not str or not dev:
             return Rejection("field 'device' must be a non-empty string")
-        return Rejection(f"unknown device '{dev}'{suggest(dev, site.device_kind)}")
+        if dev != DAEMON_DEVICE:
+            return Rejection(f"unknown device {_show(dev)}{_near(dev, site.device_kind)}")
+        if etype != "daemon.health":
+            return Rejection(
+                f"device '{DAEMON_DEVICE}' is the daemon itself: it sends only daemon.health"
+            )
+        kind = "daemon"
     if kinds and kind not in kinds:
         return Rejection(f"device '{dev}' is a {kind}, not a {' or '.join(kinds)} (type {etype})")
     src = obj
@@ -511,6 +657,9 @@ def parse_event(
             if raw_ts is None:
                 if now_us is None:
                     return Rejection("missing field 'ts'")
+                why = implausible_reason(now_us, "the receive time (for a missing 'ts')")
+                if why is not None:
+                    return Rejection(why)
                 src = {**obj, "ts": format_ts(now_us, site.tz)}
                 ts = now_us
             else:

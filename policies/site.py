@@ -33,6 +33,7 @@ from policies.schema import (
     tname,
     tzname,
 )
+from policies.timefmt import implausible_reason, to_us
 
 __all__ = ["Site", "SiteError", "load_site", "parse_site", "parse_time", "suggest"]
 
@@ -63,6 +64,8 @@ INPUT_KINDS = (
 )
 CAMERA_MODES = ("snapshot", "stream")
 MIN_VIDEO_RETENTION_DAYS = 90  # EXAM-2.7.9: recordings kept at least three months
+# The daemon's own events (daemon.health) come from this device id; no site may use it.
+RESERVED_DEVICE_ID = "sealwatch"
 
 
 class SiteError(ConfigErrors):
@@ -387,7 +390,13 @@ class _Loader:
         return value
 
     def new_id(self, path: str, value: str) -> None:
-        if value in self.ids:
+        if value == RESERVED_DEVICE_ID:
+            self.err(
+                path,
+                f"id '{value}' is reserved for the daemon's own events (daemon.health); "
+                "choose another id",
+            )
+        elif value in self.ids:
             self.err(path, f"duplicate id '{value}' (first defined at {self.ids[value]})")
         else:
             self.ids[value] = path
@@ -739,7 +748,7 @@ class _Loader:
                     "snapshot": (False, text),
                     "mode": (False, enum(CAMERA_MODES)),
                     "recordings": (False, text),
-                    "installed": (False, time),
+                    "installed": (False, _plausible_time),
                 },
             )
             if d is not None:
@@ -795,8 +804,8 @@ class _Loader:
                     "id": (True, ident),
                     "name": (True, text),
                     "classification": (True, enum(CLASSIFICATIONS)),
-                    "start": (True, time),
-                    "end": (True, time),
+                    "start": (True, _plausible_time),
+                    "end": (True, _plausible_time),
                 },
             )
             if not d or len(d) < 5:
@@ -856,6 +865,15 @@ class _Loader:
                 self.warnings.append(
                     f"zone '{z.id}' (key part) has no {', no '.join(missing)} (EXAM-2.7.5)"
                 )
+
+
+def _plausible_time(p: str, v: Any) -> datetime:
+    """An RFC 3339 time with an offset inside the plausible range of policies.timefmt."""
+    dt = time(p, v)
+    why = implausible_reason(to_us(dt), "the time", str(v))
+    if why is not None:
+        raise ValueError(why)
+    return dt
 
 
 def _retention(p: str, v: Any) -> float:

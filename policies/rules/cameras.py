@@ -10,6 +10,7 @@ from policies.events import CameraStatus, Event, RecordingInventory
 from policies.timefmt import format_ts, seconds, to_us
 
 DAY_US = 86_400 * 1_000_000
+MAX_GAPS_LISTED = 10  # an inventory may list thousands; the message names the first ones
 
 
 class CameraIntegrity(Rule):
@@ -77,10 +78,15 @@ class VideoRetention(Rule):
                 f"oldest recording {format_ts(ev.oldest, tz)} is newer than "
                 f"{format_ts(since, tz)} ({days:g} days)"
             )
+        long_gaps = 0
         for start, end in ev.gaps:
             # Only the part of a gap inside the retention window counts.
             if min(end, ev.ts) - max(start, since) > max_gap:
-                problems.append(f"gap {format_ts(start, tz)} to {format_ts(end, tz)}")
+                long_gaps += 1
+                if long_gaps <= MAX_GAPS_LISTED:
+                    problems.append(f"gap {format_ts(start, tz)} to {format_ts(end, tz)}")
+        if long_gaps > MAX_GAPS_LISTED:
+            problems.append(f"{long_gaps - MAX_GAPS_LISTED} more gap(s)")
         if problems:
             a = self.raise_(camera.id, f"camera {camera.id}: " + "; ".join(problems), fold=False)
             a.message = f"camera {camera.id}: " + "; ".join(problems)
