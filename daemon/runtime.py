@@ -97,7 +97,7 @@ class Daemon:
             tg.create_task(self._watchdog(), name="watchdog"),
         ]
         # Device adapters feed the monitor like MQTT gateways do.
-        self.devices = DeviceAdapters(self.site, self.monitor, s.data_dir, s.extra.get("devices"))
+        self.devices = DeviceAdapters(self.site, self.monitor, s.data_dir, s.devices)
         await self.devices.__aenter__()
         self.dashboard.thumbnails = self.devices.thumbnail_jpeg
         log.info(
