@@ -1,8 +1,11 @@
-"""Runtime settings: the site file's `daemon:` section, the environment and credential files.
+"""Runtime settings: the site file's `daemon:` section and the environment, in one schema.
 
-The environment wins over the YAML (CONTRACT §8). Secrets are never taken from the YAML
-itself: the section names a file (`mqtt.password_file`), or SEALWATCH_MQTT_PASSWORD_FILE does.
-Every problem is reported with its path, like the site loader does.
+Every key is checked (type, range, unknown keys with a did-you-mean) and every key accepted
+here is read by the daemon; a section for a feature that is not built yet is refused with a
+message, never ignored. The environment wins over the YAML (docs/interfaces.md §8). Secrets
+are never taken from the YAML itself: the section names a file (`mqtt.password_file`), or
+SEALWATCH_MQTT_PASSWORD_FILE does. Every problem is reported with its path, like the site
+loader does. docs/daemon.md lists every setting with its default.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from policies.schema import ConfigErrors, suggest
-from policies.schema import any_ as _any
+from adapters.mqtt_mapping import MappingError, MappingRule, parse_mapping_config
+from policies.schema import ConfigErrors, suggest, tname
 from policies.schema import boolean as _bool
 from policies.schema import enum as _enum
 from policies.schema import int_range as _int_range
 from policies.schema import number_range as _range
+from policies.schema import position as _position
 from policies.schema import text as _text
 from policies.site import Site
 
@@ -28,6 +32,33 @@ DEFAULT_HTTP = "127.0.0.1:8080"
 DEFAULT_DATA_DIR = "./var"
 # EXAM-2.6.7: ledgers are kept at least 3 years (366 days covers the leap year).
 MIN_RETENTION_DAYS = 3 * 365 + 1
+
+# The environment variables the daemon reads (each wins over its site-file key).
+ENV = {
+    "SEALWATCH_MQTT_URL": "daemon.mqtt.url",
+    "SEALWATCH_MQTT_PASSWORD_FILE": "daemon.mqtt.password_file",
+    "SEALWATCH_DATA_DIR": "daemon.data_dir",
+    "SEALWATCH_HTTP": "daemon.http",
+}
+# SEALWATCH_* variables that belong to other tools of the project (simulators, setup, tests).
+OTHER_TOOLS_ENV = frozenset(
+    {
+        "SEALWATCH_MQTT_USERNAME",
+        "SEALWATCH_SKIP_APT",
+        "SEALWATCH_SKIP_BROWSER",
+        "SEALWATCH_CHROMIUM",
+        "SEALWATCH_TAMPER_CLIPS",
+    }
+)
+
+# Sections of features that are planned but not built: refused, so that nobody believes a
+# site is sending telemetry or notifications when nothing reads the section.
+NOT_BUILT = {
+    "influxdb": "telemetry to InfluxDB",
+    "webhooks": "notifications by webhook",
+    "notifications": "notifications (mail, SMS, phone)",
+    "central": "following many sites from one centre",
+}
 
 
 class ConfigError(ConfigErrors):
@@ -54,6 +85,37 @@ class Mqtt:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceOptions:
+    """`daemon.devices`: which device adapters the daemon runs (all on by default)."""
+
+    jammers: bool = True  # poll Modbus jammers (site `jammers[].modbus`)
+    cameras: bool = True  # watch camera snapshots/streams for health and tamper
+    camera_interval_s: float = 1.0
+    recordings: bool = True  # scan recording folders for retention (EXAM-2.7.9)
+    recordings_interval_s: float = 60.0
+    duty_phone: bool = True  # turn duty-phone recorder files into call.recorded
+    base_dir: Path | None = None  # where relative recording folders are (default: data dir)
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardOptions:
+    """`daemon.dashboard` (the page) and `daemon.auth` (its sessions and logins)."""
+
+    idle_timeout_s: float = 900.0
+    guard_idle_timeout_s: float = 12 * 3600.0
+    max_session_s: float = 12 * 3600.0
+    login_per_user: int = 5
+    login_per_ip: int = 20
+    login_window_s: float = 300.0
+    cookie_secure: str = "auto"  # auto (when the request came over TLS) | always | never
+    trust_proxy: bool = False  # believe X-Forwarded-Proto/-For from a local TLS proxy
+    tick_s: float = 0.25
+    floor_plan: str | None = None  # an image file shown under the devices' positions
+    floor_plan_size: tuple[float, float] | None = None
+    positions: dict[str, tuple[float, float]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the daemon needs at run time besides the site model."""
 
@@ -74,71 +136,177 @@ class Settings:
     size_warning_pct: float = 80.0
     max_payload_bytes: int = 64 * 1024
     sqlite_synchronous: str = "normal"
+    # accepted items held in memory while the store is failing; beyond it they are refused
     store_queue_max: int = 100_000
-    store_retry_s: float = 1.0
+    store_retry_s: float = 1.0  # how often a failing store is tried again
+    # how late events buffered during a broker outage may be and still be accepted
     outage_lateness_max_s: float = 3600.0
-    reconnect_max_s: float = 1.0
-    extra: Mapping[str, Any] = field(default_factory=dict)  # sections owned by other modules
+    reconnect_max_s: float = 1.0  # the broker reconnect backoff's cap
+    devices: DeviceOptions = field(default_factory=DeviceOptions)
+    dashboard: DashboardOptions = field(default_factory=DashboardOptions)
+    mqtt_mappings: tuple[MappingRule, ...] = ()  # third-party payloads → events
+    warnings: tuple[str, ...] = ()  # worth logging, not worth refusing (unknown env vars)
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "sealwatch.db"
 
 
-# Sections other parts of the daemon validate themselves (telemetry, dashboard, webhooks).
-PASSTHROUGH = ("influxdb", "dashboard", "webhooks", "auth", "devices", "mqtt_mappings")
+Converter = Callable[[str, Any], Any]
+
+
+def _retention(p: str, v: Any) -> float:
+    x = _range(1.0, 100_000.0)(p, v)
+    if x < MIN_RETENTION_DAYS:
+        raise ValueError(
+            f"{v!r} is below the {MIN_RETENTION_DAYS} days EXAM-2.6.7 requires "
+            "(ledgers are kept at least 3 years)"
+        )
+    return x
+
+
+def _path(_p: str, v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError(f"expected a path, got {v!r}")
+    return v
+
+
+def _not_built(what: str) -> Converter:
+    def conv(_p: str, _v: Any) -> Any:
+        raise ValueError(f"{what} is not built yet (planned); remove this section")
+
+    return conv
+
+
+# The scalar settings of `daemon:`; each is a Settings field of the same name.
+KNOBS: dict[str, Converter] = {
+    "timer_lag_s": _range(0.0, 60.0),
+    "reorder_tolerance_s": _range(0.0, 3600.0),
+    "future_tolerance_s": _range(0.0, 3600.0),
+    "tick_s": _range(0.01, 10.0),
+    "ingest_hold_max_s": _range(0.0, 3600.0),
+    "batch_max": _int_range(1, 100_000),
+    "snapshot_interval_s": _range(1.0, 86_400.0),
+    "snapshot_every_events": _int_range(100, 100_000_000),
+    "retention_days": _retention,
+    "size_budget_mb": _range(1.0, 1e9),
+    "size_warning_pct": _range(1.0, 100.0),
+    "sqlite_synchronous": _enum(("normal", "full")),
+    "store_queue_max": _int_range(1, 10_000_000),
+    "store_retry_s": _range(0.01, 3600.0),
+    "outage_lateness_max_s": _range(0.0, 7 * 86_400.0),
+    "reconnect_max_s": _range(0.05, 300.0),
+}
+# Everything else `daemon:` takes; the sections are checked by their own tables below.
+OTHER_KEYS: dict[str, Converter] = {
+    "http": _text,
+    "data_dir": _path,
+    "max_payload_kib": _int_range(1, 16_384),
+    "mqtt": lambda _p, v: v,
+    "devices": lambda _p, v: v,
+    "dashboard": lambda _p, v: v,
+    "auth": lambda _p, v: v,
+    "mqtt_mappings": lambda _p, v: v,
+}
+DAEMON_KEYS: dict[str, Converter] = {
+    **OTHER_KEYS,
+    **KNOBS,
+    **{k: _not_built(what) for k, what in NOT_BUILT.items()},
+}
+MQTT_KEYS: dict[str, Converter] = {
+    "url": _text,
+    "username": _text,
+    "password_file": _path,
+    "client_id": _text,
+    "keepalive_s": _int_range(5, 3600),
+    "tls": lambda _p, v: v,
+}
+TLS_KEYS: dict[str, Converter] = {
+    "ca_file": _path,
+    "cert_file": _path,
+    "key_file": _path,
+    "insecure": _bool,
+}
+DEVICE_KEYS: dict[str, Converter] = {
+    "jammers": _bool,
+    "cameras": _bool,
+    "camera_interval_s": _range(0.05, 3600.0),
+    "recordings": _bool,
+    "recordings_interval_s": _range(0.05, 86_400.0),
+    "duty_phone": _bool,
+    "base_dir": _path,
+}
+AUTH_KEYS: dict[str, Converter] = {
+    "idle_timeout_s": _range(1.0, 7 * 86_400.0),
+    "guard_idle_timeout_s": _range(1.0, 7 * 86_400.0),
+    "max_session_s": _range(1.0, 30 * 86_400.0),
+    "login_per_user": _int_range(1, 10_000),
+    "login_per_ip": _int_range(1, 1_000_000),
+    "login_window_s": _range(1.0, 86_400.0),
+    "cookie_secure": _enum(("auto", "always", "never")),
+    "trust_proxy": _bool,
+}
+DASHBOARD_KEYS: dict[str, Converter] = {
+    "tick_s": _range(0.02, 10.0),
+    "floor_plan": lambda _p, v: v,
+    "positions": lambda _p, v: v,
+}
+FLOOR_PLAN_KEYS: dict[str, Converter] = {
+    "image": _path,
+    "width": _range(1.0, 100_000.0),
+    "height": _range(1.0, 100_000.0),
+}
 
 
 def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from `site.daemon` and `env` (default: os.environ)."""
     env = os.environ if env is None else env
     v = _Validator()
-    raw = dict(site.daemon)
-    spec: dict[str, Callable[[str, Any], Any]] = {
-        "mqtt": _any,
-        "http": _text,
-        "data_dir": _text,
-        "timer_lag_s": _range(0.0, 60.0),
-        "reorder_tolerance_s": _range(0.0, 3600.0),
-        "future_tolerance_s": _range(0.0, 3600.0),
-        "tick_s": _range(0.01, 10.0),
-        "ingest_hold_max_s": _range(0.0, 3600.0),
-        "batch_max": _int_range(1, 100_000),
-        "snapshot_interval_s": _range(1.0, 86_400.0),
-        "snapshot_every_events": _int_range(100, 100_000_000),
-        "retention_days": _retention,
-        "size_budget_mb": _range(1.0, 1e9),
-        "size_warning_pct": _range(1.0, 100.0),
-        "max_payload_kib": _int_range(1, 16_384),
-        "sqlite_synchronous": _enum(("normal", "full")),
-        **{k: _any for k in PASSTHROUGH},
-    }
-    d = v.mapping("daemon", raw, spec)
+    d = v.mapping("daemon", dict(site.daemon), DAEMON_KEYS)
 
-    mqtt_raw = d.get("mqtt", {})
-    m = v.mapping(
-        "daemon.mqtt",
-        mqtt_raw,
-        {
-            "url": _text,
-            "username": _text,
-            "password_file": _text,
-            "client_id": _text,
-            "keepalive_s": _int_range(5, 3600),
-            "tls": _any,
-        },
+    mqtt = _mqtt(v, d.get("mqtt"), env, site.id)
+    http = env.get("SEALWATCH_HTTP") or d.get("http") or DEFAULT_HTTP
+    http_where = "SEALWATCH_HTTP" if env.get("SEALWATCH_HTTP") else "daemon.http"
+    http_host, http_port = _host_port(v, http_where, http)
+    data_dir = Path(env.get("SEALWATCH_DATA_DIR") or d.get("data_dir") or DEFAULT_DATA_DIR)
+    devices = _devices(v, d.get("devices"))
+    dashboard = _dashboard(v, d.get("dashboard"), d.get("auth"), site)
+    mappings: list[MappingRule] = []
+    try:
+        mappings = parse_mapping_config(d.get("mqtt_mappings"))
+    except MappingError as exc:
+        v.errors.extend(exc.errors)
+    if v.errors:
+        raise ConfigError(v.errors)
+
+    knobs: dict[str, Any] = {k: d[k] for k in KNOBS if k in d}
+    if "max_payload_kib" in d:
+        knobs["max_payload_bytes"] = d["max_payload_kib"] * 1024
+    return Settings(
+        mqtt=mqtt,
+        http_host=http_host,
+        http_port=http_port,
+        data_dir=data_dir,
+        devices=devices,
+        dashboard=dashboard,
+        mqtt_mappings=tuple(mappings),
+        warnings=_env_warnings(env),
+        **knobs,
     )
-    if "password" in (mqtt_raw if isinstance(mqtt_raw, dict) else {}):
-        v.errors = [e for e in v.errors if not e.startswith("daemon.mqtt.password:")]
+
+
+def _mqtt(v: _Validator, raw: Any, env: Mapping[str, str], site_id: str) -> Mqtt:
+    if isinstance(raw, dict) and "password" in raw:
         v.err(
             "daemon.mqtt.password",
             "secrets are not kept in the site file; "
             "write it to a file and name it in password_file",
         )
+        raw = {k: x for k, x in raw.items() if k != "password"}
+    m = v.mapping("daemon.mqtt", raw, MQTT_KEYS)
     url = env.get("SEALWATCH_MQTT_URL") or m.get("url") or DEFAULT_MQTT_URL
     where = "SEALWATCH_MQTT_URL" if env.get("SEALWATCH_MQTT_URL") else "daemon.mqtt.url"
     host, port, use_tls, user = _mqtt_url(v, where, url)
-    username = user or m.get("username")
     pw_file = env.get("SEALWATCH_MQTT_PASSWORD_FILE") or m.get("password_file")
     password = None
     if pw_file:
@@ -153,70 +321,74 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
             v.err(pw_where, f"cannot read {pw_file}: {exc.strerror}")
     tls = None
     if "tls" in m or use_tls:
-        t = v.mapping(
-            "daemon.mqtt.tls",
-            m.get("tls", {}),
-            {"ca_file": _text, "cert_file": _text, "key_file": _text, "insecure": _bool},
-        )
+        t = v.mapping("daemon.mqtt.tls", m.get("tls"), TLS_KEYS)
         for key in ("ca_file", "cert_file", "key_file"):
             if key in t and not Path(t[key]).is_file():
                 v.err(f"daemon.mqtt.tls.{key}", f"no such file: {t[key]}")
         if ("cert_file" in t) != ("key_file" in t):
             v.err("daemon.mqtt.tls", "cert_file and key_file go together")
-        tls = Tls(
-            *(Path(t[k]) if k in t else None for k in ("ca_file", "cert_file", "key_file")),
-            insecure=t.get("insecure", False),
-        )
+        files = {k: Path(t[k]) for k in ("ca_file", "cert_file", "key_file") if k in t}
+        tls = Tls(**files, insecure=t.get("insecure", False))
+    return Mqtt(
+        host=host,
+        port=port,
+        tls=tls,
+        username=user or m.get("username"),
+        password=password,
+        client_id=m.get("client_id") or f"sealwatch-{site_id}",
+        keepalive_s=m.get("keepalive_s", 30),
+    )
 
-    http = env.get("SEALWATCH_HTTP") or d.get("http") or DEFAULT_HTTP
-    http_where = "SEALWATCH_HTTP" if env.get("SEALWATCH_HTTP") else "daemon.http"
-    http_host, http_port = _host_port(v, http_where, http)
-    data_dir = Path(env.get("SEALWATCH_DATA_DIR") or d.get("data_dir") or DEFAULT_DATA_DIR)
-    if "devices" in d:
-        from daemon.devices import devices_config
 
-        try:
-            devices_config(d["devices"])
-        except ConfigError as exc:
-            v.errors.extend(exc.errors)
-    if v.errors:
-        raise ConfigError(v.errors)
+def _devices(v: _Validator, raw: Any) -> DeviceOptions:
+    c = v.mapping("daemon.devices", raw, DEVICE_KEYS)
+    if "base_dir" in c:
+        c["base_dir"] = Path(c["base_dir"])
+    return DeviceOptions(**c)
 
-    knobs = {
-        k: d[k]
-        for k in (
-            "timer_lag_s",
-            "reorder_tolerance_s",
-            "future_tolerance_s",
-            "tick_s",
-            "ingest_hold_max_s",
-            "batch_max",
-            "snapshot_interval_s",
-            "snapshot_every_events",
-            "retention_days",
-            "size_budget_mb",
-            "size_warning_pct",
-            "sqlite_synchronous",
-        )
-        if k in d
-    }
-    if "max_payload_kib" in d:
-        knobs["max_payload_bytes"] = d["max_payload_kib"] * 1024
-    return Settings(
-        mqtt=Mqtt(
-            host=host,
-            port=port,
-            tls=tls,
-            username=username,
-            password=password,
-            client_id=m.get("client_id") or f"sealwatch-{site.id}",
-            keepalive_s=m.get("keepalive_s", 30),
-        ),
-        http_host=http_host,
-        http_port=http_port,
-        data_dir=data_dir,
-        extra={k: d[k] for k in PASSTHROUGH if k in d},
-        **knobs,
+
+def _dashboard(v: _Validator, raw: Any, auth_raw: Any, site: Site) -> DashboardOptions:
+    kw: dict[str, Any] = v.mapping("daemon.auth", auth_raw, AUTH_KEYS)
+    dash = v.mapping("daemon.dashboard", raw, DASHBOARD_KEYS)
+    if "tick_s" in dash:
+        kw["tick_s"] = dash["tick_s"]
+    if "floor_plan" in dash:
+        plan = v.mapping("daemon.dashboard.floor_plan", dash["floor_plan"], FLOOR_PLAN_KEYS)
+        missing = [k for k in FLOOR_PLAN_KEYS if k not in plan]
+        if isinstance(dash["floor_plan"], dict) and missing:
+            v.err("daemon.dashboard.floor_plan", f"needs {', '.join(missing)}")
+        elif "image" in plan and not Path(plan["image"]).is_file():
+            v.err("daemon.dashboard.floor_plan.image", f"no such file: {plan['image']}")
+        elif not missing:
+            kw["floor_plan"] = plan["image"]
+            kw["floor_plan_size"] = (plan["width"], plan["height"])
+    if "positions" in dash:
+        known = {*site.device_kind, *site.doors, *site.zones, *site.alarm_inputs}
+        positions: dict[str, tuple[float, float]] = {}
+        raw_positions = dash["positions"]
+        if not isinstance(raw_positions, dict):
+            v.err("daemon.dashboard.positions", f"expected a mapping, got {tname(raw_positions)}")
+            raw_positions = {}
+        for key, xy in raw_positions.items():
+            p = f"daemon.dashboard.positions.{key}"
+            if key not in known:
+                v.err(p, f"no device, door or zone '{key}' in the site{suggest(str(key), known)}")
+                continue
+            try:
+                positions[str(key)] = _position(p, xy)
+            except ValueError as exc:
+                v.err(p, str(exc))
+        if positions:
+            kw["positions"] = positions
+    return DashboardOptions(**kw)
+
+
+def _env_warnings(env: Mapping[str, str]) -> tuple[str, ...]:
+    known = {*ENV, *OTHER_TOOLS_ENV}
+    return tuple(
+        f"{name}: unknown environment variable, ignored{suggest(name, ENV)}"
+        for name in sorted(env)
+        if name.startswith("SEALWATCH_") and name not in known
     )
 
 
@@ -250,32 +422,22 @@ class _Validator:
     def err(self, path: str, msg: str) -> None:
         self.errors.append(f"{path}: {msg}")
 
-    def mapping(
-        self, path: str, value: Any, spec: Mapping[str, Callable[[str, Any], Any]]
-    ) -> dict[str, Any]:
+    def mapping(self, path: str, value: Any, spec: Mapping[str, Converter]) -> dict[str, Any]:
+        """The keys of `value` that passed their converter; every problem noted by path."""
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.err(path, f"expected a mapping, got {type(value).__name__}")
+            self.err(path, f"expected a mapping, got {tname(value)}")
             return {}
         out: dict[str, Any] = {}
         for key, item in value.items():
             sub = f"{path}.{key}"
             if key not in spec:
                 self.err(sub, f"unknown key{suggest(str(key), spec)}")
-            elif item is not None:
-                try:
+                continue
+            try:
+                if item is not None or key in NOT_BUILT:
                     out[key] = spec[key](sub, item)
-                except ValueError as exc:
-                    self.err(sub, str(exc))
+            except ValueError as exc:
+                self.err(sub, str(exc))
         return out
-
-
-def _retention(p: str, v: Any) -> float:
-    x = _range(1.0, 100_000.0)(p, v)
-    if x < MIN_RETENTION_DAYS:
-        raise ValueError(
-            f"{v!r} is below the {MIN_RETENTION_DAYS} days EXAM-2.6.7 requires "
-            "(ledgers are kept at least 3 years)"
-        )
-    return x

@@ -21,7 +21,6 @@ from typing import Any
 from aiohttp import web
 
 from adapters.base import RateLimitedLog
-from adapters.mqtt_mapping import MappingError, MappingRule, parse_mapping_config
 from daemon.config import ConfigError, Settings, load_settings
 from daemon.devices import DeviceAdapters
 from daemon.pipeline.flow import Pipeline, new_metrics
@@ -87,7 +86,7 @@ class Daemon:
     async def _start(self) -> None:
         s = self.settings
         self.store = Store(s.db_path, s.sqlite_synchronous)
-        mappings = mqtt_mappings(self.site)
+        mappings = list(s.mqtt_mappings)
         self.pipeline = pipeline = Pipeline(
             self.site, s, self.store, metrics=new_metrics(), mappings=mappings
         )
@@ -113,7 +112,7 @@ class Daemon:
             tg.create_task(self._watchdog(), name="watchdog"),
         ]
         # Device adapters feed the pipeline like MQTT gateways do.
-        self.devices = DeviceAdapters(self.site, pipeline, s.data_dir, s.extra.get("devices"))
+        self.devices = DeviceAdapters(self.site, pipeline, s.data_dir, s.devices)
         await self.devices.__aenter__()
         if self.dashboard is not None:
             self.dashboard.thumbnails = self.devices.thumbnail_jpeg
@@ -219,18 +218,12 @@ class Daemon:
             log.warning(pipeline.problems["size"])
 
 
-def mqtt_mappings(site: Site) -> list[MappingRule]:
-    """The third-party MQTT mapping rules of `daemon.mqtt_mappings` (validated at load)."""
-    return parse_mapping_config(site.daemon.get("mqtt_mappings"))
-
-
 def reload_site(path: Path, env: Mapping[str, str] | None) -> tuple[Site, Settings] | str:
     """The site file and settings read again, or why they cannot be used."""
     try:
         site = load_site(path)
         settings = load_settings(site, env)
-        mqtt_mappings(site)
-    except (SiteError, ConfigError, MappingError) as exc:
+    except (SiteError, ConfigError) as exc:
         return "; ".join(exc.errors[:10]) + (" …" if len(exc.errors) > 10 else "")
     except OSError as exc:
         return f"cannot read {path}: {exc.strerror}"
@@ -287,6 +280,14 @@ async def run_daemon(
                     )
                     continue
                 new_site, new_settings = got
+                if new_settings.data_dir != settings.data_dir:
+                    log.error(
+                        "SIGHUP: the data dir cannot change while running (%s → %s); still "
+                        "running on the previous site file — restart the daemon instead",
+                        settings.data_dir,
+                        new_settings.data_dir,
+                    )
+                    continue
                 if (
                     site_fingerprint(new_site) == site_fingerprint(site)
                     and new_settings == settings

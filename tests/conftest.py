@@ -15,7 +15,7 @@ EXAMPLES = ROOT / "deploy" / "examples"
 
 @pytest.fixture(scope="session")
 def site_path() -> Path:
-    """The reference exam printing works (a copy of ../shared/examples/site.yaml)."""
+    """The reference exam printing works; it loads unchanged (docs/interfaces.md §1)."""
     return EXAMPLES / "site.yaml"
 
 

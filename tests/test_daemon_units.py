@@ -1,5 +1,5 @@
-"""Fast unit tests of the daemon's pieces that need no broker: settings, audit chain, ISA
-presentation, metrics, systemd notify."""
+"""Fast unit tests of the daemon's pieces that need no broker: audit chain, ISA presentation,
+metrics, systemd notify (settings: tests/test_config.py)."""
 
 from __future__ import annotations
 
@@ -9,64 +9,13 @@ from pathlib import Path
 import pytest
 
 from daemon import audit
-from daemon.config import ConfigError, load_settings
+from daemon.config import load_settings
 from daemon.lifecycle import AlertView
 from daemon.store import Store
 from daemon.systemd import Notifier
-from policies.site import load_site, parse_site
+from policies.site import load_site
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "examples" / "site.yaml"
-
-
-def site_with(daemon_yaml: str):  # type: ignore[no-untyped-def]
-    return parse_site(EXAMPLE.read_text() + "\ndaemon:\n" + daemon_yaml)
-
-
-def test_unknown_daemon_key_is_an_error_naming_its_path() -> None:
-    site = site_with("  mqtt: {url: 'mqtt://h:1883', clientid: x}\n  retention_dayz: 2000\n")
-    with pytest.raises(ConfigError) as err:
-        load_settings(site, {})
-    text = str(err.value)
-    assert "daemon.mqtt.clientid: unknown key (did you mean 'client_id'?)" in text
-    assert "daemon.retention_dayz: unknown key (did you mean 'retention_days'?)" in text
-
-
-def test_password_in_the_site_file_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"daemon\.mqtt\.password: secrets are not kept"):
-        load_settings(site_with("  mqtt: {password: hunter2}\n"), {})
-
-
-def test_environment_wins_and_password_comes_from_a_file(tmp_path: Path) -> None:
-    pw = tmp_path / "pw"
-    pw.write_text("s3cret\n")
-    site = site_with("  mqtt: {url: 'mqtt://yaml-host:1883'}\n  http: '0.0.0.0:9000'\n")
-    s = load_settings(
-        site,
-        {
-            "SEALWATCH_MQTT_URL": "mqtts://daemon@broker:8884",
-            "SEALWATCH_MQTT_PASSWORD_FILE": str(pw),
-            "SEALWATCH_DATA_DIR": str(tmp_path),
-        },
-    )
-    assert (s.mqtt.host, s.mqtt.port, s.mqtt.username, s.mqtt.password) == (
-        "broker",
-        8884,
-        "daemon",
-        "s3cret",
-    )
-    assert s.mqtt.tls is not None  # mqtts
-    assert (s.http_host, s.http_port) == ("0.0.0.0", 9000)
-    assert "s3cret" not in repr(s)
-
-
-def test_retention_below_three_years_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"EXAM-2\.6\.7"):
-        load_settings(site_with("  retention_days: 365\n"), {})
-
-
-def test_defaults_keep_three_years() -> None:
-    s = load_settings(load_site(EXAMPLE), {})
-    assert s.retention_days >= 3 * 365 and s.mqtt.client_id == "sealwatch-jb-print"
 
 
 def test_audit_chain_names_the_first_edited_or_missing_record(tmp_path: Path) -> None:

@@ -1,17 +1,10 @@
-"""The daemon's subcommands: run, audit verify, export-events and the operator commands.
-
-`run` starts the daemon. `audit verify` and `export-events` read the store directly (they work
-with the daemon stopped). Operator commands (ack, shelve, seal start, …) talk to the running
-daemon's HTTP API, so each becomes an event on the same path as everything else.
-"""
+"""Operator commands (alerts, ack, shelve, seal start, …) over the running daemon's HTTP API,
+so that each becomes an event on the same path as everything else."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
-import sqlite3
 import sys
 import urllib.error
 import urllib.request
@@ -19,76 +12,16 @@ from typing import Any
 
 import orjson
 
-from daemon.auth import cli_headers
-from daemon.cli import load_site_or_exit
-from daemon.config import DEFAULT_HTTP, ConfigError, Settings, load_settings
-from policies.site import Site
-
-
-def _settings(site: Site, args: argparse.Namespace) -> Settings:
-    env = dict(os.environ)
-    if getattr(args, "data_dir", None):
-        env["SEALWATCH_DATA_DIR"] = args.data_dir
-    try:
-        return load_settings(site, env)
-    except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        raise SystemExit(1) from None
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from daemon.runtime import run_daemon
-
-    site = load_site_or_exit(args.config)
-    settings = _settings(site, args)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for warning in site.warnings:
-        logging.getLogger("sealwatch").warning("site: %s", warning)
-    return asyncio.run(run_daemon(site, settings))
-
-
-def _open_db(args: argparse.Namespace) -> sqlite3.Connection:
-    settings = _settings(load_site_or_exit(args.config), args)
-    if not settings.db_path.exists():
-        print(f"no store at {settings.db_path}", file=sys.stderr)
-        raise SystemExit(1)
-    return sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True)
-
-
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from daemon.audit import verify
-
-    verdict = verify(_open_db(args))
-    print(verdict.describe())
-    return 0 if verdict.ok else 1
-
-
-def cmd_export_events(args: argparse.Namespace) -> int:
-    conn = _open_db(args)
-    out = sys.stdout.buffer if args.output in (None, "-") else open(args.output, "wb")
-    try:
-        for (source,) in conn.execute(
-            "SELECT source FROM events WHERE seq > ? ORDER BY seq", (args.after,)
-        ):
-            out.write(source.encode() if isinstance(source, str) else source)
-            out.write(b"\n")
-    finally:
-        if out is not sys.stdout.buffer:
-            out.close()
-    return 0
-
-
-# -- talking to the running daemon --------------------------------------------------------
+from daemon.cli.common import load_site_or_exit, settings_or_exit
+from daemon.cli.users import cli_headers
+from daemon.config import DEFAULT_HTTP
 
 
 def _base_url(args: argparse.Namespace) -> str:
     bind = args.http or os.environ.get("SEALWATCH_HTTP")
     if not bind and args.config:
-        bind = f"{(s := _settings(load_site_or_exit(args.config), args)).http_host}:{s.http_port}"
+        s = settings_or_exit(load_site_or_exit(args.config), args)
+        bind = f"{s.http_host}:{s.http_port}"
     return "http://" + (bind or DEFAULT_HTTP)
 
 
@@ -249,29 +182,8 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the daemon's subcommands to the `sealwatch` parser."""
-    r = sub.add_parser("run", help="run the daemon (CONTRACT §8)")
-    r.add_argument("--config", required=True)
-    r.add_argument("--data-dir", help="overrides SEALWATCH_DATA_DIR")
-    r.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    r.set_defaults(func=cmd_run)
-
-    a = sub.add_parser("audit", help="the tamper-evident audit log")
-    asub = a.add_subparsers(dest="audit_command", required=True)
-    v = asub.add_parser("verify", help="check the hash chain; name the first broken record")
-    v.add_argument("--config", required=True)
-    v.add_argument("--data-dir")
-    v.set_defaults(func=cmd_audit_verify)
-
-    e = sub.add_parser(
-        "export-events", help="write what the daemon accepted as JSONL (feed it to replay)"
-    )
-    e.add_argument("--config", required=True)
-    e.add_argument("--data-dir")
-    e.add_argument("--after", type=int, default=0, help="only events after this sequence")
-    e.add_argument("-o", "--output", help="file (default stdout)")
-    e.set_defaults(func=cmd_export_events)
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the operator commands to the `sealwatch` parser."""
 
     def client(name: str, help: str, func: Any) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
