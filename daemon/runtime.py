@@ -16,13 +16,13 @@ from typing import Any
 from aiohttp import web
 
 from daemon.config import Settings
-from daemon.dashboard import mount_dashboard
 from daemon.devices import DeviceAdapters
-from daemon.http_api import build_app
+from daemon.http.app import build_app, mount_dashboard
 from daemon.monitor import Monitor, new_metrics
 from daemon.mqtt_link import MqttLink
 from daemon.store import Store
 from daemon.systemd import Notifier
+from daemon.view import Actions, ReadView
 from policies.site import Site
 
 log = logging.getLogger("sealwatch")
@@ -75,9 +75,10 @@ class Daemon:
         self.monitor.recover()
         self.link = MqttLink(self.site.id, s.mqtt, self.monitor)
         self.status["mqtt"] = self.link
-        app = build_app(self.monitor, status=self.status, middlewares=self.middlewares)
+        view, actions = ReadView(self.monitor, self.status), Actions(self.monitor)
+        app = build_app(view, actions, middlewares=self.middlewares)
         # the web dashboard: its page, logins, roles and CSRF checks in front of /api/
-        self.dashboard = mount_dashboard(app, self.monitor, s)
+        self.dashboard = mount_dashboard(app, view, actions, s)
         self.app = app
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -15,8 +15,9 @@ import aiohttp
 import orjson
 import pytest
 
-from daemon.auth import LoginLimiter, Sessions, User, UserStore
-from daemon.dashboard import COOKIE_PLAIN, _union_length, required_role
+from daemon.http.auth import AuthError, LoginLimiter, Sessions, User, UserStore
+from daemon.http.security import COOKIE_PLAIN, required_role
+from daemon.http.state import union_length
 from tests.support.browser import PASSWORD, add_users
 from tests.support.daemon import Gateway, now_ts, running_daemon, write_site
 from tests.support.mosquitto import Mosquitto
@@ -37,7 +38,6 @@ def test_passwords_are_argon2_hashes_and_weak_ones_are_refused(tmp_path: Path) -
     )  # type: ignore[union-attr]
     assert store.verify("olga", "wrong password!") is None
     assert store.verify("nobody", PASSWORD) is None
-    from daemon.auth import AuthError
 
     with pytest.raises(AuthError, match="too short"):
         store.add("short", "guard", "abc")
@@ -107,9 +107,9 @@ def test_roles_needed_for_each_command() -> None:
 
 def test_downtime_is_the_union_of_band_and_jammer_outages() -> None:
     # band down 10..20, whole jammer off 15..30, band down again from 50 (still down)
-    total, down_now = _union_length([(10, 20), (15, 30), (50, None)], 0, 100)
+    total, down_now = union_length([(10, 20), (15, 30), (50, None)], 0, 100)
     assert (total, down_now) == (20 + 50, True)
-    assert _union_length([(-5, 5)], 0, 100) == (5, False)  # clipped to the seal
+    assert union_length([(-5, 5)], 0, 100) == (5, False)  # clipped to the seal
 
 
 def test_user_command_adds_lists_and_changes_passwords(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from aiohttp import web
 from playwright.async_api import BrowserContext, Page, expect
 
 from adapters.camera import CameraHub
-from daemon.dashboard import DASHBOARD
+from daemon.http.app import DASHBOARD
 from daemon.runtime import Daemon
 from policies.site import load_site
 from simulators.site_sim import SiteSimulator
