@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from daemon.config import Settings
 from daemon.http import WEB
@@ -60,6 +61,36 @@ class Dashboard:
 DASHBOARD: web.AppKey[Dashboard] = web.AppKey("dashboard", Dashboard)
 
 
+class _ClientErrorLog(logging.Filter):
+    """aiohttp logs a malformed request (a request line over 8 KiB, bad headers …) with a
+    traceback at ERROR, though it answers 400 and the fault is the client's: write one line
+    at WARNING instead, at most every 10 s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, http_exceptions.HttpProcessingError) or exc.code >= 500:
+            return True
+        now = time.monotonic()
+        if now - self._last < 10.0:
+            return False
+        self._last = now
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg = "malformed HTTP request refused with %d: %s"
+        record.args = (exc.code, str(exc.message)[:200])
+        record.exc_info = record.exc_text = None
+        return True
+
+
+def _quiet_client_errors() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ClientErrorLog) for f in server_log.filters):
+        server_log.addFilter(_ClientErrorLog())
+
+
 def build_app(
     view: ReadView, actions: Actions, *, middlewares: Iterable[Any] = ()
 ) -> web.Application:
@@ -71,6 +102,7 @@ def build_app(
         view.close()
 
     app.on_cleanup.append(close_view)
+    _quiet_client_errors()
     mount_api(app, view, actions)
     return app
 
