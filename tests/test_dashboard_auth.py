@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -33,9 +34,11 @@ def test_passwords_are_argon2_hashes_and_weak_ones_are_refused(tmp_path: Path) -
     store.add("olga", "operator", PASSWORD, "O4001")
     raw = (tmp_path / "users.db").read_bytes()
     assert PASSWORD.encode() not in raw and b"$argon2id$" in raw
+    stored = store.get("olga")
+    assert stored is not None
     assert store.verify("olga", PASSWORD) == User(
-        "olga", "operator", "O4001", False, store.get("olga").changed
-    )  # type: ignore[union-attr]
+        "olga", "operator", "O4001", False, stored.changed
+    )
     assert store.verify("olga", "wrong password!") is None
     assert store.verify("nobody", PASSWORD) is None
 
@@ -344,22 +347,22 @@ async def test_snapshot_has_plan_explanations_and_seal_figures(
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         await _login(http, daemon_url, "gus")
 
-        async def snap() -> dict[str, object]:
+        async def snap() -> dict[str, Any]:
             async with http.get(daemon_url + "/api/dashboard/snapshot") as r:
                 return dict(await r.json())
 
         s = await wait_until_async(
             snap, lambda s: any(a["policy"] == "jammer-uptime" for a in s["alerts"])
-        )  # type: ignore[index,attr-defined]
+        )
     assert s["site"]["entrance"] == {
         "outer": "gate-outer",
-        "inner": "gate-inner",  # type: ignore[index]
+        "inner": "gate-inner",
         "zone": "screening",
     }
-    uptime = next(a for a in s["alerts"] if a["policy"] == "jammer-uptime")  # type: ignore[attr-defined]
+    uptime = next(a for a in s["alerts"] if a["policy"] == "jammer-uptime")
     assert uptime["subject"] == "jam-work/cdma800"
     assert "屏蔽器" in uptime["explain"]["zh-CN"] and "Jammer" in uptime["explain"]["en"]
-    seal = s["seals"][0]  # type: ignore[index]
+    seal = s["seals"][0]
     assert seal["id"] == "s1" and seal["status"] == "active" and seal["interruptions"] == 1
     band = next(b for b in seal["bands"] if b["band"] == "cdma800" and b["jammer"] == "jam-work")
     assert band["down_now"] is True

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from adapters.camera import CameraHub
 from daemon.http.app import DASHBOARD
@@ -33,7 +33,7 @@ pytestmark = [
 ]
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-VIEWPORT = {"width": 1680, "height": 1050}
+VIEWPORT: ViewportSize = {"width": 1680, "height": 1050}
 
 
 @dataclass
@@ -98,7 +98,7 @@ async def _page(ctx: BrowserContext) -> Page:
     return page
 
 
-async def _offline_context(browser: Any, base: str) -> BrowserContext:
+async def _offline_context(browser: Browser, base: str) -> BrowserContext:
     """A browser context that cannot reach anything but the daemon (no outside network)."""
     ctx = await browser.new_context(viewport=VIEWPORT)
 
@@ -229,7 +229,11 @@ async def test_live_channel_from_another_origin_is_refused(rig: Rig) -> None:
     # Another site on this host (same "site" for SameSite: the cookie goes along), whose
     # page tries to open the daemon's live channel: only the Origin check stops it.
     evil = web.Application()
-    evil.router.add_get("/", lambda _r: web.Response(text="<p>hi</p>", content_type="text/html"))
+
+    async def hello(_request: web.Request) -> web.Response:
+        return web.Response(text="<p>hi</p>", content_type="text/html")
+
+    evil.router.add_get("/", hello)
     runner = web.AppRunner(evil)
     await runner.setup()
     port = free_port()

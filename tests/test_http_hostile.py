@@ -423,8 +423,8 @@ def test_limits_and_times_are_refused_with_the_key(rig: Rig) -> None:
         ("/api/dashboard/timeline?device=nope", "device"),
         ("/api/dashboard/timeline?severity=%ff", "severity"),
     ):
-        status, body = rig.request("GET", query)
-        assert status == 400 and orjson.loads(body)["key"] == key, (query, status, body)
+        status, raw = rig.request("GET", query)
+        assert status == 400 and orjson.loads(raw)["key"] == key, (query, status, raw)
     # an unknown but well-formed alert id still reaches the engine, which refuses it
     status, body = _post(rig, "/api/alerts/nope/ack", {"badge": "O4001"})
     assert status == 409 and "unknown" in body["reason"]
