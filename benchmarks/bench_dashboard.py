@@ -58,9 +58,9 @@ async def latency(tmp: Path, broker: Mosquitto, n: int) -> None:
         ) as sim,
         chromium() as browser,
     ):
-        assert d.monitor is not None
+        assert d.pipeline is not None
         handed: dict[str, float] = {}
-        d.monitor.listeners.append(
+        d.pipeline.listeners.subscribe(
             lambda rows: handed.update(
                 {r["alert_id"]: time.time() for r in rows if r["state"] == "raised"}
             )
@@ -69,10 +69,10 @@ async def latency(tmp: Path, broker: Mosquitto, n: int) -> None:
         await login(page, f"http://127.0.0.1:{d.http_port}", "olga")
         total, daemon_part = [], []
         seen: set[str] = set()
-        monitor = d.monitor
+        monitor = d.pipeline
 
         def forced(door: str) -> str | None:
-            for v in monitor.views.values():
+            for v in monitor.stage.views.values():
                 if v.policy == "door-forced" and v.subject == door and v.alert_id not in seen:
                     return v.alert_id
             return None
@@ -149,10 +149,10 @@ async def smoothness(tmp: Path, broker: Mosquitto, seconds: float, rate: int) ->
         Gateway(broker, "benchbig") as gw,
         chromium() as browser,
     ):
-        assert d.monitor is not None
+        assert d.pipeline is not None
         for inp in inputs[:100]:  # tamper: an intrusion alert at any time, 100 of them
             await gw.event(inp, "alarm.input", state="tamper", ts=now_ts())
-        while len(d.monitor.views) < 100:  # noqa: ASYNC110 - polls the engine
+        while len(d.pipeline.stage.views) < 100:  # noqa: ASYNC110 - polls the engine
             await asyncio.sleep(0.05)
         page = await browser.new_page(viewport={"width": 1680, "height": 1050})
         await login(page, f"http://127.0.0.1:{d.http_port}", "olga")

@@ -146,8 +146,8 @@ async def daemon(broker: Mosquitto, n: int, workdir: Path) -> tuple[float, int, 
         await d.link.connected.wait()
     await backlog(broker, n)
     async with Daemon(site, settings, notifier=Notifier({})) as d:
-        assert d.monitor is not None
-        store = d.monitor.store
+        assert d.pipeline is not None
+        store = d.pipeline.store
         base = store.last_event_seq()
         t0 = time.perf_counter()
         deadline = t0 + 300

@@ -68,5 +68,6 @@ async def main() -> None:
         print(f"recovery with {label}: {elapsed:.3f} s (snapshot {size:.0f} KiB)")
     await pipeline.stop(snapshot=False)
 
+
 if __name__ == "__main__":
     asyncio.run(main())

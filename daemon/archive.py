@@ -1,29 +1,29 @@
 """A seal's archive: who was inside, who came and went, jammer interruptions, incidents.
 
-Built from the store (events and transitions inside the seal's window), so it is the same
-whenever it is asked for, and it survives restarts like everything else in the store.
+Built from the store through the read-only view (events and transitions inside the seal's
+window), so it is the same whenever it is asked for, and it survives restarts like
+everything else in the store.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from daemon.store import Store
-from policies.site import Site
-from policies.timefmt import format_ts
+from daemon.view import ReadView, format_time
 
 
-def seal_archive(store: Store, site: Site, seal_id: str, now_us: int) -> dict[str, Any] | None:
-    seal = next((s for s in store.seals() if s["id"] == seal_id), None)
+def seal_archive(view: ReadView, seal_id: str) -> dict[str, Any] | None:
+    """The seal's archive, or None if no such seal has started."""
+    seal = next((s for s in view.seal_records() if s["id"] == seal_id), None)
     if seal is None or seal["start"] is None:
         return None
-    tz = site.tz
+    site, tz, now_us = view.site, view.tz, view.clock()
     start, end = seal["start"], seal["end"] if seal["end"] is not None else now_us
     inner = site.entrance.inner if site.entrance else None
     boundary = {d.id for d in site.boundary_doors}
     personnel: dict[str, dict[str, Any]] = {}
     movements = []
-    for ev in store.events_between(start, end, ("badge.granted", "operator.duty")):
+    for ev in view.events_between(start, end, ("badge.granted", "operator.duty")):
         badge = str(ev.get("badge"))
         person = site.people.get(badge)
         personnel.setdefault(
@@ -47,7 +47,7 @@ def seal_archive(store: Store, site: Site, seal_id: str, now_us: int) -> dict[st
             )
     interruptions: dict[str, dict[str, Any]] = {}
     incidents = []
-    for tr in store.transitions_between(start, end):
+    for tr in view.transitions_between(start, end):
         if tr["state"] == "raised":
             incidents.append(
                 {
@@ -82,10 +82,10 @@ def seal_archive(store: Store, site: Site, seal_id: str, now_us: int) -> dict[st
         "id": seal["id"],
         "name": seal["name"],
         "classification": seal["classification"],
-        "start": format_ts(start, tz),
-        "end": format_ts(seal["end"], tz) if seal["end"] is not None else None,
+        "start": format_time(start, tz),
+        "end": format_time(seal["end"], tz) if seal["end"] is not None else None,
         "planned_end": (
-            format_ts(seal["planned_end"], tz) if seal["planned_end"] is not None else None
+            format_time(seal["planned_end"], tz) if seal["planned_end"] is not None else None
         ),
         "status": seal["status"],
         "started_by": seal["started_by"],
@@ -94,5 +94,5 @@ def seal_archive(store: Store, site: Site, seal_id: str, now_us: int) -> dict[st
         "entries_exits": movements,
         "jammer_interruptions": list(interruptions.values()),
         "incidents": incidents,
-        "audit_head": store.audit.head,
+        "audit_head": view.audit_head(),
     }

@@ -23,11 +23,13 @@ from aiohttp import web
 from adapters.base import RateLimitedLog
 from daemon.config import ConfigError, Settings, load_settings
 from daemon.devices import DeviceAdapters
+from daemon.http.app import build_app, mount_dashboard
 from daemon.pipeline.flow import Pipeline, new_metrics
 from daemon.pipeline.mqtt import MqttSession
 from daemon.snapshot import site_fingerprint
 from daemon.store import Store
 from daemon.systemd import Notifier
+from daemon.view import Actions, ReadView
 from policies.site import Site, SiteError, load_site
 
 log = logging.getLogger("sealwatch")
@@ -114,8 +116,7 @@ class Daemon:
         # Device adapters feed the pipeline like MQTT gateways do.
         self.devices = DeviceAdapters(self.site, pipeline, s.data_dir, s.devices)
         await self.devices.__aenter__()
-        if self.dashboard is not None:
-            self.dashboard.thumbnails = self.devices.thumbnail_jpeg
+        self.dashboard.thumbnails = self.devices.thumbnail_jpeg
         log.info(
             "sealwatch running for site %s: MQTT %s:%d, HTTP %s:%d, data %s",
             self.site.id,
@@ -127,14 +128,13 @@ class Daemon:
         )
 
     async def _serve_http(self) -> None:
-        from daemon.http import mount
-        from daemon.view import Actions, ReadView
-
         assert self.pipeline is not None and self.link is not None
         s = self.settings
         self.view = ReadView(self.pipeline, self.link)
         self.actions = Actions(self.pipeline)
-        self.app, self.dashboard = mount(self.view, self.actions, s, middlewares=self.middlewares)
+        self.app = build_app(self.view, self.actions, middlewares=self.middlewares)
+        # the web dashboard: its page, logins, roles and CSRF checks in front of /api/
+        self.dashboard = mount_dashboard(self.app, self.view, self.actions, s)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.http_host, s.http_port)

@@ -60,7 +60,7 @@ async def test_malformed_payloads_are_rejected_counted_and_stored_while_serving(
         AlertWatcher(mosquitto_session, sid) as alerts,
         Gateway(mosquitto_session, sid) as gw,
     ):
-        assert d.monitor is not None and d.http_port is not None
+        assert d.pipeline is not None and d.http_port is not None
         await gw.raw("events/gate-outer", b"{not json")
         await gw.raw("events/gate-outer", orjson.dumps({"type": "door.opened", "ts": 12}))
         await gw.raw("events/ghost-door", orjson.dumps({"type": "door.opened"}))
@@ -80,7 +80,7 @@ async def test_malformed_payloads_are_rejected_counted_and_stored_while_serving(
         await gw.event("fire-exit-north", "door.forced")
         await alerts.wait_for("door-forced", "raised", "fire-exit-north")
 
-        store = d.monitor.store
+        store = d.pipeline.store
         rejected = await wait_until(lambda: len(r := store.rejections()) >= 9 and r)
         reasons = " | ".join(r["reason"] for r in rejected)
         for expected in (
@@ -119,13 +119,13 @@ async def test_a_redelivered_payload_is_stored_as_a_duplicate_not_fed_twice(
         AlertWatcher(mosquitto_session, sid) as alerts,
         Gateway(mosquitto_session, sid) as gw,
     ):
-        assert d.monitor is not None
+        assert d.pipeline is not None
         forced = orjson.dumps({"type": "door.forced", "ts": now_ts()})
         await gw.raw("events/fire-exit-north", forced)
         await gw.raw("events/fire-exit-north", forced)  # what a QoS 1 redelivery looks like
         await gw.event("fire-exit-north", "door.closed")
         await alerts.wait_for("door-forced", "cleared", "fire-exit-north")
-        store = d.monitor.store
+        store = d.pipeline.store
         rejected = await wait_until(lambda: store.rejections())
         assert [r["reason"].split(":")[0] for r in rejected] == ["duplicate delivery"]
         assert [t["state"] for t in alerts.transitions if t["policy"] == "door-forced"] == [
@@ -141,8 +141,8 @@ async def test_broker_restart_mid_stream_loses_no_event_and_no_alert(
     path = write_site(tmp_path, sid)
     total = 120
     async with running_daemon(path, mosquitto, tmp_path / "data") as d:
-        assert d.monitor is not None
-        store = d.monitor.store
+        assert d.pipeline is not None
+        store = d.pipeline.store
 
         async def publish_all() -> None:
             # A gateway that retries until the broker acks (QoS 1, at least once).

@@ -11,18 +11,23 @@ import pytest
 from daemon import audit
 from daemon.config import load_settings
 from daemon.lifecycle import AlertView
-from daemon.store import Store
+from daemon.pipeline.flow import Pipeline
+from daemon.pipeline.items import Incoming, Kind
+from daemon.store import Store, Writes
 from daemon.systemd import Notifier
 from policies.site import load_site
+from policies.timefmt import format_ts
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "examples" / "site.yaml"
 
 
+def write_audit(store: Store, ts: list[int]) -> None:
+    store.apply(Writes(audit=[store.audit.record(t, "action", {"n": i}) for i, t in enumerate(ts)]))
+
+
 def test_audit_chain_names_the_first_edited_or_missing_record(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
-    with store.transaction():
-        for i in range(5):
-            store.audit.append(i, "action", {"n": i})
+    write_audit(store, list(range(5)))
     assert audit.verify(store.conn).ok
     store.conn.execute("UPDATE audit SET body = '{\"n\":9}' WHERE seq = 3")
     verdict = audit.verify(store.conn)
@@ -35,15 +40,14 @@ def test_audit_chain_names_the_first_edited_or_missing_record(tmp_path: Path) ->
 
 def test_retention_prunes_a_prefix_and_the_chain_still_verifies(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
-    with store.transaction():
-        for i in range(6):
-            store.audit.append(i * 10, "action", {"n": i})
+    write_audit(store, [i * 10 for i in range(6)])
     store.prune(cutoff_us=25)
     assert store.conn.execute("SELECT MIN(seq) FROM audit").fetchone()[0] == 4
     verdict = audit.verify(store.conn)
     assert verdict.ok and verdict.records == 3
-    with store.transaction():  # the chain goes on from the anchor
-        store.audit.append(99, "action", {"n": 6})
+    store.close()
+    store = Store(tmp_path / "db.sqlite")  # the chain goes on from the anchor
+    write_audit(store, [99])
     assert audit.verify(store.conn).ok
 
 
@@ -75,28 +79,20 @@ def test_systemd_notifier_sends_ready_and_watchdog(tmp_path: Path) -> None:
     assert not Notifier({}).ready()
 
 
-def test_timers_fired_before_a_refused_event_reach_the_listeners(tmp_path: Path) -> None:
-    from daemon.monitor import Incoming, Monitor
+async def test_timers_fired_before_a_refused_event_reach_the_listeners(tmp_path: Path) -> None:
     from policies.timefmt import format_ts, parse_ts
 
     site = load_site(EXAMPLE)
     settings = load_settings(site, {"SEALWATCH_DATA_DIR": str(tmp_path)})
     t0 = parse_ts("2027-06-01T09:00:00+08:00")
     store = Store(settings.db_path, settings.sqlite_synchronous)
-    monitor = Monitor(site, settings, store, clock=lambda: t0 + 120_000_000)
+    pipeline = Pipeline(site, settings, store, clock=lambda: t0 + 120_000_000)
+    pipeline.start()
     seen: list[dict[str, object]] = []
-    monitor.listeners.append(seen.extend)
+    pipeline.listeners.subscribe(seen.extend)
     try:
-        monitor.process(
-            [
-                Incoming(
-                    "event",
-                    {"ts": format_ts(t0, site.tz), "device": "gate-outer", "type": "door.opened"},
-                    "test",
-                    t0,
-                )
-            ]
-        )
+        door = {"ts": format_ts(t0, site.tz), "device": "gate-outer", "type": "door.opened"}
+        pipeline.process([Incoming(Kind.EVENT, door, "test", t0)])
         # An ack of an unknown alert is refused, but the door's held-open timer fired first.
         late = t0 + 60_000_000
         ack = {
@@ -106,12 +102,14 @@ def test_timers_fired_before_a_refused_event_reach_the_listeners(tmp_path: Path)
             "alert_id": "nope",
             "badge": "O4001",
         }
-        monitor.process([Incoming("event", ack, "test", late)])
+        pipeline.process([Incoming(Kind.EVENT, ack, "test", late)])
+        await pipeline.persister.call(lambda _s: None)  # written and released
         assert ("door-held-open", "gate-outer", "raised") in [
             (r["policy"], r["subject"], r["state"]) for r in seen
         ]
         assert "nope" in store.rejections(10)[0]["reason"]
     finally:
+        await pipeline.stop(snapshot=False)
         store.close()
 
 
@@ -159,8 +157,7 @@ async def test_a_daemon_that_cannot_bind_its_port_leaves_nothing_running(tmp_pat
     assert "dashboard-live" not in others
 
 
-def test_housekeeping_forgets_maintenance_windows_that_have_ended(tmp_path: Path) -> None:
-    from daemon.monitor import Monitor
+async def test_housekeeping_forgets_maintenance_windows_that_have_ended(tmp_path: Path) -> None:
     from daemon.runtime import Daemon
 
     site = load_site(EXAMPLE)
@@ -168,52 +165,49 @@ def test_housekeeping_forgets_maintenance_windows_that_have_ended(tmp_path: Path
     now = [10_000_000_000]
     daemon = Daemon(site, settings, notifier=Notifier({}))
     daemon.store = store = Store(settings.db_path, settings.sqlite_synchronous)
-    daemon.monitor = monitor = Monitor(site, settings, store, clock=lambda: now[0])
+    daemon.pipeline = pipeline = Pipeline(site, settings, store, clock=lambda: now[0])
+    pipeline.start()
     try:
-        with store.transaction():
-            store.add_suppression(
-                device="jam-work",
-                start=now[0],
-                end=now[0] + 60_000_000,
-                reason="filter swap",
-                by_badge="S2001",
-                created=now[0],
-            )
-        monitor.suppressions = store.suppressions(ending_after=now[0])
-        daemon.housekeeping()
-        assert monitor.is_suppressed("jam-work/gsm900", now[0] + 1)
+        start, end = format_ts(now[0]), format_ts(now[0] + 60_000_000)
+        out = await pipeline.suppression("jam-work", start, end, "filter swap", "S2001", "test")
+        assert out.accepted, out
+        await daemon.housekeeping()
+        assert pipeline.stage.is_suppressed("jam-work/gsm900", now[0] + 1)
         now[0] += 61_000_000
-        daemon.housekeeping()
-        assert monitor.suppressions == []
+        await daemon.housekeeping()
+        assert pipeline.stage.suppressions == []
+        assert len(store.suppressions()) == 1  # kept in the store, no longer scanned
     finally:
+        await pipeline.stop(snapshot=False)
         store.close()
 
 
-def test_a_bug_in_a_rule_refuses_the_event_and_the_daemon_goes_on(tmp_path: Path) -> None:
-    from daemon.monitor import Incoming, Monitor
-    from policies.timefmt import format_ts, parse_ts
+async def test_a_bug_in_a_rule_refuses_the_event_and_the_daemon_goes_on(tmp_path: Path) -> None:
+    from policies.timefmt import parse_ts
 
     site = load_site(EXAMPLE)
     settings = load_settings(site, {"SEALWATCH_DATA_DIR": str(tmp_path)})
     t0 = parse_ts("2027-06-01T09:00:00+08:00")
     store = Store(settings.db_path, settings.sqlite_synchronous)
-    monitor = Monitor(site, settings, store, clock=lambda: t0 + 120_000_000)
+    pipeline = Pipeline(site, settings, store, clock=lambda: t0 + 120_000_000)
+    pipeline.start()
 
     def broken_rule(_ev: object) -> None:
         raise RuntimeError("a bug")
 
     # fault injection: a rule that crashes on door.forced (no real rule does)
-    monitor.engine._dispatch["door.forced"].insert(0, broken_rule)
+    pipeline.stage.engine._dispatch["door.forced"].insert(0, broken_rule)
     try:
 
         def event(t: int, device: str, etype: str) -> Incoming:
-            return Incoming(
-                "event", {"ts": format_ts(t, site.tz), "device": device, "type": etype}, "test", t
-            )
+            body = {"ts": format_ts(t, site.tz), "device": device, "type": etype}
+            return Incoming(Kind.EVENT, body, "test", t)
 
-        monitor.process([event(t0, "fire-exit-north", "door.forced")])
-        monitor.process([event(t0 + 1_000_000, "gate-outer", "door.opened")])
+        pipeline.process([event(t0, "fire-exit-north", "door.forced")])
+        pipeline.process([event(t0 + 1_000_000, "gate-outer", "door.opened")])
+        await pipeline.persister.call(lambda _s: None)
         assert "internal error in the engine: RuntimeError" in store.rejections(10)[0]["reason"]
         assert store.last_event_seq() == 1  # the next event was accepted
     finally:
+        await pipeline.stop(snapshot=False)
         store.close()

@@ -10,13 +10,15 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
-from daemon.auth import LoginLimiter, Sessions, User, UserStore
-from daemon.dashboard import COOKIE_PLAIN, _union_length, required_role
+from daemon.http.auth import AuthError, LoginLimiter, Sessions, User, UserStore
+from daemon.http.security import COOKIE_PLAIN, required_role
+from daemon.http.state import union_length
 from tests.support.browser import PASSWORD, add_users
 from tests.support.daemon import Gateway, now_ts, running_daemon, write_site
 from tests.support.mosquitto import Mosquitto
@@ -32,12 +34,13 @@ def test_passwords_are_argon2_hashes_and_weak_ones_are_refused(tmp_path: Path) -
     store.add("olga", "operator", PASSWORD, "O4001")
     raw = (tmp_path / "users.db").read_bytes()
     assert PASSWORD.encode() not in raw and b"$argon2id$" in raw
+    stored = store.get("olga")
+    assert stored is not None
     assert store.verify("olga", PASSWORD) == User(
-        "olga", "operator", "O4001", False, store.get("olga").changed
-    )  # type: ignore[union-attr]
+        "olga", "operator", "O4001", False, stored.changed
+    )
     assert store.verify("olga", "wrong password!") is None
     assert store.verify("nobody", PASSWORD) is None
-    from daemon.auth import AuthError
 
     with pytest.raises(AuthError, match="too short"):
         store.add("short", "guard", "abc")
@@ -107,9 +110,9 @@ def test_roles_needed_for_each_command() -> None:
 
 def test_downtime_is_the_union_of_band_and_jammer_outages() -> None:
     # band down 10..20, whole jammer off 15..30, band down again from 50 (still down)
-    total, down_now = _union_length([(10, 20), (15, 30), (50, None)], 0, 100)
+    total, down_now = union_length([(10, 20), (15, 30), (50, None)], 0, 100)
     assert (total, down_now) == (20 + 50, True)
-    assert _union_length([(-5, 5)], 0, 100) == (5, False)  # clipped to the seal
+    assert union_length([(-5, 5)], 0, 100) == (5, False)  # clipped to the seal
 
 
 def test_user_command_adds_lists_and_changes_passwords(tmp_path: Path) -> None:
@@ -344,22 +347,22 @@ async def test_snapshot_has_plan_explanations_and_seal_figures(
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         await _login(http, daemon_url, "gus")
 
-        async def snap() -> dict[str, object]:
+        async def snap() -> dict[str, Any]:
             async with http.get(daemon_url + "/api/dashboard/snapshot") as r:
                 return dict(await r.json())
 
         s = await wait_until_async(
             snap, lambda s: any(a["policy"] == "jammer-uptime" for a in s["alerts"])
-        )  # type: ignore[index,attr-defined]
+        )
     assert s["site"]["entrance"] == {
         "outer": "gate-outer",
-        "inner": "gate-inner",  # type: ignore[index]
+        "inner": "gate-inner",
         "zone": "screening",
     }
-    uptime = next(a for a in s["alerts"] if a["policy"] == "jammer-uptime")  # type: ignore[attr-defined]
+    uptime = next(a for a in s["alerts"] if a["policy"] == "jammer-uptime")
     assert uptime["subject"] == "jam-work/cdma800"
     assert "屏蔽器" in uptime["explain"]["zh-CN"] and "Jammer" in uptime["explain"]["en"]
-    seal = s["seals"][0]  # type: ignore[index]
+    seal = s["seals"][0]
     assert seal["id"] == "s1" and seal["status"] == "active" and seal["interruptions"] == 1
     band = next(b for b in seal["bands"] if b["band"] == "cdma800" and b["jammer"] == "jam-work")
     assert band["down_now"] is True

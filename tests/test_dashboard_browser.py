@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from adapters.camera import CameraHub
-from daemon.dashboard import DASHBOARD
+from daemon.http.app import DASHBOARD
 from daemon.runtime import Daemon
 from policies.site import load_site
 from simulators.site_sim import SiteSimulator
@@ -33,7 +33,7 @@ pytestmark = [
 ]
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-VIEWPORT = {"width": 1680, "height": 1050}
+VIEWPORT: ViewportSize = {"width": 1680, "height": 1050}
 
 
 @dataclass
@@ -43,8 +43,8 @@ class Rig:
     base: str
 
     def alert_id(self, policy: str, subject: str | None = None) -> str | None:
-        assert self.daemon.monitor is not None
-        for v in self.daemon.monitor.views.values():
+        assert self.daemon.pipeline is not None
+        for v in self.daemon.pipeline.stage.views.values():
             if v.policy == policy and (subject is None or v.subject == subject):
                 return v.alert_id
         return None
@@ -80,8 +80,8 @@ async def rig(
             heartbeat_s=3600,
         ) as sim,
     ):
-        assert d.monitor is not None
-        async with CameraHub(site, d.monitor, interval_s=0.5) as hub:
+        assert d.pipeline is not None
+        async with CameraHub(site, d.pipeline, interval_s=0.5) as hub:
             d.app[DASHBOARD].thumbnails = hub.thumbnail_jpeg
             yield Rig(d, sim, f"http://127.0.0.1:{d.http_port}")
 
@@ -98,7 +98,7 @@ async def _page(ctx: BrowserContext) -> Page:
     return page
 
 
-async def _offline_context(browser: Any, base: str) -> BrowserContext:
+async def _offline_context(browser: Browser, base: str) -> BrowserContext:
     """A browser context that cannot reach anything but the daemon (no outside network)."""
     ctx = await browser.new_context(viewport=VIEWPORT)
 
@@ -167,8 +167,8 @@ async def test_operator_sees_acknowledges_and_clears_an_airlock_breach(rig: Rig)
 
         assert outside == [], f"the page asked for outside resources: {outside}"
         assert page.errors == []  # type: ignore[attr-defined]
-    assert rig.daemon.monitor is not None
-    acks = rig.daemon.monitor.store.actions(alert_id=alert_id)
+    assert rig.daemon.pipeline is not None
+    acks = rig.daemon.pipeline.store.actions(alert_id=alert_id)
     assert [(a["kind"], a["actor"], a["body"].get("comment")) for a in acks] == [
         ("alert.ack", "O4001", "guard at the gate, outer door closing")
     ]
@@ -229,7 +229,11 @@ async def test_live_channel_from_another_origin_is_refused(rig: Rig) -> None:
     # Another site on this host (same "site" for SameSite: the cookie goes along), whose
     # page tries to open the daemon's live channel: only the Origin check stops it.
     evil = web.Application()
-    evil.router.add_get("/", lambda _r: web.Response(text="<p>hi</p>", content_type="text/html"))
+
+    async def hello(_request: web.Request) -> web.Response:
+        return web.Response(text="<p>hi</p>", content_type="text/html")
+
+    evil.router.add_get("/", hello)
     runner = web.AppRunner(evil)
     await runner.setup()
     port = free_port()
@@ -251,5 +255,5 @@ async def test_live_channel_from_another_origin_is_refused(rig: Rig) -> None:
             assert await other.evaluate(probe, ws_url) == "closed:1006"
     finally:
         await runner.cleanup()
-    assert rig.daemon.monitor is not None
-    assert rig.daemon.monitor.metrics.get("sealwatch_dashboard_denied_total", "ws_origin") >= 1
+    assert rig.daemon.pipeline is not None
+    assert rig.daemon.pipeline.metrics.get("sealwatch_dashboard_denied_total", "ws_origin") >= 1

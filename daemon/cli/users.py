@@ -1,9 +1,116 @@
-"""`sealwatch user …` and the CLI's bearer token belong to the dashboard's user management.
+"""The `sealwatch user` command (dashboard accounts) and the local CLI's API token header.
 
-This is the one place the CLI imports them from, so that moving them (to the HTTP package)
-changes one line here.
+`register_cli(sub)` adds `sealwatch user add|passwd|list|disable|enable` to a parser;
+`cli_headers(config, data_dir)` gives the CLI's `Authorization` header for the daemon's API.
 """
 
-from daemon.auth import cli_headers, register_cli
+from __future__ import annotations
 
-__all__ = ["cli_headers", "register_cli"]
+import argparse
+import getpass
+import sys
+from pathlib import Path
+from typing import Any
+
+from daemon.http.auth import API_TOKEN_FILE, ROLES, USERS_FILE, AuthError, UserStore
+
+
+def users_path(args: argparse.Namespace) -> Path:
+    """The users file from --data-dir, or from the site file's settings and environment."""
+    if args.data_dir:
+        return Path(args.data_dir) / USERS_FILE
+    if args.config:
+        from daemon.config import ConfigError, load_settings
+        from policies.site import SiteError, load_site
+
+        try:
+            return load_settings(load_site(args.config)).data_dir / USERS_FILE
+        except (SiteError, ConfigError) as exc:
+            raise AuthError(f"{args.config}: {exc}") from exc
+    import os
+
+    return Path(os.environ.get("SEALWATCH_DATA_DIR", "./var")) / USERS_FILE
+
+
+def _read_password(args: argparse.Namespace, name: str) -> str:
+    if args.password_file:
+        lines = Path(args.password_file).read_text(encoding="utf-8").splitlines()
+        return lines[0] if lines else ""
+    if not sys.stdin.isatty():
+        raise AuthError("no terminal to ask for the password: use --password-file FILE")
+    first = getpass.getpass(f"password for {name}: ")
+    if first != getpass.getpass("again: "):
+        raise AuthError("the two passwords differ")
+    return first
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    try:
+        store = UserStore(users_path(args))
+        if args.action == "list":
+            for u in store.list():
+                flag = "  (disabled)" if u.disabled else ""
+                print(f"{u.name}\t{u.role}\t{u.badge or '-'}{flag}")
+            return 0
+        if not args.name:
+            raise AuthError(f"'user {args.action}' needs a user name")
+        if args.action == "add":
+            if not args.role:
+                raise AuthError(f"--role is required ({', '.join(ROLES)})")
+            store.add(args.name, args.role, _read_password(args, args.name), args.badge)
+            print(f"user {args.name} added as {args.role} in {store.path}")
+        elif args.action == "passwd":
+            store.set_password(args.name, _read_password(args, args.name))
+            print(f"password of {args.name} changed (the daemon logs their sessions out)")
+        elif args.action in ("disable", "enable"):
+            store.set_disabled(args.name, args.action == "disable")
+            print(f"user {args.name} {args.action}d")
+    except (AuthError, OSError) as exc:
+        print(f"sealwatch user: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register_cli(sub: Any) -> None:
+    """Add `sealwatch user add|passwd|list|disable|enable` to the CLI."""
+    u = sub.add_parser("user", help="dashboard users: add, change a password, list")
+    u.add_argument("action", choices=("add", "passwd", "list", "disable", "enable"))
+    u.add_argument("name", nargs="?", help="the user name")
+    u.add_argument("--role", choices=ROLES, help="for add: what the user may do")
+    u.add_argument(
+        "--badge", help="for add: the person's badge in the site file (recorded as who acted)"
+    )
+    u.add_argument(
+        "--password-file",
+        help="read the password from this file instead of asking (its first line)",
+    )
+    u.add_argument("--config", help="the site file (for its data dir)")
+    u.add_argument(
+        "--data-dir", help="the daemon's data dir (default: SEALWATCH_DATA_DIR or ./var)"
+    )
+    u.set_defaults(func=cmd_user)
+
+
+def cli_headers(config: str | None, data_dir: str | None = None) -> dict[str, str]:
+    """The local CLI's Authorization header: the daemon's token from its data dir.
+
+    Whoever can read the data dir can read the whole store anyway; the dashboard's users
+    log in with passwords instead."""
+    import os
+
+    base: Path | None = Path(data_dir) if data_dir else None
+    if base is None and os.environ.get("SEALWATCH_DATA_DIR"):
+        base = Path(os.environ["SEALWATCH_DATA_DIR"])
+    if base is None and config:
+        try:
+            from daemon.config import load_settings
+            from policies.site import load_site
+
+            base = load_settings(load_site(config)).data_dir
+        except Exception:  # the caller reports a bad site file on its own
+            base = None
+    try:
+        token = ((base or Path("./var")) / API_TOKEN_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return {}
+    return {"Authorization": f"Bearer {token}"} if token else {}

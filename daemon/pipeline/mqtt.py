@@ -118,7 +118,7 @@ class MqttSession:
         # Acknowledge only what the pipeline accepted (aiomqtt does not expose manual ack).
         paho.manual_ack_set(True)
         client.pending_calls_threshold = 100_000  # publishing in batches is intended
-        on_connect = paho.on_connect
+        on_connect: Any = paho.on_connect
 
         def note_session(c: Any, userdata: Any, flags: Any, *rest: Any) -> None:
             self._session_present = bool(getattr(flags, "session_present", False))
@@ -215,7 +215,7 @@ class MqttSession:
             return
         fd = sock.fileno()
         disconnected = client._disconnected
-        again = mqtt.MQTTErrorCode.MQTT_ERR_AGAIN
+        again = mqtt.MQTT_ERR_AGAIN
 
         def read_burst() -> None:
             try:
@@ -241,7 +241,7 @@ class MqttSession:
         would otherwise be its own packet, and sending them was most of the ingest cost)."""
         client = self.client
         sock = client._client.socket() if client is not None else None
-        cork = getattr(socket, "TCP_CORK", None)
+        cork: int | None = getattr(socket, "TCP_CORK", None)
         corked = False
         if cork is not None and isinstance(sock, socket.socket) and len(acks) > 1:
             try:
@@ -253,7 +253,7 @@ class MqttSession:
             for ack in acks:
                 ack()
         finally:
-            if corked and isinstance(sock, socket.socket):
+            if corked and cork is not None and isinstance(sock, socket.socket):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from playwright.async_api import Browser, Page, async_playwright
 
-from daemon.auth import UserStore
+from daemon.http.auth import UserStore
 
 CHROMIUM = os.environ.get("SEALWATCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -103,9 +103,9 @@ async def running_daemon(
     site = load_site(site_path)
     settings = load_settings(site, daemon_env(broker, data_dir))
     async with Daemon(site, settings, notifier=Notifier({})) as d:
-        assert d.link is not None and d.monitor is not None
+        assert d.link is not None and d.pipeline is not None
         await asyncio.wait_for(d.link.connected.wait(), 15)
-        monitor = d.monitor
+        monitor = d.pipeline
         await wait_until(lambda: not monitor.holding, what="the broker backlog")
         yield d
 

@@ -122,10 +122,10 @@ class Rig:
     def active(self, policy: str, subject: str) -> bool:
         """Whether the daemon has the alert (policy, subject) active (an earlier one of the
         same subject may still wait, cleared, for an acknowledgement)."""
-        assert self.daemon.monitor is not None
+        assert self.daemon.pipeline is not None
         return any(
             v.policy == policy and v.subject == subject and v.active and not v.closed
-            for v in self.daemon.monitor.views.values()
+            for v in self.daemon.pipeline.stage.views.values()
         )
 
     def rejections(self, limit: int = 5) -> list[tuple[str, str]]:
