@@ -60,8 +60,11 @@ class DataDirLock:
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                     raise DataDirInUse(self.data_dir, _read_pid(key)) from None
                 raise
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            # The pid only helps the message of a refused second start: on a full disk the
+            # lock (the flock) still holds and the daemon must still start.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
             _held[key] = (fd, 1)
             self._key = key
 

@@ -195,7 +195,9 @@ class Daemon:
         assert self.pipeline is not None and self.store is not None
         pipeline, s = self.pipeline, self.settings
         cutoff = pipeline.clock() - int(s.retention_days * 86_400e6)
-        pruned = await pipeline.persister.call(lambda store: store.prune(cutoff))
+        pruned: dict[str, int] = {}
+        if self.store.writable:  # else the persist stage is already saying why, loudly
+            pruned = await pipeline.persister.call(lambda store: store.prune(cutoff))
         if any(pruned.values()):
             log.info("retention (%.0f days): pruned %s", s.retention_days, pruned)
         # Maintenance windows that have ended no longer suppress anything: stop scanning them.

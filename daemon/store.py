@@ -153,32 +153,63 @@ class Store:
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is one transaction.
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        # Checkpoints (which fsync) run in a thread (`checkpoint`), not inline in a commit.
-        self.conn.execute("PRAGMA wal_autocheckpoint=0")
-        if (
-            self.conn.execute(
-                "SELECT COUNT(*) FROM sqlite_master WHERE name='snapshots'"
-            ).fetchone()[0]
-            == 0
-        ):
-            self.conn.executescript(SCHEMA)  # a new store (an existing one needs no write here)
-        self.reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.reader.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        self._synchronous = synchronous.upper()
+        self._busy_ms = int(busy_timeout_ms)
+        self.conn: sqlite3.Connection | None = None
+        self.open_error: str | None = None
+        try:
+            self._open_writer()
+            self.reader = self._connect(str(path))
+        except sqlite3.OperationalError as exc:
+            # A full (or read-only) disk cannot even give SQLite its WAL index. An existing
+            # store is then read as it was last closed, and the writer opens it when it can:
+            # the daemon starts, alerts, and holds what it accepts (the persist stage).
+            if not path.exists():
+                raise
+            self.open_error = f"{type(exc).__name__}: {exc}"
+            self.reader = self._connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
         self.audit = AuditChain.resume(self.reader)
 
+    def _connect(self, target: str, uri: bool = False) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is one transaction.
+        conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=uri)
+        conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+        return conn
+
+    def _open_writer(self) -> None:
+        conn = self._connect(str(self.path))
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            # Checkpoints (which fsync) run in a thread (`checkpoint`), not inline in a commit.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            new = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='snapshots'")
+            if new.fetchone()[0] == 0:
+                conn.executescript(SCHEMA)  # a new store (an existing one needs no write here)
+        except BaseException:
+            conn.close()
+            raise
+        self.conn = conn
+
+    @property
+    def writable(self) -> bool:
+        return self.conn is not None
+
     def close(self) -> None:
-        self.conn.close()
+        if self.conn is not None:
+            self.conn.close()
         self.reader.close()
 
     def apply(self, w: Writes) -> None:
         """Write one commit in one transaction (the writer thread); all or nothing."""
+        if self.conn is None:  # opened read-only at start (a full disk): try again now
+            self._open_writer()
+            # The old reader may be in use on the event loop: it is left to the collector.
+            self.reader = self._connect(str(self.path))
+            self.open_error = None
         c = self.conn
+        assert c is not None
         c.execute("BEGIN IMMEDIATE")
         try:
             if w.events:
@@ -466,6 +497,8 @@ class Store:
         max_seq = snap.event_seq if snap else 0
         out: dict[str, int] = {}
         c = self.conn
+        if c is None:
+            raise sqlite3.OperationalError(f"store not writable: {self.open_error}")
         c.execute("BEGIN IMMEDIATE")
         try:
             out["events"] = c.execute(

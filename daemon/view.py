@@ -178,9 +178,10 @@ class Health:
 # -- the read-only view ------------------------------------------------------------------------
 
 
-def _open_ro(path: Path) -> sqlite3.Connection:
+def _open_ro(path: Path, *, immutable: bool = False) -> sqlite3.Connection:
+    mode = "immutable=1" if immutable else "mode=ro"
     conn = sqlite3.connect(
-        f"file:{pathname2url(str(path.resolve()))}?mode=ro",
+        f"file:{pathname2url(str(path.resolve()))}?{mode}",
         uri=True,
         isolation_level=None,
         check_same_thread=False,
@@ -206,10 +207,20 @@ class ReadView:
         self._p = pipeline
         self._session = session
         self.db_path: Path = pipeline.store.path
-        self._conn = _open_ro(self.db_path)
+        self._ro = _open_ro(self.db_path, immutable=not pipeline.store.writable)
+        self._immutable = not pipeline.store.writable
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The read-only connection; on a store opened on a full disk (read as it was last
+        closed), a live one as soon as the store is writable again."""
+        if self._immutable and self._p.store.writable:
+            self._ro = _open_ro(self.db_path)
+            self._immutable = False
+        return self._ro
 
     def close(self) -> None:
-        self._conn.close()
+        self._ro.close()
 
     # -- the site and the time ----------------------------------------------------------------
 

@@ -72,16 +72,14 @@ def small_disk(path: Path, size: str = "6m") -> Iterator[Path]:
 def fill(path: Path) -> Path:
     """Fill the file system under `path` to the last byte."""
     filler = path / "filler"
-    with open(filler, "wb") as f:
-        chunk = b"\0" * 65536
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(chunk)
-                f.flush()
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(b"\0")
-                f.flush()
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for size in (1 << 20, 65536, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
     return filler
 
 
@@ -150,7 +148,9 @@ async def test_daemon_starts_and_alerts_on_a_full_disk(
     path = write_site(tmp_path, sid)
     with small_disk(tmp_path / "disk") as disk:
         data = disk / "data"
-        d = DaemonProcess(path, mosquitto_session, data).start()
+        d = DaemonProcess(path, mosquitto_session, data)
+        d.log = tmp_path / "daemon.log"
+        d.start()
         await d.ready()
         async with Gateway(mosquitto_session, sid) as gw:
             await door_cycle(gw, "gate-outer", 4)
@@ -158,7 +158,7 @@ async def test_daemon_starts_and_alerts_on_a_full_disk(
         assert d.terminate() == 0
         filler = fill(disk)
         d2 = DaemonProcess(path, mosquitto_session, data)
-        d2.http_port = d.http_port
+        d2.log = tmp_path / "daemon2.log"  # not on the full disk
         d2.start()
         try:
             await d2.ready()
