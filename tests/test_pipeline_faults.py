@@ -222,6 +222,7 @@ class BufferingGateway:
         self.acked: set[int] = set()
         self.sent = 0
         self._mids: dict[int, int] = {}
+        self._early: set[int] = set()
         self._lock = threading.Lock()
         self.client.on_publish = self._on_publish
         self.broker = broker
@@ -229,7 +230,9 @@ class BufferingGateway:
     def _on_publish(self, client: Any, userdata: Any, mid: int, *rest: Any) -> None:
         with self._lock:
             n = self._mids.pop(mid, None)
-            if n is not None:
+            if n is None:
+                self._early.add(mid)  # acked before publish() returned its mid
+            else:
                 self.acked.add(n)
 
     def start(self) -> None:
@@ -244,9 +247,14 @@ class BufferingGateway:
         n = self.sent
         self.sent += 1
         body = {"type": "door.opened" if n % 2 == 0 else "door.closed", "ts": now_ts(), "n": n}
+        # paho's own lock is held around on_publish: never call it while holding ours.
+        info = self.client.publish(self.topic, orjson.dumps(body), qos=1)
         with self._lock:
-            info = self.client.publish(self.topic, orjson.dumps(body), qos=1)
-            self._mids[info.mid] = n
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                self.acked.add(n)
+            else:
+                self._mids[info.mid] = n
 
 
 async def test_broker_stopped_under_load_loses_nothing_acknowledged(
