@@ -371,7 +371,9 @@ def _has_device_for(site: Site, etype: str) -> bool:
 ALL_TYPES = sorted(EVENT_TYPES)
 
 
-def good_value(draw: st.DrawFn, spec: Any, ts: int, alert_ids: list[str]) -> Any:
+def good_value(
+    draw: Callable[[st.SearchStrategy[Any]], Any], spec: Any, ts: int, alert_ids: list[str]
+) -> Any:
     if isinstance(spec, Later):
         if spec.optional and draw(st.integers(0, 9)) == 0:
             return None  # an optional time left out

@@ -14,7 +14,7 @@ SCENARIOS = ROOT / "deploy" / "examples" / "scenarios"
 GOLDEN = SCENARIOS / "airlock-and-jammer.jsonl"
 
 
-def sealwatch(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def sealwatch(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [SEALWATCH, *map(str, args)],
         input=stdin,

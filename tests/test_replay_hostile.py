@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import daemon.replay
+import policies.events
 from daemon.replay import UNTIL, numbered_transitions, replay_lines, run_replay
 from policies.engine import Transition
 from policies.events import Rejection, parse_line
@@ -169,14 +169,14 @@ T2 = "2027-05-25T14:00:02+08:00"
 def test_an_exception_while_parsing_one_line_is_reported_and_replay_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = daemon.replay.parse_event
+    real = policies.events.parse_event
 
     def flaky(obj: Any, site: Site, **kw: Any) -> Any:
         if isinstance(obj, dict) and obj.get("device") == "gate-outer":
             raise RuntimeError("boom\nsecond line")
         return real(obj, site, **kw)
 
-    monkeypatch.setattr(daemon.replay, "parse_event", flaky)
+    monkeypatch.setattr("daemon.replay.parse_event", flaky)
     errors = io.StringIO()
     lines = [
         _event(T0, "gate-inner", "door.forced"),
