@@ -222,6 +222,10 @@ def _show(v: Any) -> str:
     return f"a {type(v).__name__}"
 
 
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
 def _near(name: str, known: Iterable[str]) -> str:
     """`suggest`, for a name short enough to be a typo."""
     return suggest(name, known) if len(name) <= 100 else ""
@@ -644,7 +648,9 @@ def parse_event(
             )
         kind = "daemon"
     if kinds and kind not in kinds:
-        return Rejection(f"device '{dev}' is a {kind}, not a {' or '.join(kinds)} (type {etype})")
+        return Rejection(
+            f"device '{dev}' is {_a(kind)}, not {_a(' or '.join(kinds))} (type {etype})"
+        )
     src = obj
     raw_ts = obj.get("ts")
     ts = _ts_cache.get(raw_ts) if type(raw_ts) is str else None
