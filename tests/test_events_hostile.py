@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
@@ -33,9 +34,16 @@ from policies.events import (
     Rejection,
     parse_event,
 )
-from policies.site import Site
+from policies.site import Site, SiteError, parse_site
 from policies.timefmt import EARLIEST_US, LATEST_US, US, format_ts, parse_ts
-from tests.support.engine import AGENCY_IN, BEFORE_SEAL, IN_SEAL, agency_site, reference_site
+from tests.support.engine import (
+    AGENCY_IN,
+    BEFORE_SEAL,
+    EXAMPLES,
+    IN_SEAL,
+    agency_site,
+    reference_site,
+)
 
 SITES = (reference_site(), agency_site())
 HOSTILE = settings(
@@ -747,3 +755,27 @@ def test_every_field_takes_every_extreme_value(site: Site, etype: str) -> None:
     check_transitions(engine.advance(LATEST_US - 1), site)
     if _has_device_for(site, etype):
         assert accepted, "the baseline itself must be accepted"
+
+
+# -- hostile numbers in the site file's tunables ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("heartbeat_timeout_s", "1e303"),
+        ("ack_escalation_s", "1e300"),
+        ("door_held_open_s", "31536001"),
+        ("patrol_interval_min", "1e20"),
+        ("video_retention_days", "1e306"),
+        ("jammer_status_timeout_s", ".inf"),
+        ("two_person_window_s", ".nan"),
+    ],
+)
+def test_timing_tunables_beyond_a_year_are_refused_with_their_path(key: str, value: str) -> None:
+    text = (EXAMPLES / "site.yaml").read_text()
+    old = re.search(rf"^  {key}: .*$", text, re.M)
+    assert old is not None
+    with pytest.raises(SiteError) as err:
+        parse_site(text.replace(old.group(0), f"  {key}: {value}"))
+    assert [e.split(":")[0] for e in err.value.errors] == [f"policies.{key}"], err.value.errors
