@@ -1,8 +1,14 @@
 """Normalized events (CONTRACT §2) as typed values, and the one parser that makes them.
 
 `parse_event` takes a JSON object and returns an `Event` or a `Rejection` with a reason; it
-never raises on bad input. Unknown extra fields are kept in `source` and otherwise ignored, so
-gateways may add fields freely.
+never raises, whatever the input (any JSON value in any field, or any Python value a caller
+puts in the dict). What it accepts is bounded so that nothing downstream can fail on it: times
+inside the plausible range of `policies.timefmt` (2000 to 2100), finite numbers in physical
+ranges, texts of limited length that can be written as UTF-8. Unknown extra fields are kept in
+`source` and otherwise ignored, so gateways may add fields freely.
+
+`daemon.health` is the daemon's report on itself; it comes from the reserved device id
+`DAEMON_DEVICE` (`sealwatch`), which no site may define and which sends nothing else.
 """
 
 from __future__ import annotations
