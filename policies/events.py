@@ -1,8 +1,14 @@
 """Normalized events (CONTRACT §2) as typed values, and the one parser that makes them.
 
 `parse_event` takes a JSON object and returns an `Event` or a `Rejection` with a reason; it
-never raises on bad input. Unknown extra fields are kept in `source` and otherwise ignored, so
-gateways may add fields freely.
+never raises, whatever the input (any JSON value in any field, or any Python value a caller
+puts in the dict). What it accepts is bounded so that nothing downstream can fail on it: times
+inside the plausible range of `policies.timefmt` (2000 to 2100), finite numbers in physical
+ranges, texts of limited length that can be written as UTF-8. Unknown extra fields are kept in
+`source` and otherwise ignored, so gateways may add fields freely.
+
+`daemon.health` is the daemon's report on itself; it comes from the reserved device id
+`DAEMON_DEVICE` (`sealwatch`), which no site may define and which sends nothing else.
 """
 
 from __future__ import annotations
@@ -220,6 +226,10 @@ def _show(v: Any) -> str:
     if isinstance(v, dict):
         return "an object"
     return f"a {type(v).__name__}"
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def _near(name: str, known: Iterable[str]) -> str:
@@ -644,7 +654,9 @@ def parse_event(
             )
         kind = "daemon"
     if kinds and kind not in kinds:
-        return Rejection(f"device '{dev}' is a {kind}, not a {' or '.join(kinds)} (type {etype})")
+        return Rejection(
+            f"device '{dev}' is {_a(kind)}, not {_a(' or '.join(kinds))} (type {etype})"
+        )
     src = obj
     raw_ts = obj.get("ts")
     ts = _ts_cache.get(raw_ts) if type(raw_ts) is str else None

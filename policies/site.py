@@ -64,6 +64,8 @@ INPUT_KINDS = (
 )
 CAMERA_MODES = ("snapshot", "stream")
 MIN_VIDEO_RETENTION_DAYS = 90  # EXAM-2.7.9: recordings kept at least three months
+MAX_VIDEO_RETENTION_DAYS = 36_500
+YEAR_S = 365 * 86_400.0  # the longest any timing tunable may be
 # The daemon's own events (daemon.health) come from this device id; no site may use it.
 RESERVED_DEVICE_ID = "sealwatch"
 
@@ -820,15 +822,15 @@ class _Loader:
         if raw is None:
             return Policies()
         spec: _Spec = {
-            "door_held_open_s": (False, positive),
-            "two_person_window_s": (False, positive),
-            "heartbeat_timeout_s": (False, positive),
-            "jammer_status_timeout_s": (False, positive),
+            "door_held_open_s": (False, _duration(YEAR_S)),
+            "two_person_window_s": (False, _duration(YEAR_S)),
+            "heartbeat_timeout_s": (False, _duration(YEAR_S)),
+            "jammer_status_timeout_s": (False, _duration(YEAR_S)),
             "video_retention_days": (False, _retention),
-            "max_recording_gap_s": (False, positive),
-            "patrol_interval_min": (False, positive),
+            "max_recording_gap_s": (False, _duration(YEAR_S)),
+            "patrol_interval_min": (False, _duration(YEAR_S / 60)),
             "min_operators_on_duty": (False, int_range(0, 100)),
-            "ack_escalation_s": (False, positive),
+            "ack_escalation_s": (False, _duration(YEAR_S)),
             "badge_denied_burst": (False, any_),
         }
         d = self.mapping("policies", raw, spec) or {}
@@ -836,7 +838,7 @@ class _Loader:
             b = self.mapping(
                 "policies.badge_denied_burst",
                 d["badge_denied_burst"],
-                {"count": (False, int_range(2, 1000)), "within_s": (False, positive)},
+                {"count": (False, int_range(2, 1000)), "within_s": (False, _duration(YEAR_S))},
             )
             d["badge_denied_burst"] = BurstRule(**(b or {}))
         return Policies(**d)
@@ -876,8 +878,22 @@ def _plausible_time(p: str, v: Any) -> datetime:
     return dt
 
 
+def _duration(most: float) -> Callable[[str, Any], float]:
+    """A positive duration of at most `most` (a year: timers stay inside the plausible range)."""
+
+    def conv(p: str, v: Any) -> float:
+        x = positive(p, v)
+        if x > most:
+            raise ValueError(f"must be at most {most:g} (a year), got {v!r}")
+        return x
+
+    return conv
+
+
 def _retention(p: str, v: Any) -> float:
     x = number(p, v)
+    if x > MAX_VIDEO_RETENTION_DAYS:
+        raise ValueError(f"must be at most {MAX_VIDEO_RETENTION_DAYS} days, got {v!r}")
     if x < MIN_VIDEO_RETENTION_DAYS:
         raise ValueError(
             f"{v!r} is below the {MIN_VIDEO_RETENTION_DAYS} days that EXAM-2.7.9 "

@@ -14,7 +14,7 @@ SCENARIOS = ROOT / "deploy" / "examples" / "scenarios"
 GOLDEN = SCENARIOS / "airlock-and-jammer.jsonl"
 
 
-def sealwatch(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def sealwatch(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [SEALWATCH, *map(str, args)],
         input=stdin,
@@ -118,6 +118,56 @@ def test_rejected_lines_are_reported_and_skipped_and_strict_fails(site_path: Pat
         ("door-forced", "press-hall-door", "raised"),
         ("door-forced", "press-hall-door", "cleared"),
     ]
+
+
+def test_the_lines_of_issue_8_are_reported_and_replay_goes_on(site_path: Path) -> None:
+    """`faults: null` used to raise TypeError; a `ts` in year 9999 OverflowError on output."""
+    lines = (
+        "\n".join(
+            [
+                event(
+                    "2027-05-25T14:00:00+08:00",
+                    "jam-work",
+                    "jammer.status",
+                    output=True,
+                    bands={"gsm900": 33.0},
+                    faults=None,
+                ),
+                event("9999-12-31T23:59:59-14:00", "press-hall-door", "door.forced"),
+                event("0001-01-01T00:00:00+14:00", "press-hall-door", "door.forced"),
+                event(
+                    "2027-05-25T14:00:01+08:00",
+                    "jam-work",
+                    "jammer.status",
+                    output=True,
+                    bands={"gsm900": 33.0},
+                    faults=0,
+                ),
+                event("2027-05-25T14:00:02+08:00", "press-hall-door", "door.forced"),
+            ]
+        )
+        + "\n"
+    )
+    p = sealwatch("replay", "--config", site_path, "-", stdin=lines)
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    errors = p.stderr.splitlines()
+    assert [e.split(":")[0] for e in errors] == ["line 2", "line 3", "line 4"]
+    assert errors[0].startswith("line 2: field 'ts' is too late (9999-12-31T23:59:59-14:00)")
+    assert "2000-01-01T00:00:00Z" in errors[0] and "2100-01-01T00:00:00Z" in errors[0]
+    assert errors[1].startswith("line 3: field 'ts' is too early")
+    assert errors[2] == "line 4: field 'faults' must be a list of strings"
+    assert ("door-forced", "press-hall-door", "raised") in triples(p.stdout)
+    assert ("jammer-uptime", "jam-work/cdma800", "raised") in triples(p.stdout)
+    strict = sealwatch("replay", "--config", site_path, "-", "--strict", stdin=lines)
+    assert strict.returncode == 1 and strict.stdout == p.stdout
+
+
+@pytest.mark.parametrize("until", ["2100-01-01T00:00:00Z", "1999-12-31T23:59:59+00:00"])
+def test_until_outside_2000_to_2100_is_refused(site_path: Path, until: str) -> None:
+    p = sealwatch("replay", "--config", site_path, GOLDEN, "--until", until)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.startswith("--until is too ") and "2100-01-01T00:00:00Z" in p.stderr
 
 
 def test_unknown_alert_ack_is_a_rejected_line(site_path: Path) -> None:
