@@ -13,15 +13,28 @@ import logging
 import math
 from typing import Any
 
+import cv2
+import numpy as np
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymodbus.constants import ExcCodes
 
+from adapters.camera import (
+    MAX_FRAME_BYTES,
+    CameraMonitor,
+    MjpegError,
+    MjpegParser,
+    decode_gray,
+    frame_problem,
+    jpeg_size,
+)
+from adapters.camera_tamper import TAMPERS, BadFrame, TamperConfig, TamperDetector
 from adapters.modbus_jammer import JammerDecoder, JammerGarbage, JammerPoller
-from policies.site import Band, Jammer, Modbus, RegisterField, RegisterMap
+from policies.site import Band, Camera, Jammer, Modbus, RegisterField, RegisterMap
 from tests.support.collecting_sink import CollectingSink, eventually
+from tests.support.mjpeg_server import HUGE, HostileCamera, resized_header
 from tests.support.modbus_server import HostileProxy, JammerServer
 
 # -- Modbus jammers --------------------------------------------------------------------------
@@ -306,3 +319,252 @@ def test_decode_any_registers_through_any_map(rmap: RegisterMap, data: st.DataOb
     for v in (*event["bands"].values(), *event["reflected"].values()):
         assert math.isfinite(v) and -100.0 <= v <= 90.0
     assert set(event["bands"]) <= {b.id for b in BANDS}
+
+
+# -- frame analysis ---------------------------------------------------------------------------
+
+DTYPES = [np.uint8, np.uint16, np.int8, np.int32, np.float32, np.float64, np.bool_, np.complex64]
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> np.ndarray:
+    h = draw(st.sampled_from([0, 1, 2, 9, 10, 15, 16, 17, 19, 21, 33, 90, 99, 101]))
+    w = draw(st.sampled_from([0, 1, 3, 15, 16, 17, 31, 160, 161, 257, 321]))
+    channels = draw(st.sampled_from([None, 1, 2, 3, 4, 5]))
+    dtype = draw(st.sampled_from(DTYPES)) if draw(st.integers(0, 3)) == 0 else np.uint8
+    shape = (h, w) if channels is None else (h, w, channels)
+    kind = draw(st.sampled_from(["random", "flat", "black", "white", "stripes"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if kind == "random":
+        a = rng.integers(0, 256, size=shape)
+    elif kind == "stripes":
+        a = np.zeros(shape, np.int64)
+        a[::2] = 255
+    else:
+        a = np.full(shape, {"flat": 128, "black": 0, "white": 255}[kind])
+    frame = a.astype(dtype)
+    if draw(st.booleans()) and frame.ndim >= 2 and frame.size:
+        frame = frame[::-1, ::2]  # not contiguous
+    return frame
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seq=st.lists(frames(), min_size=1, max_size=8))
+def test_tamper_analysis_judges_or_refuses_any_array(seq: list[np.ndarray]) -> None:
+    det = TamperDetector(TamperConfig(confirm_s=0.0, confirm_samples=1, learn_samples=1))
+    t = 0.0
+    for frame in seq:
+        try:
+            verdict = det.update(frame, t)
+        except BadFrame as exc:
+            assert str(exc)
+            continue
+        assert verdict in (None, *TAMPERS)
+        t += 0.5
+
+
+# -- cameras ----------------------------------------------------------------------------------
+
+FAST = TamperConfig(confirm_s=0.5, confirm_samples=3, clear_s=0.2, clear_samples=2)
+
+
+def camera_monitor(cam: Camera, sink: CollectingSink, **kw: Any) -> CameraMonitor:
+    opts: dict[str, Any] = {
+        "interval_s": 0.1,
+        "stall_s": 0.5,
+        "heartbeat_s": 60.0,
+        "backoff_cap_s": 0.2,
+        "request_timeout_s": 0.5,
+        "tamper": FAST,
+    }
+    return CameraMonitor(cam, sink, **{**opts, **kw})
+
+
+def cam_states(sink: CollectingSink) -> list[str]:
+    """The camera's stream states, repeats folded."""
+    out: list[str] = []
+    for e in sink.of_type("camera.status"):
+        if not out or out[-1] != e["stream"]:
+            out.append(e["stream"])
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("not_jpeg", "not a JPEG frame (Content-Type 'text/html"),
+        ("truncated", "not a JPEG frame"),
+        ("empty", "empty frame"),
+        ("huge_declared", f"snapshot of {HUGE} bytes"),
+        ("huge_chunked", f"frame of {MAX_FRAME_BYTES + 1} bytes"),
+        ("tiny", "picture 1x1 is too small to judge"),
+        ("giant", "picture 10000x10000 is over 50 Mpx"),
+        ("http500", "snapshot HTTP 500"),
+        ("http404", "snapshot HTTP 404"),
+        ("hang", None),
+        ("hang_body", None),
+    ],
+)
+async def test_hostile_snapshot_camera_is_down_with_a_reason_and_recovers(
+    mode: str, reason: str | None
+) -> None:
+    sink = CollectingSink()
+    async with HostileCamera() as srv:
+        cam = Camera("cam-h", "hall", snapshot=srv.url("snap.jpg"))
+        async with camera_monitor(cam, sink) as mon:
+            await sink.wait_for(lambda s: cam_states(s) == ["up"])
+            srv.mode = mode
+            await sink.wait_for(lambda s: cam_states(s) == ["up", "down"])
+            down = next(e for e in sink.of_type("camera.status") if e["stream"] == "down")
+            requests = srv.requests
+            await eventually(lambda: srv.requests >= requests + 2)  # it keeps asking
+            srv.mode = "good"
+            await sink.wait_for(lambda s: cam_states(s) == ["up", "down", "up"])
+        assert mon.errors == 0
+    assert down["tamper"] is None and down["reason"]
+    orjson.dumps(down)
+    if reason is None:  # nothing came: no rejection; the reason is the stall or the timeout
+        assert sink.rejections == []
+        assert "no frame for 0.5 s" in down["reason"] or "Timeout" in down["reason"]
+    else:
+        assert sink.rejections and all(reason in r for _, _, r in sink.rejections)
+        assert reason in down["reason"] or "HTTP" in down["reason"]
+    if mode.startswith("huge"):
+        # The 50 MiB were never read: at most the cap plus what the sockets buffer.
+        assert srv.most < HUGE // 2
+
+
+@pytest.mark.slow
+async def test_a_jpeg_labelled_text_plain_is_still_a_picture() -> None:
+    """Cameras mislabel; the bytes decide."""
+    sink = CollectingSink()
+    async with HostileCamera() as srv:
+        srv.mode = "text_plain"
+        cam = Camera("cam-h", "hall", snapshot=srv.url("snap.jpg"))
+        async with camera_monitor(cam, sink) as mon:
+            await sink.wait_for(lambda s: cam_states(s) == ["up"])
+            await eventually(lambda: mon.frames >= 3)
+    assert sink.rejections == [] and cam_states(sink) == ["up"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("garbage_parts", "not a JPEG frame"),
+        ("broken_boundary", "no complete part within"),
+        ("text_plain", "Content-Type 'text/plain' is not multipart with a boundary"),
+        ("no_boundary", "is not multipart with a boundary"),
+        ("huge_part", "part of 50000000 bytes"),
+        ("tiny", "picture 1x1 is too small to judge"),
+        ("hang", None),
+        ("http404", "stream HTTP 404"),
+    ],
+)
+async def test_hostile_mjpeg_stream_is_down_with_a_reason_and_recovers(
+    mode: str, reason: str | None
+) -> None:
+    sink = CollectingSink()
+    async with HostileCamera() as srv:
+        cam = Camera("cam-s", "hall", url=srv.url("live.mjpg"), mode="stream")
+        async with camera_monitor(cam, sink) as mon:
+            await sink.wait_for(lambda s: cam_states(s) == ["up"])
+            srv.mode = mode
+            await sink.wait_for(lambda s: cam_states(s) == ["up", "down"])
+            down = next(e for e in sink.of_type("camera.status") if e["stream"] == "down")
+            requests, rejected = srv.requests, mon.rejected
+            # It goes on: reconnects, or stays connected and keeps judging what comes.
+            await eventually(lambda: srv.requests > requests or mon.rejected >= rejected + 3)
+            srv.mode = "good"
+            await sink.wait_for(lambda s: cam_states(s) == ["up", "down", "up"])
+        assert mon.errors == 0
+    assert down["tamper"] is None and down["reason"]
+    if reason is None:
+        assert sink.rejections == []
+    else:
+        assert sink.rejections and any(reason in r for _, _, r in sink.rejections)
+    if mode == "huge_part":
+        assert srv.most < HUGE // 2
+
+
+def _jpeg(w: int, h: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", np.full((h, w, 3), 90, np.uint8))
+    assert ok
+    return buf.tobytes()
+
+
+def test_jpeg_size_reads_the_frame_header() -> None:
+    assert jpeg_size(_jpeg(64, 48)) == (64, 48)
+    assert jpeg_size(resized_header(_jpeg(64, 48), 10000, 10000)) == (10000, 10000)
+    assert jpeg_size(b"") is None and jpeg_size(b"\xff\xd8\xff\xd9") is None
+    assert frame_problem(resized_header(_jpeg(64, 48), 65535, 65535)) == (
+        "picture 65535x65535 is over 50 Mpx"
+    )
+    assert frame_problem(resized_header(_jpeg(64, 48), 0, 48)) == (
+        "picture 0x48 is too small to judge (at least 16x16)"
+    )
+    assert frame_problem(_jpeg(64, 48)) is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.binary(max_size=300).map(lambda b: b"\xff\xd8" + b + b"\xff\xd9"),
+        st.builds(
+            lambda cut, tail: _jpeg(40, 30)[:cut] + tail,
+            st.integers(0, 700),
+            st.binary(max_size=20),
+        ),
+        st.builds(
+            lambda w, h: resized_header(_jpeg(40, 30), w, h),
+            st.integers(0, 65535),
+            st.integers(0, 65535),
+        ),
+    )
+)
+def test_any_bytes_as_a_frame_are_judged_or_refused(data: bytes) -> None:
+    problem = frame_problem(data)
+    size = jpeg_size(data)
+    gray = decode_gray(data, 1)
+    if problem is not None:
+        assert gray is None and isinstance(problem, str)
+    else:
+        assert size is not None
+    if gray is not None:
+        assert gray.ndim == 2 and gray.size
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    boundary=st.sampled_from(["frame", "--frame", '"frame"', "x", "--"]),
+    chunks=st.lists(
+        st.one_of(
+            st.binary(max_size=200),
+            st.sampled_from(
+                [
+                    b"--frame\r\n",
+                    b"Content-Length: 5\r\n\r\n",
+                    b"Content-Length: 99999999999\r\n\r\n",
+                    b"Content-Length: -1\r\n\r\n",
+                    b"\r\n\r\n",
+                    b"\xff\xd8abc\xff\xd9",
+                ]
+            ),
+        ),
+        max_size=30,
+    ),
+)
+def test_mjpeg_parser_splits_or_refuses_any_byte_stream(boundary: str, chunks: list[bytes]) -> None:
+    try:
+        parser = MjpegParser(boundary)
+    except MjpegError:
+        assert boundary.strip('"-') == ""
+        return
+    try:
+        for chunk in chunks:
+            for part in parser.feed(chunk):
+                assert isinstance(part, bytes) and len(part) <= MAX_FRAME_BYTES
+    except MjpegError as exc:
+        assert str(exc)
