@@ -9,8 +9,14 @@ adapters' last-resort guards caught, and it stays 0: nothing here is allowed to 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import os
+import shutil
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -21,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymodbus.constants import ExcCodes
 
+from adapters.base import printable
 from adapters.camera import (
     MAX_FRAME_BYTES,
     CameraMonitor,
@@ -32,7 +39,23 @@ from adapters.camera import (
 )
 from adapters.camera_tamper import TAMPERS, BadFrame, TamperConfig, TamperDetector
 from adapters.modbus_jammer import JammerDecoder, JammerGarbage, JammerPoller
-from policies.site import Band, Camera, Jammer, Modbus, RegisterField, RegisterMap
+from adapters.recordings import (
+    MAX_GAPS,
+    MAX_REJECTIONS_PER_SCAN,
+    RecordingsWatcher,
+    day_problem,
+    parse_segment_name,
+)
+from policies.site import (
+    Band,
+    Camera,
+    Jammer,
+    Modbus,
+    RegisterField,
+    RegisterMap,
+    Site,
+    parse_site,
+)
 from tests.support.collecting_sink import CollectingSink, eventually
 from tests.support.mjpeg_server import HUGE, HostileCamera, resized_header
 from tests.support.modbus_server import HostileProxy, JammerServer
@@ -568,3 +591,269 @@ def test_mjpeg_parser_splits_or_refuses_any_byte_stream(boundary: str, chunks: l
                 assert isinstance(part, bytes) and len(part) <= MAX_FRAME_BYTES
     except MjpegError as exc:
         assert str(exc)
+
+
+# -- recording folders ------------------------------------------------------------------------
+
+NOW = datetime(2027, 5, 25, 6, 0, tzinfo=UTC)
+
+
+def rec_site() -> Site:
+    return parse_site("""
+site: {id: rec-hostile, name: Recording folders}
+zones: [{id: hall, kind: sealed_work}]
+cameras: [{id: cam-r, zone: hall, recordings: nvr/cam-r}]
+policies: {max_recording_gap_s: 60, video_retention_days: 90}
+""")
+
+
+async def scan(watcher: RecordingsWatcher) -> dict[str, Any]:
+    (event,) = await watcher.scan_once()
+    orjson.dumps(event)
+    return event
+
+
+def segment(folder: Path, t: datetime, seconds: int = 60) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{t:%Y%m%dT%H%M%SZ}_{seconds}.mp4").write_bytes(b"x")
+
+
+async def test_missing_then_empty_then_filled_folder_is_never_silent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "adapters.recordings")
+    sink = CollectingSink()
+    watcher = RecordingsWatcher(rec_site(), sink, tmp_path, now=lambda: NOW)
+    root = tmp_path / "nvr" / "cam-r"
+    missing = await scan(watcher)
+    await scan(watcher)
+    root.mkdir(parents=True)
+    empty = await scan(watcher)
+    await scan(watcher)
+    segment(root / "2027-05-25", NOW - timedelta(minutes=1))
+    found = await scan(watcher)
+    for e in (missing, empty):
+        assert e["type"] == "recording.inventory" and e["device"] == "cam-r"
+        assert e["oldest"] == e["newest"] == e["ts"] == "2027-05-25T06:00:00+00:00"
+        assert (e["segments"], e["gaps"]) == (0, [])
+    assert missing["faults"] == ["recordings_unreadable"]
+    assert "No such file or directory" in missing["error"]
+    assert empty["faults"] == ["no_recordings"] and "no recordings in" in empty["error"]
+    assert found["oldest"] == "2027-05-25T05:59:00+00:00" and found["faults"] == []
+    assert sink.rejections == []
+    # One line per change of state, not one per scan.
+    msgs = [r.getMessage() for r in caplog.records if "cam-r" in r.getMessage()]
+    assert len(msgs) == 3, msgs
+    assert "recordings found" in msgs[-1]
+
+
+def _touch(path: bytes | str) -> None:
+    with open(path, "wb"):
+        pass
+
+
+async def test_bad_names_bad_times_and_bad_bytes_are_rejected_once(tmp_path: Path) -> None:
+    root = tmp_path / "nvr" / "cam-r"
+    day = root / "2027-05-25"
+    segment(day, NOW - timedelta(hours=1))
+    for name in [
+        "holiday.jpg",
+        "20270525T050000Z_60",  # no extension
+        "20270525T050000Z_9999999999.mp4",  # duration digits beyond the pattern
+        "20270525T250000Z_60.mp4",  # hour 25
+        "２０２７０５２５T050000Z_60.mp4",  # full-width digits
+        "20270525T050000Z_60.mp4.part",
+    ]:
+        _touch(day / name)
+    (root / "0001-01-01").mkdir()
+    segment(root / "0001-01-01", datetime(1, 1, 1, tzinfo=UTC))
+    (root / "9999-12-31").mkdir()
+    segment(root / "9999-12-31", datetime(9999, 12, 31, 23, 59, tzinfo=UTC))
+    _touch(day / "99991231T235959Z_60.mp4")  # a time that would overflow when ended
+    _touch(day / "00010101T000000Z_60.mp4")
+    _touch(os.fsencode(day) + b"/\xff\xfe20270525.mp4")  # not UTF-8
+    os.mkdir(os.fsencode(root) + b"/2027-05-\xff")
+    sink = CollectingSink()
+    watcher = RecordingsWatcher(rec_site(), sink, tmp_path, now=lambda: NOW)
+    event = await scan(watcher)
+    await scan(watcher)
+    assert event["oldest"] == "2027-05-25T05:00:00+00:00"
+    assert event["faults"] == ["bad_segment_names"] and event["bad_names"] == 12
+    assert len(sink.rejections) == 12  # each once, though scanned twice
+    for source, payload, reason in sink.rejections:
+        assert source == "recordings:cam-r" and reason.startswith("bad recording file name: ")
+        orjson.dumps([payload, reason])  # valid UTF-8: the store and the log can take it
+    reasons = " | ".join(r for _, _, r in sink.rejections)
+    assert "day folder outside 2000–2099" in reasons
+    assert "start time 99991231T235959Z outside 2000–2099" in reasons
+    assert "start time 00010101T000000Z outside 2000–2099" in reasons
+    assert "impossible start time 20270525T250000Z" in reasons
+    assert any("\\xff\\xfe20270525.mp4" in p for _, p, _ in sink.rejections)
+
+
+async def test_symlink_loops_and_a_file_for_a_folder(tmp_path: Path) -> None:
+    root = tmp_path / "nvr" / "cam-r"
+    day = root / "2027-05-25"
+    segment(day, NOW - timedelta(hours=1))
+    (day / "20270525T051000Z_60.mp4").symlink_to("20270525T051000Z_60.mp4")  # ELOOP
+    (root / "2027-05-24").symlink_to("2027-05-24")  # a day folder that is a loop
+    (root / "2027-05-23").symlink_to(root)  # a day folder that is the root again
+    sink = CollectingSink()
+    watcher = RecordingsWatcher(rec_site(), sink, tmp_path, now=lambda: NOW)
+    event = await scan(watcher)
+    assert event["oldest"] == "2027-05-25T05:00:00+00:00" and event["segments"] == 1
+    reasons = [r for _, _, r in sink.rejections]
+    assert any("cannot stat: Too many levels of symbolic links" in r for r in reasons)
+    assert any("not a readable directory" in r for r in reasons)
+    assert any("filed under" in r or "not a segment name" in r for r in reasons)
+
+    # The folder itself is a loop, then a plain file: unreadable, said so, for root too.
+    shutil.rmtree(root)
+    root.symlink_to(root)
+    looped = await scan(watcher)
+    assert looped["faults"] == ["recordings_unreadable"] and "symbolic links" in looped["error"]
+    root.unlink()
+    root.write_text("not a folder")
+    as_file = await scan(watcher)
+    assert as_file["faults"] == ["recordings_unreadable"] and "Not a directory" in as_file["error"]
+    assert watcher.errors == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 folder anyway")
+async def test_permission_denied_day_folder_is_rejected(tmp_path: Path) -> None:
+    root = tmp_path / "nvr" / "cam-r"
+    segment(root / "2027-05-25", NOW - timedelta(hours=1))
+    segment(root / "2027-05-24", NOW - timedelta(days=1))
+    (root / "2027-05-24").chmod(0)
+    sink = CollectingSink()
+    try:
+        event = await scan(RecordingsWatcher(rec_site(), sink, tmp_path, now=lambda: NOW))
+    finally:
+        (root / "2027-05-24").chmod(0o755)
+    assert event["segments"] == 1
+    assert any("Permission denied" in r for _, _, r in sink.rejections)
+
+
+@pytest.mark.slow
+async def test_a_hundred_thousand_files_stay_bounded(tmp_path: Path) -> None:
+    root = tmp_path / "nvr" / "cam-r"
+    day = root / "2027-05-24"
+    day.mkdir(parents=True)
+    start = datetime(2027, 5, 24, tzinfo=UTC)
+    for i in range(50_000):  # one-second segments, one missing every 1000: 49 gaps... no:
+        if i % 1000 != 999:  # ... the gap is 2 s, under max_recording_gap_s: no gap
+            _touch(day / f"{start + timedelta(seconds=i):%Y%m%dT%H%M%SZ}_1.mp4")
+    for i in range(50_000):
+        _touch(day / f"junk-{i:05d}.tmp")
+    segment(root / "2027-05-25", NOW - timedelta(minutes=1))
+    sink = CollectingSink()
+    watcher = RecordingsWatcher(rec_site(), sink, tmp_path, now=lambda: NOW)
+    tracemalloc.start()
+    try:
+        event = await scan(watcher)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert event["segments"] == 49_951 and event["bad_names"] == 50_000
+    assert event["oldest"] == "2027-05-24T00:00:00+00:00"
+    assert peak < 48 * 1024 * 1024, f"{peak / 1e6:.0f} MB"
+    # 50 rejections by name and one summary, not 50,000.
+    assert len(sink.rejections) == MAX_REJECTIONS_PER_SCAN + 1
+    assert "not listed one by one (50000 in the folder)" in sink.rejections[-1][2]
+    reads = watcher.scanners["cam-r"].day_reads
+    await scan(watcher)
+    assert watcher.scanners["cam-r"].day_reads == reads + 1  # only the newest day again
+    assert len(sink.rejections) == MAX_REJECTIONS_PER_SCAN + 1
+
+
+async def test_many_gaps_are_capped_to_the_newest(tmp_path: Path) -> None:
+    day = tmp_path / "nvr" / "cam-r" / "2027-05-24"
+    start = datetime(2027, 5, 24, tzinfo=UTC)
+    for i in range(MAX_GAPS + 200):
+        segment(day, start + timedelta(seconds=70 * i), 1)
+    event = await scan(RecordingsWatcher(rec_site(), CollectingSink(), tmp_path, now=lambda: NOW))
+    assert event["gaps_total"] == MAX_GAPS + 199 and len(event["gaps"]) == MAX_GAPS
+    assert (
+        event["gaps"][-1][1]
+        == f"{start + timedelta(seconds=70 * (MAX_GAPS + 199)):%Y-%m-%dT%H:%M:%S}+00:00"
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    name=st.one_of(
+        st.text(max_size=40),
+        st.binary(max_size=40).map(lambda b: b.decode("utf-8", "surrogateescape")),
+        st.builds(
+            lambda y, mo, d, h, mi, s, dur, ext: (
+                f"{y:04d}{mo:02d}{d:02d}T{h:02d}{mi:02d}{s:02d}Z_{dur}.{ext}"
+            ),
+            st.integers(0, 9999),
+            st.integers(0, 13),
+            st.integers(0, 32),
+            st.integers(0, 24),
+            st.integers(0, 60),
+            st.integers(0, 61),
+            st.integers(0, 10**9 - 1),
+            st.sampled_from(["mp4", "mkv", "x", "ü"]),
+        ),
+    ),
+    day=st.one_of(
+        st.text(max_size=12), st.sampled_from(["2027-05-25", "9999-12-31", "0001-01-01"])
+    ),
+)
+def test_segment_and_day_names_parse_or_are_refused(name: str, day: str) -> None:
+    parsed = parse_segment_name(name, day)
+    if isinstance(parsed, str):
+        orjson.dumps(printable(parsed))
+        assert parsed
+    else:
+        start, duration = parsed
+        assert 2000 <= start.year < 2100 and 0 < duration <= 86400
+        start + timedelta(seconds=duration)  # no overflow
+    problem = day_problem(day)
+    assert problem is None or problem.startswith(("not a day folder", "day folder outside"))
+
+
+FS_NAME = st.one_of(
+    st.text(
+        st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)),
+        min_size=1,
+        max_size=30,
+    ),
+    st.binary(min_size=1, max_size=30).map(lambda b: b.replace(b"/", b"_").replace(b"\x00", b"_")),
+    st.sampled_from(["2027-05-25", "2027-05-24", "0001-01-01", "20270525T050000Z_60.mp4"]),
+).filter(lambda n: n not in (".", "..", b".", b".."))
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tree=st.lists(st.tuples(FS_NAME, st.lists(FS_NAME, max_size=4), st.booleans()), max_size=6))
+def test_any_folder_tree_gives_an_inventory(
+    tmp_path_factory: pytest.TempPathFactory, tree: list[Any]
+) -> None:
+    base = tmp_path_factory.mktemp("tree")
+    root = os.fsencode(base / "nvr" / "cam-r")
+    os.makedirs(root)
+    for top, children, is_dir in tree:
+        top_b = os.fsencode(top) if isinstance(top, str) else top
+        path = root + b"/" + top_b
+        try:
+            if is_dir:
+                os.makedirs(path, exist_ok=True)
+                for child in children:
+                    child_b = os.fsencode(child) if isinstance(child, str) else child
+                    _touch(path + b"/" + child_b)
+            else:
+                _touch(path)
+        except OSError:  # a name too long for the file system, or a clash: skip it
+            continue
+    sink = CollectingSink()
+    watcher = RecordingsWatcher(rec_site(), sink, base, now=lambda: NOW)
+    (event,) = asyncio.run(watcher.scan_once())
+    orjson.dumps([event, sink.rejections])
+    assert event["type"] == "recording.inventory" and event["oldest"] <= event["newest"]
+    assert event["bad_names"] >= len(sink.rejections) or sink.rejections[-1][2].startswith(
+        "bad recording file names:"
+    )
