@@ -38,6 +38,7 @@ from adapters.camera import (
     jpeg_size,
 )
 from adapters.camera_tamper import TAMPERS, BadFrame, TamperConfig, TamperDetector
+from adapters.duty_phone import BadCall, DutyPhoneWatcher, parse_call
 from adapters.modbus_jammer import JammerDecoder, JammerGarbage, JammerPoller
 from adapters.recordings import (
     MAX_GAPS,
@@ -55,6 +56,7 @@ from policies.site import (
     RegisterMap,
     Site,
     parse_site,
+    parse_time,
 )
 from tests.support.collecting_sink import CollectingSink, eventually
 from tests.support.mjpeg_server import HUGE, HostileCamera, resized_header
@@ -647,9 +649,9 @@ async def test_missing_then_empty_then_filled_folder_is_never_silent(
     assert "recordings found" in msgs[-1]
 
 
-def _touch(path: bytes | str) -> None:
-    with open(path, "wb"):
-        pass
+def _touch(path: bytes | str, content: bytes = b"") -> None:
+    with open(path, "wb") as f:
+        f.write(content)
 
 
 async def test_bad_names_bad_times_and_bad_bytes_are_rejected_once(tmp_path: Path) -> None:
@@ -857,3 +859,215 @@ def test_any_folder_tree_gives_an_inventory(
     assert event["bad_names"] >= len(sink.rejections) or sink.rejections[-1][2].startswith(
         "bad recording file names:"
     )
+
+
+# -- duty-phone files -------------------------------------------------------------------------
+
+
+def phone_site() -> Site:
+    return parse_site("""
+site: {id: phone-hostile, name: Duty phone}
+zones: [{id: living, kind: sealed_living}]
+duty_phones: [{id: duty-phone, zone: living, recordings: calls}]
+""")
+
+
+def record(call: str = "call-1", **fields: Any) -> dict[str, Any]:
+    return {
+        "call": call,
+        "start": "2027-05-25T05:58:00+00:00",
+        "end": "2027-05-25T06:00:00+00:00",
+        "recording": None,
+        "supervisors": ["S2001", "S2002"],
+        **fields,
+    }
+
+
+def bad_json(**fields: Any) -> bytes:
+    return orjson.dumps({**record("bad"), **fields})
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "not valid JSON"),
+        (b"\x00\x01\xfe\xff" * 100, "not valid JSON"),
+        (b'{"call": "bad", "start": "\xff\xfe"}', "not valid JSON"),
+        (b"[" * 3000 + b"]" * 3000, "not valid JSON"),  # deeper than the parser goes
+        (b"null", "expected an object, got NoneType"),
+        (b"1e400", "not valid JSON"),
+        (b'"a string"', "expected an object, got str"),
+        (bad_json(call=5), "call id 5 does not match"),
+        (bad_json(call=["bad"]), "does not match"),
+        (bad_json(start=1748152680), "start must be an RFC 3339 time, got int"),
+        (bad_json(start=None), "start must be an RFC 3339 time, got NoneType"),
+        (bad_json(end={"t": 1}), "end must be an RFC 3339 time, got dict"),
+        (bad_json(start="yesterday"), "bad time in start"),
+        (
+            bad_json(start="0001-01-01T00:00:00+14:00"),
+            "start '0001-01-01T00:00:00+14:00' is outside",
+        ),
+        (bad_json(end="9999-12-31T23:59:59-14:00"), "end '9999-12-31T23:59:59-14:00' is outside"),
+        (bad_json(start="1999-12-31T23:59:59Z"), "outside 2000–2099"),
+        (bad_json(end="2100-01-01T00:00:00Z"), "outside 2000–2099"),
+        (bad_json(supervisors=[1, 2]), "supervisors must be a list of badges"),
+        (bad_json(supervisors=[""]), "supervisors must be a list of badges"),
+        (bad_json(supervisors={"S1": True}), "supervisors must be a list of badges"),
+        (bad_json(recording=5), "recording must be a file name in the folder or null, got 5"),
+        (bad_json(recording="x" * 100_000), "more than"),  # over the size cap
+        (orjson.dumps(record("bad", note="x" * 2_000_000)), "bytes (a call record has at most"),
+    ],
+)
+async def test_bad_call_files_are_rejected_with_a_reason(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    (calls / "call-1.json").write_bytes(orjson.dumps(record()))
+    (calls / "bad.json").write_bytes(content)
+    sink = CollectingSink()
+    w = DutyPhoneWatcher(phone_site(), sink, tmp_path, now=lambda: NOW)
+    assert [e["call"] for e in await w.scan_once()] == ["call-1"]
+    await w.scan_once()
+    assert len(sink.rejections) == 1, sink.rejections
+    _, payload, why = sink.rejections[0]
+    assert payload.endswith("bad.json")
+    if reason == "more than":
+        assert "bytes (a call record has at most 65536)" in why
+    else:
+        assert reason in why, why
+    assert len(why) < 400  # a reason, not the file
+    orjson.dumps(sink.rejections)
+    assert w.errors == 0 and w.save_error is None
+
+
+async def test_odd_files_in_the_phone_folder(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    (calls / "call-1.json").write_bytes(orjson.dumps(record()))
+    os.mkfifo(calls / "fifo.json")  # reading it would block the scan forever
+    (calls / "dir.json").mkdir()
+    (calls / "loop.json").symlink_to("loop.json")
+    (calls / "gone.json").symlink_to("nowhere.json")  # vanished between listing and reading
+    (calls / "zero.json").symlink_to("/dev/zero")  # endless
+    name = os.fsencode(calls) + b"/\xff\xfe.json"  # not UTF-8
+    _touch(name, orjson.dumps(record("whatever")))
+    sink = CollectingSink()
+    w = DutyPhoneWatcher(phone_site(), sink, tmp_path, now=lambda: NOW)
+    assert [e["call"] for e in await w.scan_once()] == ["call-1"]
+    await w.scan_once()
+    await DutyPhoneWatcher(phone_site(), sink, tmp_path, now=lambda: NOW).scan_once()
+    got = {p.rsplit("/", 1)[1]: r for _, p, r in sink.rejections}
+    assert len(sink.rejections) == 5, sink.rejections  # each once, across a restart too
+    assert "not a regular file" in got["fifo.json"]
+    assert "not a regular file" in got["dir.json"]
+    assert "not a regular file" in got["zero.json"]
+    assert "Too many levels of symbolic links" in got["loop.json"]
+    assert "does not match the file name" in got["\\xff\\xfe.json"]
+    orjson.dumps(sink.rejections)
+    orjson.loads((tmp_path / "duty_phone_calls.json").read_bytes())
+    assert w.errors == 0
+
+
+async def test_a_state_file_that_cannot_be_written_is_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    (calls / "call-1.json").write_bytes(orjson.dumps(record()))
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where a folder should be")
+    sink = CollectingSink()
+    w = DutyPhoneWatcher(
+        phone_site(), sink, tmp_path, now=lambda: NOW, state_path=blocker / "calls.json"
+    )
+    assert len(await w.scan_once()) == 1
+    assert w.save_error and w.save_error.startswith(f"cannot write {blocker}")
+    (calls / "call-2.json").write_bytes(orjson.dumps(record("call-2")))
+    assert len(await w.scan_once()) == 1  # calls go on; emitted ones are not repeated
+    assert sum("cannot write" in r.getMessage() for r in caplog.records) == 1
+    blocker.unlink()
+    await w.scan_once()
+    assert w.save_error is None
+    saved = orjson.loads((blocker / "calls.json").read_bytes())
+    assert saved["emitted"] == {"duty-phone": ["call-1", "call-2"]}
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        b"[]",
+        b'{"emitted": [1]}',
+        b'{"emitted": {"duty-phone": [1, "x", null]}}',
+        b'{"rejected": "abc"}',
+        b'{"emitted": {"duty-phone": "call-1"}}',
+        b"\xff",
+    ],
+)
+async def test_a_corrupt_state_file_means_calls_again_never_a_crash(
+    tmp_path: Path, state: bytes
+) -> None:
+    (tmp_path / "calls").mkdir()
+    (tmp_path / "calls" / "call-1.json").write_bytes(orjson.dumps(record()))
+    (tmp_path / "duty_phone_calls.json").write_bytes(state)
+    w = DutyPhoneWatcher(phone_site(), CollectingSink(), tmp_path, now=lambda: NOW)
+    assert len(await w.scan_once()) == 1
+    assert w.save_error is None
+    orjson.loads((tmp_path / "duty_phone_calls.json").read_bytes())
+
+
+EXTREME = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "2027-05-25T06:00:00+00:00",
+            "2027-05-25T06:00:00",
+            "0001-01-01T00:00:00+14:00",
+            "9999-12-31T23:59:59-14:00",
+            "2027-13-45T99:00:00Z",
+            "x" * 10_000,
+            "",
+        ]
+    ),
+)
+JSON_VALUES = st.recursive(
+    EXTREME,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    raw=st.one_of(
+        st.binary(max_size=200),
+        JSON_VALUES.map(orjson.dumps),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "call": st.one_of(st.just("call-1"), JSON_VALUES),
+                "start": st.one_of(st.just("2027-05-25T05:58:00+00:00"), JSON_VALUES),
+                "end": st.one_of(st.just("2027-05-25T06:00:00+00:00"), JSON_VALUES),
+                "recording": st.one_of(st.just("call-1.wav"), JSON_VALUES),
+                "supervisors": st.one_of(st.just(["S1", "S2"]), JSON_VALUES),
+            },
+        ).map(orjson.dumps),
+    )
+)
+def test_any_call_record_parses_or_is_refused(raw: bytes) -> None:
+    try:
+        call = parse_call(raw, "call-1")
+    except BadCall as exc:
+        assert str(exc) and len(str(exc)) < 400
+        orjson.dumps(str(exc))
+        return
+    assert call.call == "call-1"
+    start, end = parse_time(call.start), parse_time(call.end)
+    assert datetime(2000, 1, 1, tzinfo=UTC) <= start <= end < datetime(2100, 1, 1, tzinfo=UTC)
+    assert all(isinstance(b, str) and b for b in call.supervisors)
