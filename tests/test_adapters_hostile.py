@@ -40,6 +40,12 @@ from adapters.camera import (
 from adapters.camera_tamper import TAMPERS, BadFrame, TamperConfig, TamperDetector
 from adapters.duty_phone import BadCall, DutyPhoneWatcher, parse_call
 from adapters.modbus_jammer import JammerDecoder, JammerGarbage, JammerPoller
+from adapters.mqtt_mapping import (
+    RULE_KEYS,
+    MappingError,
+    map_message,
+    parse_mapping_config,
+)
 from adapters.recordings import (
     MAX_GAPS,
     MAX_REJECTIONS_PER_SCAN,
@@ -47,6 +53,7 @@ from adapters.recordings import (
     day_problem,
     parse_segment_name,
 )
+from policies.events import EVENT_TYPES, Rejection
 from policies.site import (
     Band,
     Camera,
@@ -1071,3 +1078,151 @@ def test_any_call_record_parses_or_is_refused(raw: bytes) -> None:
     start, end = parse_time(call.start), parse_time(call.end)
     assert datetime(2000, 1, 1, tzinfo=UTC) <= start <= end < datetime(2100, 1, 1, tzinfo=UTC)
     assert all(isinstance(b, str) and b for b in call.supervisors)
+
+
+# -- third-party MQTT mapping -----------------------------------------------------------------
+
+MAPPING = parse_mapping_config(
+    [
+        {"topic": "zigbee2mqtt/+/contact", "device": "{1}", "type": "door.opened", "when": "ON"},
+        {
+            "topic": "zigbee2mqtt/+",
+            "device": "{1}",
+            "devices": {"hatch_sensor": "hatch-1"},
+            "json_path": "contact",
+            "values": {True: "door.closed", False: "door.opened"},
+        },
+        {
+            "topic": "detectors/+/rssi",
+            "device": "pd-{1}",
+            "type": "phone.detected",
+            "fields": {"rssi_dbm": "{value}", "band": "{$.band}", "note": "band {$.band}"},
+            "json_path": "rssi",
+        },
+        {
+            "topic": "panels/#",
+            "device": ["{$.id}", "panel-{1}"],
+            "type": "alarm.panel",
+            "fields": {"armed": "{$.state.armed}", "first": "{$.list.0}", "raw": "{value}"},
+        },
+        {
+            "topic": "frigate/available",
+            "device": "cam",
+            "type": "device.status",
+            "when": ["online", "offline"],
+            "fields": {"state": "{value}"},
+        },
+    ]
+)
+
+
+def nested(depth: int, leaf: bytes = b"1") -> bytes:
+    return b'{"rssi":' + b"[" * depth + leaf + b"]" * depth + b"}"
+
+
+PAYLOADS = st.one_of(
+    st.binary(max_size=100),
+    JSON_VALUES.map(orjson.dumps),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "contact": JSON_VALUES,
+            "rssi": JSON_VALUES,
+            "band": JSON_VALUES,
+            "id": JSON_VALUES,
+            "state": st.one_of(JSON_VALUES, st.fixed_dictionaries({"armed": JSON_VALUES})),
+            "list": st.lists(JSON_VALUES, max_size=3),
+        },
+    ).map(orjson.dumps),
+    st.sampled_from(
+        [
+            b"ON",
+            b" ON \n",
+            b"\xff\xfe",
+            b"\xed\xa0\x80",  # an encoded surrogate: not UTF-8
+            nested(300),
+            nested(1100),
+            b'{"id": ' + b"[" * 300 + b"]" * 300 + b"}",
+            b'{"rssi": 1, "band": ' + b"[" * 300 + b"]" * 300 + b"}",
+            b'{"rssi": 1e400}',
+            b'{"rssi": 123456789012345678901234567890}',
+            b'{"rssi": "' + b"x" * 300_000 + b'"}',
+        ]
+    ),
+)
+TOPICS = st.one_of(
+    st.sampled_from(
+        [
+            "zigbee2mqtt/door1/contact",
+            "zigbee2mqtt/hatch_sensor",
+            "zigbee2mqtt/",
+            "detectors/work/rssi",
+            "detectors//rssi",
+            "panels/a",
+            "panels/a/b/c",
+            "frigate/available",
+        ]
+    ),
+    st.builds(
+        lambda a, b: f"{a}/{b}/rssi",
+        st.just("detectors"),
+        st.text(
+            st.characters(blacklist_characters="/", blacklist_categories=("Cs",)), max_size=300
+        ),
+    ),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(topic=TOPICS, payload=PAYLOADS)
+def test_any_payload_maps_to_events_or_a_rejection(topic: str, payload: bytes) -> None:
+    result = map_message(MAPPING, topic, payload)
+    if isinstance(result, Rejection):
+        assert result.reason.startswith(topic[:200])
+        assert "cannot map" not in result.reason  # the last-resort guard was not needed
+        assert len(result.reason) < 2000
+        orjson.dumps(result.reason)
+        return
+    assert isinstance(result, list)
+    for event in result:
+        assert event["type"] in EVENT_TYPES
+        assert isinstance(event["device"], str) and event["device"]
+        orjson.dumps(event)
+
+
+CONFIG_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.text(max_size=12),
+        st.sampled_from(["door.opened", "{1}", "{$.a}", "a/+/b", "#", "a/#", "{9}"]),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=10), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    raw=st.one_of(
+        CONFIG_VALUES,
+        st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={k: CONFIG_VALUES for k in RULE_KEYS} | {"colour": CONFIG_VALUES},
+            ),
+            max_size=3,
+        ),
+    )
+)
+def test_any_mapping_config_is_read_or_refused_with_paths(raw: Any) -> None:
+    try:
+        rules = parse_mapping_config(raw)
+    except MappingError as exc:
+        assert exc.errors and all(e.startswith("daemon.mqtt_mappings") for e in exc.errors)
+        return
+    for rule in rules:
+        map_message(rules, rule.topic.replace("+", "x").replace("#", "y"), b'{"a": 1}')
