@@ -534,8 +534,6 @@ class JammerPoller:
             await self._set_state("offline", exc.message)
 
     async def _set_state(self, state: str, reason: str | None) -> None:
-        self.state = state
-        self.stats.states.append(state)
         event: dict[str, Any] = {
             "ts": now_rfc3339(),
             "device": self.jammer.id,
@@ -545,6 +543,9 @@ class JammerPoller:
         if reason:
             event["reason"] = printable(reason)
         await self.sink.submit(event, source=self.source)
+        # Only once delivered: a sink that raised gets the change again at the next poll.
+        self.state = state
+        self.stats.states.append(state)
 
 
 class JammerHub:

@@ -282,7 +282,8 @@ async def test_a_sink_that_raises_does_not_end_the_poller(caplog: pytest.LogCapt
         srv.set_reference(bands=GOOD, band_count=3)
         async with JammerPoller(jammer(srv.port), sink, backoff_cap_s=0.05) as poller:
             await sink.wait_for(lambda s: len(statuses(s)) >= 2)
-    assert poller.stats.errors >= 4  # the online event and statuses that could not be given
+    assert poller.stats.errors == 5
+    assert sink.states("jam-x") == ["online"]  # the change was given again until it went in
     tracebacks = [r for r in caplog.records if r.exc_info and "poll failed" in r.getMessage()]
     assert len(tracebacks) == 1  # rate-limited
 
@@ -1226,3 +1227,28 @@ def test_any_mapping_config_is_read_or_refused_with_paths(raw: Any) -> None:
         return
     for rule in rules:
         map_message(rules, rule.topic.replace("+", "x").replace("#", "y"), b'{"a": 1}')
+
+
+# -- the last-resort guards: a failing sink ends no loop ---------------------------------------
+
+
+@pytest.mark.slow
+async def test_a_sink_that_raises_does_not_end_a_folder_scan(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    segment(tmp_path / "nvr" / "cam-r" / "2027-05-25", NOW - timedelta(minutes=5))
+    sink = FlakySink(fail=3)
+    async with RecordingsWatcher(rec_site(), sink, tmp_path, interval_s=0.01) as watcher:
+        await sink.wait_for(lambda s: len(s.of_type("recording.inventory")) >= 2)
+    assert watcher.errors == 3
+    assert sum("scan failed" in r.getMessage() for r in caplog.records) == 1  # rate-limited
+
+
+@pytest.mark.slow
+async def test_a_sink_that_raises_does_not_end_a_camera_monitor() -> None:
+    sink = FlakySink(fail=2)
+    async with HostileCamera() as srv:
+        cam = Camera("cam-h", "hall", snapshot=srv.url("snap.jpg"))
+        async with camera_monitor(cam, sink, heartbeat_s=0.2) as mon:
+            await sink.wait_for(lambda s: len(s.of_type("camera.status")) >= 2)
+    assert mon.errors >= 1 and sink.fail == 0
