@@ -44,7 +44,11 @@ from policies.site import Camera, Site
 log = logging.getLogger(__name__)
 
 DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", re.ASCII)
-SEGMENT_RE = re.compile(r"^([0-9]{8}T[0-9]{6}Z)_([0-9]{1,9})\.[A-Za-z0-9]{1,16}$", re.ASCII)
+SEGMENT_RE = re.compile(
+    r"^(([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z)_([0-9]{1,9})"
+    r"\.[A-Za-z0-9]{1,16}$",
+    re.ASCII,
+)
 RATE_WINDOW = timedelta(hours=24)
 MAX_REJECTIONS_PER_SCAN = 50  # per camera; the rest of a scan's new bad names: one summary
 MAX_BAD_KEPT = 100  # bad names remembered per folder (the rest only counted)
@@ -78,13 +82,14 @@ def parse_segment_name(name: str, day: str) -> tuple[datetime, int] | str:
     m = SEGMENT_RE.match(name)
     if not m:
         return "not a segment name (<YYYYMMDDTHHMMSSZ>_<duration_s>.<ext>)"
-    try:
-        start = datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    try:  # datetime() on the digits: several times faster than strptime
+        y, mo, d, h, mi, sec = map(int, m.group(2, 3, 4, 5, 6, 7))
+        start = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
     except ValueError:
         return f"impossible start time {m.group(1)}"
     if not plausible_time(start):
         return f"start time {m.group(1)} outside 2000–2099"
-    duration = int(m.group(2))
+    duration = int(m.group(8))
     if not 0 < duration <= 86400:
         return f"duration {duration} s out of range"
     if f"{start:%Y-%m-%d}" != day:
