@@ -375,7 +375,7 @@ def frames(draw: st.DrawFn) -> np.ndarray:
         a[::2] = 255
     else:
         a = np.full(shape, {"flat": 128, "black": 0, "white": 255}[kind])
-    frame = a.astype(dtype)
+    frame: np.ndarray = a.astype(dtype)
     if draw(st.booleans()) and frame.ndim >= 2 and frame.size:
         frame = frame[::-1, ::2]  # not contiguous
     return frame
@@ -657,7 +657,7 @@ async def test_missing_then_empty_then_filled_folder_is_never_silent(
     assert "recordings found" in msgs[-1]
 
 
-def _touch(path: bytes | str, content: bytes = b"") -> None:
+def _touch(path: bytes | str | Path, content: bytes = b"") -> None:
     with open(path, "wb") as f:
         f.write(content)
 
@@ -827,7 +827,7 @@ def test_segment_and_day_names_parse_or_are_refused(name: str, day: str) -> None
 
 FS_NAME = st.one_of(
     st.text(
-        st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)),
+        st.characters(codec="utf-8", exclude_characters="/\x00"),
         min_size=1,
         max_size=30,
     ),
@@ -1167,9 +1167,7 @@ TOPICS = st.one_of(
     st.builds(
         lambda a, b: f"{a}/{b}/rssi",
         st.just("detectors"),
-        st.text(
-            st.characters(blacklist_characters="/", blacklist_categories=("Cs",)), max_size=300
-        ),
+        st.text(st.characters(codec="utf-8", exclude_characters="/"), max_size=300),
     ),
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -222,7 +223,7 @@ class HostileCamera:
             return web.Response(status=int(mode[4:]), text="<html>camera error</html>")
         if mode == "hang":
             await asyncio.sleep(3600)
-        body = {
+        bodies: dict[str, Callable[[], bytes]] = {
             "good": self.good,
             "not_jpeg": lambda: b"<html><body>Login required</body></html>",
             "truncated": lambda: self.good()[:1500],
@@ -230,7 +231,8 @@ class HostileCamera:
             "text_plain": self.good,
             "tiny": self.tiny,
             "giant": lambda: resized_header(self.good(), 10000, 10000),
-        }.get(mode)
+        }
+        body = bodies.get(mode)
         if body is not None:
             ctype = {"not_jpeg": "text/html", "text_plain": "text/plain"}.get(mode, "image/jpeg")
             data = body()
