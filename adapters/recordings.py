@@ -361,7 +361,7 @@ class RecordingsWatcher(PeriodicScan):
     def _empty_inventory(self, inv: Inventory, ts: str) -> dict[str, Any]:
         """No footage (or no folder): an inventory that reaches back no time at all.
 
-        CONTRACT §2 wants `oldest` and `newest`; with both at the scan time the engine sees
+        The event format wants `oldest` and `newest`; with both at the scan time the engine sees
         footage starting now, which is out of retention: `video-retention` is raised."""
         cam = inv.camera
         fault = "recordings_unreadable" if inv.error else "no_recordings"
