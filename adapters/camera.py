@@ -6,6 +6,13 @@ OpenCV's VideoCapture in a thread). Frames are decoded with OpenCV at reduced sc
 to `camera_tamper.TamperDetector`. The monitor emits a status on every change and as a
 heartbeat, reconnects with capped jittered backoff, turns bad bytes into rejections, and keeps
 the latest JPEG for the dashboard's live thumbnails. `CameraHub` runs one monitor per camera.
+
+Whatever a camera sends is bounded before it is decoded: a snapshot body is read up to
+`MAX_FRAME_BYTES` (a larger declared Content-Length is refused unread), an MJPEG stream gives
+up after `MAX_FRAME_BYTES` without a complete part, and a JPEG's size is read from its frame
+header (`jpeg_size`) and judged (`camera_tamper.size_problem`) before OpenCV allocates
+anything. Bytes that are no usable picture are a rejection and, if nothing good follows for
+`stall_s`, a stream `down` with the reason; nothing a camera sends ends the monitor.
 """
 
 from __future__ import annotations
@@ -26,8 +33,8 @@ import aiohttp
 import cv2
 import numpy as np
 
-from adapters.base import EventSink, RateLimitedLog, backoff_delay
-from adapters.camera_tamper import TamperConfig, TamperDetector
+from adapters.base import EventSink, RateLimitedLog, backoff_delay, printable
+from adapters.camera_tamper import BadFrame, TamperConfig, TamperDetector, size_problem
 from policies.site import Camera, Site
 
 log = logging.getLogger(__name__)
@@ -70,11 +77,72 @@ def reduction_for(width: int, target: int = ANALYSIS_DECODE_WIDTH) -> int:
     return 1
 
 
-def decode_gray(data: bytes, reduction: int = 1) -> np.ndarray | None:
-    """Decode a JPEG to grey, at 1/`reduction` scale (done inside the decoder: cheap)."""
-    if not looks_like_jpeg(data):
+# Start-of-frame markers (baseline, progressive, lossless, arithmetic); not C4/C8/CC.
+_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, or None when there is none to be found.
+
+    Walks the marker segments from SOI to the first SOF without decoding anything, so a
+    header that claims 65535x65535 is known before OpenCV would allocate for it.
+    """
+    if data[:2] != b"\xff\xd8":
         return None
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[reduction])
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # stand-alone markers
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
+            return None
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if length < 2:
+            return None
+        if marker in _SOF:
+            if length < 7 or i + 9 > n:
+                return None
+            height = int.from_bytes(data[i + 5 : i + 7], "big")
+            width = int.from_bytes(data[i + 7 : i + 9], "big")
+            return width, height
+        i += 2 + length
+    return None
+
+
+def frame_problem(data: bytes) -> str | None:
+    """Why `data` is no JPEG frame the analysis could use, or None; decodes nothing."""
+    if not data:
+        return "empty frame"
+    if len(data) > MAX_FRAME_BYTES:
+        return f"frame of {len(data)} bytes (at most {MAX_FRAME_BYTES})"
+    if not looks_like_jpeg(data):
+        return "not a JPEG frame"
+    size = jpeg_size(data)
+    if size is None:
+        return "JPEG without a readable frame header"
+    return size_problem(*size)
+
+
+def decode_gray(data: bytes, reduction: int = 1) -> np.ndarray | None:
+    """Decode a JPEG to grey, at 1/`reduction` scale (done inside the decoder: cheap).
+
+    None for anything that is not a JPEG the analysis could use (see `frame_problem`), or
+    that OpenCV cannot decode.
+    """
+    if frame_problem(data) is not None:
+        return None
+    try:
+        img = cv2.imdecode(
+            np.frombuffer(data, np.uint8), _REDUCED.get(reduction, cv2.IMREAD_GRAYSCALE)
+        )
+    except cv2.error:
+        return None
     return img if img is not None and img.size else None
 
 
@@ -116,12 +184,18 @@ class MjpegParser:
     def __init__(self, boundary: str) -> None:
         b = boundary.strip().strip('"')
         self.boundary = (b[2:] if b.startswith("--") else b).encode("latin-1")
+        if not self.boundary:
+            raise MjpegError("empty multipart boundary")
         self._buf = bytearray()
         self._length: int | None = None  # Content-Length of the part being read
         self._in_body = False
+        self._scanned = 0  # body bytes already searched for the next boundary
+        self._since_part = 0  # bytes fed since the last complete part
 
     def feed(self, data: bytes) -> list[bytes]:
+        """The parts completed by `data`; MjpegError once the stream cannot be MJPEG."""
         self._buf += data
+        self._since_part += len(data)
         parts: list[bytes] = []
         while True:
             if not self._in_body:
@@ -131,8 +205,9 @@ class MjpegParser:
             if part is None:
                 break
             parts.append(part)
-        if len(self._buf) > MAX_FRAME_BYTES + 4096:
-            raise MjpegError(f"no part boundary within {len(self._buf)} bytes")
+            self._since_part = len(self._buf)
+        if self._since_part > MAX_FRAME_BYTES + 65536:
+            raise MjpegError(f"no complete part within {self._since_part} bytes")
         return parts
 
     def _read_headers(self) -> bool:
@@ -150,7 +225,7 @@ class MjpegParser:
             return False
         headers = bytes(self._buf[i + len(self.boundary) : i + m.start()])
         del self._buf[: i + m.end()]
-        cl = re.search(rb"(?im)^content-length:\s*(\d+)", headers)
+        cl = re.search(rb"(?im)^content-length:[ \t]*([0-9]{1,12})[ \t]*\r?$", headers)
         self._length = int(cl.group(1)) if cl else None
         if self._length is not None and self._length > MAX_FRAME_BYTES:
             raise MjpegError(f"part of {self._length} bytes")
@@ -164,12 +239,15 @@ class MjpegParser:
             part = bytes(self._buf[: self._length])
             del self._buf[: self._length]
         else:
-            i = self._buf.find(b"--" + self.boundary)
+            marker = b"--" + self.boundary
+            i = self._buf.find(marker, max(0, self._scanned - len(marker)))
             if i < 0:
+                self._scanned = len(self._buf)
                 return None
             part = bytes(self._buf[:i]).rstrip(b"\r\n")
             del self._buf[:i]
         self._in_body = False
+        self._scanned = 0
         return part
 
 
@@ -227,6 +305,7 @@ class CameraMonitor:
         self.latest_jpeg: bytes | None = None  # as the camera sent it
         self.frames = 0
         self.rejected = 0
+        self.errors = 0  # exceptions the loops' last-resort guards caught (bugs): logged
         self.reason = ""  # why the stream is down
         self._session = session
         self._own_session = session is None
@@ -238,7 +317,6 @@ class CameraMonitor:
         self._last_emit = -1e18
         self._latest_frame: np.ndarray | None = None  # VideoCapture sources: no JPEG
         self._thumb: tuple[tuple[int, int], bytes] | None = None  # ((frame, width), jpeg)
-        self._reduction: int | None = None
         self._rejects = RateLimitedLog(log, 30.0)
         self._reject_last: dict[str, tuple[float, int]] = {}
 
@@ -295,6 +373,7 @@ class CameraMonitor:
             "stream": self.stream or "down",
             "tamper": self.tamper if self.stream == "up" else None,
             "fps": self.fps,
+            **({"reason": printable(self.reason, 200)} if self.stream == "down" else {}),
         }
 
     def thumbnail_jpeg(self, width: int = 320) -> bytes | None:
@@ -353,7 +432,17 @@ class CameraMonitor:
         if isinstance(data, bytes):
             data = f"{len(data)} bytes: {data[:48]!r}"
         more = f" (and {skipped} more)" if skipped else ""
-        await self.sink.reject(self.source, data, reason + more)
+        await self.sink.reject(self.source, printable(data), printable(reason + more))
+
+    async def _garbage(self, data: bytes | str, reason: str) -> None:
+        """The camera sent something that is no usable frame."""
+        await self._reject(data, reason)
+        await self._failure(f"camera sends garbage: {reason}")
+
+    def _internal_error(self, where: str) -> None:
+        """A last-resort guard caught an exception: count it, log it with its traceback."""
+        self.errors += 1
+        self._rejects.exception(f"error:{where}", "camera %s: %s failed", self.camera.id, where)
 
     async def _failure(self, reason: str) -> None:
         """A failed read: the stream goes down once no good frame arrived for stall_s."""
@@ -363,12 +452,14 @@ class CameraMonitor:
 
     # -- frames --
 
-    async def _on_jpeg(self, data: bytes) -> None:
-        """One JPEG from the camera: count it, keep it, analyse it when due."""
+    async def _on_jpeg(self, data: bytes, content_type: str = "") -> None:
+        """One JPEG from the camera: check it, count it, keep it, analyse it when due."""
         loop = asyncio.get_running_loop()
-        if len(data) > MAX_FRAME_BYTES or not looks_like_jpeg(data):
-            await self._reject(data, "not a JPEG frame")
-            await self._failure("camera sends garbage")
+        problem = frame_problem(data)
+        if problem is not None:
+            if content_type and not content_type.lower().startswith("image/"):
+                problem += f" (Content-Type {content_type!r})"
+            await self._garbage(data, problem)
             return
         now = loop.time()
         self.latest_jpeg, self._latest_frame = data, None
@@ -376,20 +467,13 @@ class CameraMonitor:
             self._count_frame(now)
             return
         self._last_analysis = now
-        gray = await asyncio.to_thread(self._decode, data)
+        size = jpeg_size(data)
+        reduction = reduction_for(size[0]) if size else 1
+        gray = await asyncio.to_thread(decode_gray, data, reduction)
         if gray is None:
-            await self._reject(data, "JPEG does not decode")
-            await self._failure("camera sends garbage")
+            await self._garbage(data, "JPEG does not decode")
             return
         await self._analysed(gray, now)
-
-    def _decode(self, data: bytes) -> np.ndarray | None:
-        if self._reduction is None:
-            gray = decode_gray(data)
-            if gray is not None:
-                self._reduction = reduction_for(gray.shape[1])
-            return gray
-        return decode_gray(data, self._reduction)
 
     def _count_frame(self, now: float) -> None:
         self.frames += 1
@@ -397,8 +481,12 @@ class CameraMonitor:
         self._last_good = now
 
     async def _analysed(self, frame: np.ndarray, now: float) -> None:
+        try:
+            tamper = await asyncio.to_thread(self.detector.update, frame, self.clock())
+        except BadFrame as exc:
+            await self._garbage(f"frame of shape {frame.shape}", str(exc))
+            return
         self._count_frame(now)
-        tamper = await asyncio.to_thread(self.detector.update, frame, self.clock())
         await self._set("up", tamper)
 
     async def _watchdog(self) -> None:
@@ -406,10 +494,15 @@ class CameraMonitor:
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
-            if self.stream != "down" and now - self._last_good >= self.stall_s:
-                await self._set("down", None, self.reason or f"no frame for {self.stall_s:g} s")
-            elif self.stream is not None and now - self._last_emit >= self.heartbeat_s:
-                await self._emit()
+            try:
+                if self.stream != "down" and now - self._last_good >= self.stall_s:
+                    reason = self.reason or f"no frame for {self.stall_s:g} s"
+                    await self._set("down", None, reason)
+                elif self.stream is not None and now - self._last_emit >= self.heartbeat_s:
+                    await self._emit()
+            except Exception:
+                self._internal_error("watchdog")
+                self._last_emit = now  # try again at the next heartbeat, not at once
             due = self._last_emit + self.heartbeat_s if self.stream else now + self.stall_s
             if self.stream != "down":
                 due = min(due, self._last_good + self.stall_s)
@@ -423,7 +516,11 @@ class CameraMonitor:
         attempt = 0
         while True:
             started = asyncio.get_running_loop().time()
-            ok = await self._one_snapshot(timeout)
+            try:
+                ok = await self._one_snapshot(timeout)
+            except Exception:
+                self._internal_error("snapshot")
+                ok = False
             if ok:
                 attempt = 0
                 delay = self.interval_s - (asyncio.get_running_loop().time() - started)
@@ -441,13 +538,22 @@ class CameraMonitor:
                     await self._reject(body, f"snapshot HTTP {resp.status}")
                     await self._failure(f"snapshot HTTP {resp.status}")
                     return False
+                ctype = resp.headers.get("Content-Type", "")
+                declared = resp.content_length
+                if declared is not None and declared > MAX_FRAME_BYTES:
+                    # Not read: dropping the connection is cheaper than draining it.
+                    await self._garbage(
+                        f"Content-Length: {declared}",
+                        f"snapshot of {declared} bytes (at most {MAX_FRAME_BYTES})",
+                    )
+                    return False
                 data = await _read_limited(resp.content, MAX_FRAME_BYTES + 1)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            await self._failure(f"snapshot unreachable: {exc.__class__.__name__} {exc}")
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            await self._failure(f"snapshot unreachable: {exc.__class__.__name__} {exc}".strip())
             return False
         before = self.rejected
         self._last_analysis = -1e18  # every snapshot is analysed
-        await self._on_jpeg(data)
+        await self._on_jpeg(data, ctype)
         return self.rejected == before
 
     # -- stream mode --
@@ -461,19 +567,26 @@ class CameraMonitor:
         while True:
             frames_before = self.frames
             try:
-                if url.startswith(("http://", "https://")):
-                    await self._read_mjpeg(url)
-                else:
-                    await self._read_capture(url)
-                reason = "stream ended"
-            except MjpegError as exc:
-                reason = f"not a usable MJPEG stream: {exc}"
-                await self._reject(str(exc), reason)
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                reason = f"stream unreachable: {exc.__class__.__name__} {exc}".strip()
-            await self._failure(reason)
+                await self._one_stream(url)
+            except Exception:
+                self._internal_error("stream")
             attempt = 1 if self.frames > frames_before else attempt + 1
             await asyncio.sleep(backoff_delay(attempt, self.backoff_cap_s))
+
+    async def _one_stream(self, url: str) -> None:
+        """Follow the stream until it ends or fails; report why it did."""
+        try:
+            if url.startswith(("http://", "https://")):
+                await self._read_mjpeg(url)
+            else:
+                await self._read_capture(url)
+            reason = "stream ended"
+        except MjpegError as exc:
+            reason = f"not a usable MJPEG stream: {exc}"
+            await self._reject(str(exc), reason)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            reason = f"stream unreachable: {exc.__class__.__name__} {exc}".strip()
+        await self._failure(reason)
 
     async def _read_mjpeg(self, url: str) -> None:
         assert self._session is not None

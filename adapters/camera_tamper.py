@@ -6,12 +6,18 @@ a downscaled grey picture (`ANALYSIS_WIDTH` wide, `FINE_WIDTH` for sharpness), s
 analyses hundreds of snapshots a second. Measures are chosen to survive lighting: texture is
 judged against the learned view cell by cell, sharpness is a ratio of fine to coarse detail
 (gain cancels), edges are the strongest few percent of gradients (gain cancels again).
+
+A frame the analysis cannot judge (smaller than `MIN_SIDE` on a side, over `MAX_PIXELS`,
+sides beyond `MAX_ASPECT`:1, not 2-D grey or 1/3/4 channels, pixels neither uint8 nor uint16)
+raises `BadFrame` with the reason, and nothing else: `check_frame` is the one gate, and the
+detector's state is left untouched.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,6 +26,42 @@ TAMPERS = ("covered", "defocused", "moved", "frozen")
 ANALYSIS_WIDTH = 160  # coverage, edges, freeze: 160x90 for 16:9
 FINE_WIDTH = 320  # sharpness needs finer detail than the rest
 CELL = 10  # texture cells of 10x10 analysis pixels (16x9 cells at 16:9)
+MIN_SIDE = 16  # a smaller picture has no texture cells, edges or features to judge
+MAX_PIXELS = 50_000_000  # more than any camera sends (8K is 33 Mpx); beyond: garbage
+MAX_ASPECT = 16  # panoramic 32:9 is 3.6:1; a 16:1 strip is no camera view
+
+
+class BadFrame(ValueError):
+    """A frame the analysis cannot judge; the message says why."""
+
+
+def size_problem(width: int, height: int) -> str | None:
+    """Why a picture of this size cannot be judged, or None."""
+    if height < MIN_SIDE or width < MIN_SIDE:
+        return f"picture {width}x{height} is too small to judge (at least {MIN_SIDE}x{MIN_SIDE})"
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        return f"picture {width}x{height} is no camera view (sides over {MAX_ASPECT}:1)"
+    if height * width > MAX_PIXELS:
+        return f"picture {width}x{height} is over {MAX_PIXELS // 1_000_000} Mpx"
+    return None
+
+
+def check_frame(frame: Any) -> np.ndarray:
+    """`frame` as a contiguous grey uint8 picture, or BadFrame saying why it cannot be one."""
+    if not isinstance(frame, np.ndarray):
+        raise BadFrame(f"not a picture: {type(frame).__name__}")
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
+        raise BadFrame(f"not a grey, BGR or BGRA picture: array of shape {frame.shape}")
+    problem = size_problem(frame.shape[1], frame.shape[0])
+    if problem:
+        raise BadFrame(problem)
+    if frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        raise BadFrame(f"pixels of type {frame.dtype} (uint8 or uint16 expected)")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[..., 0]
+    return to_gray(np.ascontiguousarray(frame))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +146,8 @@ def cell_max(values: np.ndarray, cell: int) -> np.ndarray:
     """Largest value of each `cell`×`cell` block."""
     h, w = values.shape
     v = values[: h - h % cell, : w - w % cell]
-    return v.reshape(h // cell, cell, w // cell, cell).max(axis=(1, 3))
+    out: np.ndarray = v.reshape(h // cell, cell, w // cell, cell).max(axis=(1, 3))
+    return out
 
 
 def sharpness(fine: np.ndarray) -> float:
@@ -136,7 +179,9 @@ def edge_overlap(ref_edges: np.ndarray, edges: np.ndarray) -> float:
     return float((ref_edges & near).sum() / n)
 
 
-_ORB = cv2.ORB_create(nfeatures=200, fastThreshold=10, edgeThreshold=15, patchSize=15)
+_ORB = cv2.ORB_create(  # type: ignore[attr-defined]
+    nfeatures=200, fastThreshold=10, edgeThreshold=15, patchSize=15
+)
 _MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
 Features = tuple[np.ndarray, np.ndarray]  # keypoint positions (n, 2), descriptors
 
@@ -146,7 +191,7 @@ def features(gray: np.ndarray) -> Features | None:
     kps, desc = _ORB.detectAndCompute(gray, None)
     if desc is None or len(kps) < 8:
         return None
-    return np.float32([k.pt for k in kps]), desc
+    return np.array([k.pt for k in kps], dtype=np.float32), desc
 
 
 def view_shift(ref: Features, cur: Features) -> tuple[float, int] | None:
@@ -164,7 +209,7 @@ def view_shift(ref: Features, cur: Features) -> tuple[float, int] | None:
     transform, inliers = cv2.estimateAffinePartial2D(p1, p2, ransacReprojThreshold=3.0)
     if transform is None:
         return None
-    corners = np.float32([[0, 0], [1, 0], [0, 1], [1, 1]]) * (p1.max(axis=0) + 1)
+    corners = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float32) * (p1.max(axis=0) + 1)
     moved = corners @ transform[:, :2].T + transform[:, 2] - corners
     return float(np.abs(moved).max()), int(inliers.sum())
 
@@ -227,10 +272,13 @@ class TamperDetector:
         self.__init__(self.config)  # type: ignore[misc]
 
     def measure(self, frame: np.ndarray) -> Measures:
-        """Measure a frame against the learned view without changing any state."""
+        """Measure a frame against the learned view without changing any state.
+
+        BadFrame if the frame cannot be judged."""
         return self._measure(*self._prepare(frame))[0]
 
     def update(self, frame: np.ndarray, t: float) -> str | None:
+        """Judge one frame taken at `t`; BadFrame (state unchanged) if it cannot be judged."""
         coarse, fine = self._prepare(frame)
         m, cells, edges, sharp = self._measure(coarse, fine)
         self.last = m
@@ -247,7 +295,7 @@ class TamperDetector:
     # -- internals --
 
     def _prepare(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        fine = downscale(to_gray(frame), FINE_WIDTH)
+        fine = downscale(check_frame(frame), FINE_WIDTH)
         return downscale(fine, ANALYSIS_WIDTH), fine
 
     def _measure(
@@ -259,6 +307,8 @@ class TamperDetector:
         cells = cell_std(coarse)
         # Edges at a scale defocus barely touches, so a blurred lens does not look covered.
         outline = cell_max(_gradient(cv2.pyrDown(coarse).astype(np.float32)), CELL // 2)
+        # An odd height or width can give the half-size picture one block more: align them.
+        outline = outline[: cells.shape[0], : cells.shape[1]]
         mean = float(coarse.mean())
         sharp = sharpness(fine)
         edges = edge_map(coarse)
@@ -307,8 +357,8 @@ class TamperDetector:
         cur = features(fine)
         shift = view_shift(self._ref_features, cur) if self._ref_features and cur else None
         if shift is None or shift[1] < cfg.moved_inliers:
-            return overlap < cfg.moved_overlap_alone
-        return shift[0] * FINE_WIDTH / fine.shape[1] >= cfg.moved_px
+            return bool(overlap < cfg.moved_overlap_alone)
+        return bool(shift[0] * FINE_WIDTH / fine.shape[1] >= cfg.moved_px)
 
     def _learn(
         self,

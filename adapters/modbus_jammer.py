@@ -7,7 +7,9 @@ exceptions are mapped here to our own three (`JammerError` and two subclasses).
 Health is reported as events: `device.status` offline once a jammer stops answering, online
 when it answers again. Anything a jammer sends that cannot be a status (exception responses,
 wrong register counts, band count > 16, wrong map version, implausible values) becomes a
-rejection through the sink, never a crash.
+rejection through the sink, never a crash. `JammerDecoder.decode` raises nothing but
+`JammerGarbage`, whatever the registers and the per-model map; the poll loop survives
+anything else (counted in `PollStats.errors`, logged with its traceback, rate-limited).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Protocol
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from adapters.base import EventSink, RateLimitedLog, backoff_delay
+from adapters.base import EventSink, RateLimitedLog, backoff_delay, printable
 from policies.site import Jammer, RegisterField, RegisterMap
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ ILLEGAL_DATA_ADDRESS = 2
 FAULT_BITS = ("over_temperature", "vswr", "fan", "enclosure_tamper", "mains_lost", "on_battery")
 PLAUSIBLE_DBM = (-100.0, 90.0)
 PLAUSIBLE_TEMPERATURE_C = (-60.0, 150.0)
+MAX_UPTIME_S = 2**53  # anything larger is no uptime (and not exact in JSON)
 
 
 # -- our exceptions: the vendor's are mapped to these at the reader boundary -----------
@@ -57,14 +60,25 @@ class JammerUnreachable(JammerError):
 
 
 class JammerGarbage(JammerError):
-    """The device answered, but not with a status we can use."""
+    """The device answered, but not with a status we can use.
+
+    `kind` names the sort of garbage (one log line per change of kind, not per poll):
+    exception, short_read, frame, version, band_count, temperature, power, uptime, decode.
+    """
 
     def __init__(
-        self, jammer: str, message: str, *, code: int | None = None, payload: str = ""
+        self,
+        jammer: str,
+        message: str,
+        *,
+        code: int | None = None,
+        payload: str = "",
+        kind: str = "decode",
     ) -> None:
         super().__init__(jammer, message)
         self.code = code  # Modbus exception code, when the device sent one
         self.payload = payload
+        self.kind = kind
 
 
 class RegisterReader(Protocol):
@@ -96,7 +110,7 @@ class PymodbusReader:
     async def connect(self) -> None:
         try:
             ok = await self._client.connect()
-        except (ModbusException, OSError) as exc:
+        except Exception as exc:  # ModbusException, OSError, or a vendor bug: all "not reached"
             raise JammerUnreachable(self.name, f"cannot connect to {self.endpoint}: {exc}") from exc
         if not ok:
             raise JammerUnreachable(self.name, f"cannot connect to {self.endpoint}")
@@ -116,7 +130,9 @@ class PymodbusReader:
         except (TimeoutError, OSError) as exc:
             raise JammerUnreachable(self.name, f"{self.endpoint}: {exc!r}") from exc
         except ModbusException as exc:
-            raise JammerGarbage(self.name, f"bad frame from {self.endpoint}: {exc}") from exc
+            raise JammerGarbage(
+                self.name, f"bad frame from {self.endpoint}: {exc}", kind="frame"
+            ) from exc
         except Exception as exc:
             # A vendor bug tripped by a malformed frame must not end the poller.
             raise JammerUnreachable(self.name, f"{self.endpoint}: {exc!r}") from exc
@@ -127,6 +143,7 @@ class PymodbusReader:
                 f"exception response (code {code}) reading {count} registers at {address}",
                 code=code,
                 payload=f"fc={response.function_code} code={code}",
+                kind="exception",
             )
         registers = list(getattr(response, "registers", None) or [])
         if len(registers) != count:
@@ -134,6 +151,7 @@ class PymodbusReader:
                 self.name,
                 f"asked for {count} registers at {address}, got {len(registers)}",
                 payload=_hex(registers),
+                kind="short_read",
             )
         return registers
 
@@ -144,8 +162,10 @@ class PymodbusReader:
 # -- decoding: pure, on a list of registers --------------------------------------------
 
 
-def _hex(registers: Iterable[int]) -> str:
-    return " ".join(f"{r:04x}" for r in registers)
+def _hex(registers: Iterable[int], limit: int = 128) -> str:
+    regs = list(registers)
+    text = " ".join(f"{r & 0xFFFF:04x}" for r in regs[:limit])
+    return text + (f" … ({len(regs)} registers)" if len(regs) > limit else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,10 +235,10 @@ class JammerDecoder:
         pos = self.plan.pos
         a = f.address + base * f.words
         if f.words == 1:
-            raw = regs[pos[a]]
+            raw = regs[pos[a]] & 0xFFFF
             bits = 16
         else:
-            hi, lo = regs[pos[a]], regs[pos[a + 1]]
+            hi, lo = regs[pos[a]] & 0xFFFF, regs[pos[a + 1]] & 0xFFFF
             if f.word_order == "little":
                 hi, lo = lo, hi
             raw = (hi << 16) | lo
@@ -228,25 +248,52 @@ class JammerDecoder:
         return raw * f.scale
 
     def decode(self, regs: list[int], ts: str) -> dict[str, Any]:
-        """The status event for `regs` (the plan's blocks, concatenated)."""
+        """The status event for `regs` (the plan's blocks, concatenated).
+
+        Raises JammerGarbage and nothing else: registers missing from `regs`, a map whose
+        scale makes a value NaN or infinite, anything implausible.
+        """
+        try:
+            return self._decode(regs, ts)
+        except JammerGarbage:
+            raise
+        except (LookupError, ValueError, ArithmeticError, TypeError) as exc:
+            raise JammerGarbage(
+                self.jammer.id, f"cannot decode: {exc!r}", payload=_hex(regs)
+            ) from exc
+
+    def _decode(self, regs: list[int], ts: str) -> dict[str, Any]:
         jid, rmap = self.jammer.id, self.rmap
-        version = int(self.value(regs, rmap.version))
+        version = self.value(regs, rmap.version)
         if version != self.expected_version:
             raise JammerGarbage(
                 jid,
-                f"register map version {version}, expected {self.expected_version}",
+                f"register map version {version:g}, expected {self.expected_version}",
                 payload=_hex(regs),
+                kind="version",
             )
-        count = int(self.value(regs, rmap.band_count))
-        if not 0 <= count <= MAX_BANDS:
+        count_value = self.value(regs, rmap.band_count)
+        if not 0 <= count_value <= MAX_BANDS or count_value != int(count_value):
             raise JammerGarbage(
-                jid, f"band count {count} (at most {MAX_BANDS})", payload=_hex(regs)
+                jid,
+                f"band count {count_value:g} (at most {MAX_BANDS})",
+                payload=_hex(regs),
+                kind="band_count",
             )
+        count = int(count_value)
         status = int(self.value(regs, rmap.status))
         temperature = round(self.value(regs, rmap.temperature), 3)
         if not PLAUSIBLE_TEMPERATURE_C[0] <= temperature <= PLAUSIBLE_TEMPERATURE_C[1]:
             raise JammerGarbage(
-                jid, f"implausible temperature {temperature} °C", payload=_hex(regs)
+                jid,
+                f"implausible temperature {temperature} °C",
+                payload=_hex(regs),
+                kind="temperature",
+            )
+        uptime = self.value(regs, rmap.uptime)
+        if not 0 <= uptime < MAX_UPTIME_S:
+            raise JammerGarbage(
+                jid, f"implausible uptime {uptime} s", payload=_hex(regs), kind="uptime"
             )
         bands: dict[str, float] = {}
         reflected: dict[str, float] = {}
@@ -262,6 +309,7 @@ class JammerDecoder:
                         jid,
                         f"implausible {what} power {v} dBm on band {band.id}",
                         payload=_hex(regs),
+                        kind="power",
                     )
             bands[band.id] = fwd
             reflected[band.id] = ref
@@ -274,7 +322,8 @@ class JammerDecoder:
             "faults": [name for name, mask in self._faults if status & mask],
             "temperature_c": temperature,
             "reflected": reflected,
-            "uptime_s": int(self.value(regs, rmap.uptime)),
+            "uptime_s": int(uptime),
+            "band_count": count,
         }
 
 
@@ -292,6 +341,7 @@ class PollStats:
     rejections: int = 0
     failures: int = 0
     skipped: int = 0  # poll slots missed because a poll (or the loop) ran late
+    errors: int = 0  # polls that raised (a bug, a failing sink): logged, survived
     states: list[str] = field(default_factory=list)
 
 
@@ -331,6 +381,7 @@ class JammerPoller:
         self._connected = False
         self._failures = 0
         self._quiet = RateLimitedLog(log)
+        self._bands_needed = max((b.index + 1 for b in jammer.bands), default=0)
         self._tg: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -358,7 +409,18 @@ class JammerPoller:
                 delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                answered = await self.poll_once()
+                try:
+                    answered = await self.poll_once()
+                except Exception:
+                    # Not the device (poll_once turns all device trouble into events): a
+                    # bug or a failing sink. Survive it, loudly, and start afresh.
+                    self.stats.errors += 1
+                    self._quiet.exception(
+                        f"{self.jammer.id}:error", "jammer %s: poll failed", self.jammer.id
+                    )
+                    self.reader.close()
+                    self._connected = False
+                    answered = False
                 if me is not None and me.cancelling():
                     # Python 3.11's asyncio.wait_for (inside pymodbus) swallows a cancel
                     # that lands as the answer arrives; honour it so shutdown never hangs.
@@ -411,14 +473,30 @@ class JammerPoller:
         except JammerGarbage as exc:
             await self._reject(exc)
             return True
-        except (KeyError, IndexError, ValueError, OverflowError) as exc:
-            await self._reject(
-                JammerGarbage(self.jammer.id, f"cannot decode: {exc!r}", payload=_hex(regs))
-            )
-            return True
+        self._check_band_count(event["band_count"])
+        self._quiet.settled(
+            f"{self.jammer.id}:garbage", "jammer %s sends valid statuses again", self.jammer.id
+        )
         self.stats.statuses += 1
         await self.sink.submit(event, source=self.source)
         return True
+
+    def _check_band_count(self, count: int) -> None:
+        """A device reporting fewer bands than configured is read as is (the policy sees the
+        missing bands); it is logged on a change of the count, not per poll."""
+        key = f"{self.jammer.id}:bands"
+        if count < self._bands_needed:
+            self._quiet.on_change(
+                logging.WARNING,
+                key,
+                str(count),
+                "jammer %s reports %d bands; the site configures band indexes up to %d",
+                self.jammer.id,
+                count,
+                self._bands_needed - 1,
+            )
+        else:
+            self._quiet.settled(key, "jammer %s reports all its bands again", self.jammer.id)
 
     async def _read(self, plan: ReadPlan) -> list[int]:
         if len(plan.blocks) == 1:
@@ -431,10 +509,15 @@ class JammerPoller:
 
     async def _reject(self, exc: JammerGarbage) -> None:
         self.stats.rejections += 1
-        self._quiet.warning(
-            f"{self.jammer.id}:garbage", "jammer %s sent garbage: %s", self.jammer.id, exc.message
+        self._quiet.on_change(
+            logging.WARNING,
+            f"{self.jammer.id}:garbage",
+            exc.kind,
+            "jammer %s sent garbage: %s",
+            self.jammer.id,
+            exc.message,
         )
-        await self.sink.reject(self.source, exc.payload, exc.message)
+        await self.sink.reject(self.source, printable(exc.payload), printable(exc.message))
 
     async def _answered(self) -> None:
         self._failures = 0
@@ -451,8 +534,6 @@ class JammerPoller:
             await self._set_state("offline", exc.message)
 
     async def _set_state(self, state: str, reason: str | None) -> None:
-        self.state = state
-        self.stats.states.append(state)
         event: dict[str, Any] = {
             "ts": now_rfc3339(),
             "device": self.jammer.id,
@@ -460,8 +541,11 @@ class JammerPoller:
             "state": state,
         }
         if reason:
-            event["reason"] = reason
+            event["reason"] = printable(reason)
         await self.sink.submit(event, source=self.source)
+        # Only once delivered: a sink that raised gets the change again at the next poll.
+        self.state = state
+        self.stats.states.append(state)
 
 
 class JammerHub:

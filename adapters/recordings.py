@@ -14,6 +14,15 @@ The forecast: footage the disk will hold = (free space + bytes the cameras on th
 system retain) / their combined write rate (bytes per recorded day over the last 24 h). Under
 `video_retention_days` it is logged and flagged in the inventory (`forecast_days` and
 `faults: ["retention_forecast_short"]`).
+
+No folder is ever silent: a camera whose folder is missing, unreadable or holds no footage
+gets an inventory with `oldest` = `newest` = the scan time (no footage reaches back at all),
+`segments: 0` and a fault (`no_recordings` or `recordings_unreadable`) with the `error`, so
+`video-retention` is raised. A scan is bounded: names that do not parse, times outside
+[2000, 2100), non-UTF-8 names, symlink loops and unreadable day folders are rejections (at
+most `MAX_REJECTIONS_PER_SCAN` a scan, the rest counted in one summary), at most
+`MAX_BAD_KEPT` bad names are remembered per folder, and at most `MAX_GAPS` gaps (the newest)
+are sent.
 """
 
 from __future__ import annotations
@@ -29,14 +38,21 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from adapters.base import EventSink, PeriodicScan, RateLimitedLog
+from adapters.base import EventSink, PeriodicScan, RateLimitedLog, plausible_time, printable
 from policies.site import Camera, Site
 
 log = logging.getLogger(__name__)
 
-DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-SEGMENT_RE = re.compile(r"^(\d{8}T\d{6}Z)_(\d+)\.[A-Za-z0-9]+$")
+DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", re.ASCII)
+SEGMENT_RE = re.compile(
+    r"^(([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z)_([0-9]{1,9})"
+    r"\.[A-Za-z0-9]{1,16}$",
+    re.ASCII,
+)
 RATE_WINDOW = timedelta(hours=24)
+MAX_REJECTIONS_PER_SCAN = 50  # per camera; the rest of a scan's new bad names: one summary
+MAX_BAD_KEPT = 100  # bad names remembered per folder (the rest only counted)
+MAX_GAPS = 1000  # gaps sent per inventory, the newest; `gaps_total` counts them all
 DiskUsage = Callable[[Path], Any]  # shutil.disk_usage: an object with .free
 
 
@@ -54,24 +70,44 @@ class Segment(NamedTuple):
 class _Day:
     mtime_ns: int
     segments: list[Segment]
-    bad: list[tuple[str, str]]  # (path, reason)
+    bad: list[tuple[str, str]]  # (path, reason), at most MAX_BAD_KEPT
+    bad_count: int = 0  # all of them
 
 
 def parse_segment_name(name: str, day: str) -> tuple[datetime, int] | str:
-    """(start, duration s) of a segment file in folder `day`, or why the name is bad."""
+    """(start, duration s) of a segment file in folder `day`, or why the name is bad.
+
+    Total: any text (including the lone surrogates of a non-UTF-8 name) gives one or the other.
+    """
     m = SEGMENT_RE.match(name)
     if not m:
         return "not a segment name (<YYYYMMDDTHHMMSSZ>_<duration_s>.<ext>)"
-    try:
-        start = datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    try:  # datetime() on the digits: several times faster than strptime
+        y, mo, d, h, mi, sec = map(int, m.group(2, 3, 4, 5, 6, 7))
+        start = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
     except ValueError:
         return f"impossible start time {m.group(1)}"
-    duration = int(m.group(2))
+    if not plausible_time(start):
+        return f"start time {m.group(1)} outside 2000–2099"
+    duration = int(m.group(8))
     if not 0 < duration <= 86400:
         return f"duration {duration} s out of range"
     if f"{start:%Y-%m-%d}" != day:
-        return f"segment starting {start:%Y-%m-%d} filed under {day}"
+        return f"segment starting {start:%Y-%m-%d} filed under {printable(day, 64)}"
     return start, duration
+
+
+def day_problem(name: str) -> str | None:
+    """Why `name` is no day folder (YYYY-MM-DD in 2000–2099), or None."""
+    if not DAY_RE.match(name):
+        return "not a day folder (YYYY-MM-DD)"
+    try:
+        day = date.fromisoformat(name)
+    except ValueError:
+        return "not a day folder (YYYY-MM-DD): no such date"
+    if not 2000 <= day.year < 2100:
+        return "day folder outside 2000–2099"
+    return None
 
 
 @dataclass(slots=True)
@@ -87,8 +123,11 @@ class Inventory:
     recent_bytes: int = 0  # written in the rate window
     recent_seconds: float = 0.0  # footage covered by those bytes
     device_id: int | None = None  # st_dev of the folder: cameras on one disk share it
-    new_bad: list[tuple[str, str]] = field(default_factory=list)
+    new_bad: list[tuple[str, str]] = field(default_factory=list)  # to reject, capped
+    new_bad_more: int = 0  # new bad names beyond the cap: one summary rejection
     bad_total: int = 0
+    gaps_total: int = 0
+    error: str | None = None  # why the folder could not be read at all
 
     @property
     def bytes_per_day(self) -> float:
@@ -108,67 +147,99 @@ class FolderScanner:
 
     def scan(self) -> Inventory:
         inv = Inventory(self.camera)
+        days: dict[str, str] = {}  # name -> path
+        root_bad: list[tuple[str, str]] = []
+        root_bad_count = 0
         try:
             st = self.root.stat()
-            entries = list(os.scandir(self.root))
-        except OSError:
+            with os.scandir(self.root) as it:
+                for e in it:
+                    if e.name.startswith("."):
+                        continue
+                    problem = day_problem(e.name)
+                    if problem is None and not _is_dir(e):
+                        problem = "not a day folder (YYYY-MM-DD): not a readable directory"
+                    if problem is None:
+                        days[e.name] = e.path
+                        continue
+                    root_bad_count += 1
+                    if len(root_bad) < MAX_BAD_KEPT:
+                        root_bad.append((e.path, problem))
+        except OSError as exc:
             self._days.clear()
+            self._reported_bad.clear()
+            inv.error = f"cannot read {printable(str(self.root))}: {exc.strerror or exc}"
             return inv
         inv.device_id = st.st_dev
-        days: dict[str, os.DirEntry[str]] = {}
-        for e in entries:
-            if e.name.startswith("."):
-                continue
-            if e.is_dir() and DAY_RE.match(e.name) and _valid_date(e.name):
-                days[e.name] = e
-            else:
-                self._bad(inv, e.path, "not a day folder (YYYY-MM-DD)")
         for gone in set(self._days) - set(days):
             del self._days[gone]
         newest_day = max(days) if days else None
+        still_bad: set[str] = set()
+        self._bad(inv, root_bad, root_bad_count, still_bad)
         for name in sorted(days):
             try:
-                mtime = days[name].stat().st_mtime_ns
+                mtime = os.stat(days[name]).st_mtime_ns
             except OSError:
-                continue
+                continue  # pruned while we looked
             cached = self._days.get(name)
             if cached is None or cached.mtime_ns != mtime or name == newest_day:
-                cached = self._read_day(Path(days[name].path), name, mtime)
+                cached = self._read_day(days[name], name, mtime)
                 self._days[name] = cached
-            for path, reason in cached.bad:
-                self._bad(inv, path, reason)
+            self._bad(inv, cached.bad, cached.bad_count, still_bad)
+        # Forget names no longer there (bounded by what is on disk, and by MAX_BAD_KEPT).
+        self._reported_bad &= still_bad
         self._summarize(inv)
         return inv
 
-    def _read_day(self, folder: Path, day: str, mtime: int) -> _Day:
+    def _read_day(self, folder: str, day: str, mtime: int) -> _Day:
         self.day_reads += 1
-        segments: list[Segment] = []
-        bad: list[tuple[str, str]] = []
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return _Day(mtime, [], [])
-        for e in entries:
-            if e.name.startswith("."):
-                continue
-            parsed = parse_segment_name(e.name, day)
-            if isinstance(parsed, str):
-                bad.append((e.path, parsed))
-                continue
-            try:
-                size = e.stat().st_size
-            except OSError:
-                continue  # pruned while we looked
-            start, duration = parsed
-            segments.append(Segment(start, start + timedelta(seconds=duration), size))
-        segments.sort()
-        return _Day(mtime, segments, bad)
+        result = _Day(mtime, [], [])
 
-    def _bad(self, inv: Inventory, path: str, reason: str) -> None:
-        inv.bad_total += 1
-        if path not in self._reported_bad:
+        def bad(path: str, reason: str) -> None:
+            result.bad_count += 1
+            if len(result.bad) < MAX_BAD_KEPT:
+                result.bad.append((path, reason))
+
+        try:
+            with os.scandir(folder) as it:
+                for e in it:
+                    if e.name.startswith("."):
+                        continue
+                    parsed = parse_segment_name(e.name, day)
+                    if isinstance(parsed, str):
+                        bad(e.path, parsed)
+                        continue
+                    try:
+                        size = e.stat().st_size
+                    except FileNotFoundError:
+                        continue  # pruned while we looked
+                    except OSError as exc:  # a symlink loop, a dangling link
+                        bad(e.path, f"cannot stat: {exc.strerror or exc}")
+                        continue
+                    start, duration = parsed
+                    result.segments.append(
+                        Segment(start, start + timedelta(seconds=duration), size)
+                    )
+        except FileNotFoundError:
+            pass  # the day was pruned while we looked
+        except OSError as exc:
+            bad(folder, f"cannot read day folder: {exc.strerror or exc}")
+        result.segments.sort()
+        return result
+
+    def _bad(
+        self, inv: Inventory, kept: list[tuple[str, str]], count: int, still_bad: set[str]
+    ) -> None:
+        inv.bad_total += count
+        for path, reason in kept:
+            still_bad.add(path)
+            if path in self._reported_bad:
+                continue
             self._reported_bad.add(path)
-            inv.new_bad.append((path, reason))
+            if len(inv.new_bad) < MAX_REJECTIONS_PER_SCAN:
+                inv.new_bad.append((printable(path), reason))
+            else:
+                inv.new_bad_more += 1
 
     def _summarize(self, inv: Inventory) -> None:
         covered_to: datetime | None = None
@@ -183,20 +254,23 @@ class FolderScanner:
         max_gap = timedelta(seconds=self.max_gap_s)
         for s in all_segments:
             if covered_to is not None and s.start - covered_to > max_gap:
+                inv.gaps_total += 1
                 inv.gaps.append((covered_to, s.start))
+                if len(inv.gaps) > 2 * MAX_GAPS:
+                    del inv.gaps[:-MAX_GAPS]  # keep the newest; amortised O(1)
             covered_to = s.end if covered_to is None else max(covered_to, s.end)
             inv.retained_bytes += s.size
             if s.start >= window_start:
                 inv.recent_bytes += s.size
                 inv.recent_seconds += (s.end - s.start).total_seconds()
+        del inv.gaps[:-MAX_GAPS]
 
 
-def _valid_date(name: str) -> bool:
+def _is_dir(e: os.DirEntry[str]) -> bool:
     try:
-        date.fromisoformat(name)
-    except ValueError:
+        return e.is_dir()
+    except OSError:
         return False
-    return True
 
 
 def forecast_days(
@@ -253,7 +327,6 @@ class RecordingsWatcher(PeriodicScan):
         }
         self.scans = 0
         self._short: dict[str, bool] = {}
-        self._empty: dict[str, bool] = {}
         self._quiet = RateLimitedLog(log)
 
     async def scan_once(self) -> list[dict[str, Any]]:
@@ -269,9 +342,14 @@ class RecordingsWatcher(PeriodicScan):
                     f"{inv.camera}:bad", "recordings of %s: %s: %s", inv.camera, path, reason
                 )
                 await self.sink.reject(source, path, f"bad recording file name: {reason}")
+            if inv.new_bad_more:
+                await self.sink.reject(
+                    source,
+                    str(self.roots[inv.camera]),
+                    f"bad recording file names: {inv.new_bad_more} more in this scan, "
+                    f"not listed one by one ({inv.bad_total} in the folder)",
+                )
             event = self._inventory_event(inv, forecasts.get(inv.camera), ts)
-            if event is None:
-                continue
             events.append(event)
             await self.sink.submit(event, source=source)
         self.scans += 1
@@ -280,21 +358,39 @@ class RecordingsWatcher(PeriodicScan):
     def _scan_all(self) -> list[Inventory]:
         return [s.scan() for s in self.scanners.values()]
 
-    def _inventory_event(
-        self, inv: Inventory, forecast: float | None, ts: str
-    ) -> dict[str, Any] | None:
+    def _empty_inventory(self, inv: Inventory, ts: str) -> dict[str, Any]:
+        """No footage (or no folder): an inventory that reaches back no time at all.
+
+        The event format wants `oldest` and `newest`; with both at the scan time the engine sees
+        footage starting now, which is out of retention: `video-retention` is raised."""
+        cam = inv.camera
+        fault = "recordings_unreadable" if inv.error else "no_recordings"
+        why = inv.error or f"no recordings in {printable(str(self.roots[cam]))}"
+        self._quiet.on_change(logging.WARNING, f"{cam}:empty", why, "camera %s: %s", cam, why)
+        return {
+            "ts": ts,
+            "device": cam,
+            "type": "recording.inventory",
+            "oldest": ts,
+            "newest": ts,
+            "gaps": [],
+            "forecast_days": None,
+            "faults": [fault, *(["bad_segment_names"] if inv.bad_total else [])],
+            "segments": 0,
+            "bad_names": inv.bad_total,
+            "retained_bytes": 0,
+            "bytes_per_day": 0,
+            "stale_s": None,
+            "error": why,
+        }
+
+    def _inventory_event(self, inv: Inventory, forecast: float | None, ts: str) -> dict[str, Any]:
         cam = inv.camera
         if inv.oldest is None or inv.newest is None:
-            # No footage: nothing an inventory could say; this must not pass silently.
-            if not self._empty.get(cam):
-                log.warning("camera %s: no recordings in %s", cam, self.roots[cam])
-            else:
-                self._quiet.warning(f"{cam}:empty", "camera %s: still no recordings", cam)
-            self._empty[cam] = True
-            return None
-        if self._empty.get(cam):
-            log.info("camera %s: recordings found in %s", cam, self.roots[cam])
-        self._empty[cam] = False
+            return self._empty_inventory(inv, ts)
+        self._quiet.settled(
+            f"{cam}:empty", "camera %s: recordings found in %s", cam, self.roots[cam]
+        )
         faults: list[str] = []
         short = forecast is not None and forecast < self.retention_days
         if short:
@@ -321,9 +417,11 @@ class RecordingsWatcher(PeriodicScan):
             "oldest": rfc3339(inv.oldest),
             "newest": rfc3339(inv.newest),
             "gaps": [[rfc3339(a), rfc3339(b)] for a, b in inv.gaps],
+            "gaps_total": inv.gaps_total,
             "forecast_days": None if forecast is None else round(forecast, 1),
             "faults": faults,
             "segments": inv.segments,
+            "bad_names": inv.bad_total,
             "retained_bytes": inv.retained_bytes,
             "bytes_per_day": round(inv.bytes_per_day),
             "stale_s": round(stale_s),  # since the newest footage ended

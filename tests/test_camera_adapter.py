@@ -106,8 +106,9 @@ async def test_stream_reports_up_covered_down_on_garbage_and_disconnect(
         # the same frame asked for at two sizes (no await between: no new frame can arrive)
         thumb, small = mon.thumbnail_jpeg(160), mon.thumbnail_jpeg(80)
         assert thumb is not None and small is not None
-        assert cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_COLOR).shape[1] == 160
-        assert cv2.imdecode(np.frombuffer(small, np.uint8), cv2.IMREAD_COLOR).shape[1] == 80
+        for jpeg, width in ((thumb, 160), (small, 80)):
+            picture = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            assert picture is not None and picture.shape[1] == width
 
         server.effects["cam-hall"] = "garbage"
         down = await sink.next(lambda e: e["stream"] == "down")
@@ -212,7 +213,7 @@ async def test_videocapture_source(tmp_path: Path) -> None:
     (no RTSP server ships with the test environment)."""
     path = tmp_path / "cam.avi"
     scene = Scene(5)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 180))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25, (320, 180))
     assert writer.isOpened()
     for i in range(50):
         writer.write(scene.frame(i / 25))

@@ -7,6 +7,7 @@ import yaml
 
 from adapters.mqtt_mapping import (
     MappingError,
+    MappingRule,
     map_message,
     parse_mapping_config,
     topic_filters,
@@ -35,11 +36,11 @@ CONFIG = yaml.safe_load("""
 
 
 @pytest.fixture
-def rules():  # type: ignore[no-untyped-def]
+def rules() -> list[MappingRule]:
     return parse_mapping_config(CONFIG)
 
 
-def test_contact_on_off_maps_to_door_events(rules) -> None:  # type: ignore[no-untyped-def]
+def test_contact_on_off_maps_to_door_events(rules: list[MappingRule]) -> None:
     assert map_message(rules, "zigbee2mqtt/door1/contact", b"ON") == [
         {"device": "door1", "type": "door.opened"}
     ]
@@ -48,7 +49,7 @@ def test_contact_on_off_maps_to_door_events(rules) -> None:  # type: ignore[no-u
     ) == [{"device": "door1", "type": "door.closed", "ts": "2027-05-25T06:00:00+00:00"}]
 
 
-def test_json_value_map_and_device_rename(rules) -> None:  # type: ignore[no-untyped-def]
+def test_json_value_map_and_device_rename(rules: list[MappingRule]) -> None:
     assert map_message(rules, "zigbee2mqtt/hatch_sensor", b'{"contact": false, "battery": 97}') == [
         {"device": "hatch-1", "type": "door.opened"}
     ]
@@ -59,14 +60,14 @@ def test_json_value_map_and_device_rename(rules) -> None:  # type: ignore[no-unt
     assert isinstance(r, Rejection) and "'kitchen_plug' is not in" in r.reason
 
 
-def test_frigate_availability_fans_out_to_its_cameras(rules) -> None:  # type: ignore[no-untyped-def]
+def test_frigate_availability_fans_out_to_its_cameras(rules: list[MappingRule]) -> None:
     assert map_message(rules, "frigate/available", b"offline") == [
         {"device": "cam-gate", "type": "device.status", "state": "offline"},
         {"device": "cam-press", "type": "device.status", "state": "offline"},
     ]
 
 
-def test_single_placeholder_keeps_the_json_type(rules) -> None:  # type: ignore[no-untyped-def]
+def test_single_placeholder_keeps_the_json_type(rules: list[MappingRule]) -> None:
     assert map_message(rules, "detectors/work/rssi", b'{"rssi": -61.5, "band": "lte"}') == [
         {"device": "pd-work", "type": "phone.detected", "rssi_dbm": -61.5, "band": "lte"}
     ]
@@ -88,20 +89,20 @@ def test_single_placeholder_keeps_the_json_type(rules) -> None:  # type: ignore[
     ],
 )
 def test_messages_that_fit_no_rule_are_rejected_with_a_reason(
-    rules, topic: str, payload: bytes, reason: str
-) -> None:  # type: ignore[no-untyped-def]
+    rules: list[MappingRule], topic: str, payload: bytes, reason: str
+) -> None:
     r = map_message(rules, topic, payload)
     assert isinstance(r, Rejection)
     assert reason in r.reason
     assert r.reason.startswith(topic)
 
 
-def test_topics_no_rule_covers_give_nothing(rules) -> None:  # type: ignore[no-untyped-def]
+def test_topics_no_rule_covers_give_nothing(rules: list[MappingRule]) -> None:
     assert map_message(rules, "zigbee2mqtt/door1/battery", b"50") == []
     assert map_message(rules, "other/thing", b"ON") == []
 
 
-def test_topic_filters_for_subscribing(rules) -> None:  # type: ignore[no-untyped-def]
+def test_topic_filters_for_subscribing(rules: list[MappingRule]) -> None:
     assert topic_filters(rules) == [
         "zigbee2mqtt/+/contact",
         "zigbee2mqtt/+",

@@ -102,8 +102,13 @@ async def test_watcher_emits_inventories_with_gaps_and_rejects_bad_names_once(
     events = await watcher.scan_once()
     await watcher.scan_once()
 
-    # cam-belt has a folder in the site file but no footage: no inventory, no crash.
-    assert [e["device"] for e in events] == ["cam-press"]
+    # cam-belt has a folder in the site file but no footage (not even the folder): an
+    # inventory reaching back no time at all, so that video-retention is raised.
+    assert [e["device"] for e in events] == ["cam-press", "cam-belt"]
+    empty = events[1]
+    assert empty["oldest"] == empty["newest"] == empty["ts"] == "2027-05-25T06:00:00+00:00"
+    assert (empty["segments"], empty["gaps"], empty["faults"]) == (0, [], ["recordings_unreadable"])
+    assert "cam-belt" in empty["error"]
     inv = events[0]
     assert inv["type"] == "recording.inventory"
     assert inv["oldest"] == "2027-05-22T06:00:00+00:00"

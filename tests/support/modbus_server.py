@@ -1,14 +1,19 @@
 """Real pymodbus TCP servers for the jammer adapter's tests, written from CONTRACT §6.
 
 `JammerServer` serves one register bank (64 registers, readable with function 03 and 04) and
-can misbehave on request: answer with a Modbus exception, answer with fewer registers than
-asked, or stop and start again on the same port. `SilentServer` accepts connections and
-never answers (a wedged device).
+can misbehave on request: answer with a Modbus exception, answer with fewer (or more)
+registers than asked, or stop and start again on the same port. `SilentServer` accepts
+connections and never answers (a wedged device). `HostileProxy` sits in front of a
+`JammerServer` and mangles the TCP conversation on request: swallow requests, close the
+connection mid-request, send half an answer, answer late, answer with junk bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import struct
 from typing import Any
 
 from pymodbus.constants import ExcCodes
@@ -35,6 +40,7 @@ class JammerServer:
         self.regs = [0] * SIZE
         self.exception: ExcCodes | None = None  # answer every read with this, if set
         self.truncate_to: int | None = None  # answer with this many registers, if set
+        self.extra: int = 0  # answer with this many registers more than asked
         self.holes: set[int] = set()  # unimplemented addresses: reads touching them fail
         self.reads = 0
         self._server: ModbusTcpServer | None = None
@@ -78,6 +84,8 @@ class JammerServer:
     def _trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
         if sending and self.truncate_to is not None and getattr(pdu, "registers", None):
             pdu.registers = pdu.registers[: self.truncate_to]
+        if sending and self.extra and getattr(pdu, "registers", None):
+            pdu.registers = [*pdu.registers, *([0x0BAD] * self.extra)]
         return pdu
 
     async def start(self) -> JammerServer:
@@ -130,4 +138,92 @@ class SilentServer:
         self._server.close()
         for w in self._writers:
             w.close()
+        await self._server.wait_closed()
+
+
+HOSTILE_MODES = ("pass", "silent", "close", "half", "slow", "junk", "wrong_tid")
+
+
+class HostileProxy:
+    """A TCP proxy in front of a Modbus server whose behaviour `mode` switches at any time.
+
+    pass: forward both ways. silent: swallow requests. close: drop the connection as a
+    request arrives. half: forward, then send half the answer and drop the connection.
+    slow: answer after `delay_s`. junk: answer with random bytes. wrong_tid: answer with
+    another transaction id (an answer to somebody else's question).
+    """
+
+    def __init__(self, upstream_port: int, mode: str = "pass", delay_s: float = 0.5) -> None:
+        assert mode in HOSTILE_MODES
+        self.upstream_port = upstream_port
+        self.mode = mode
+        self.delay_s = delay_s
+        self.port = 0
+        self.requests = 0
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _answer(
+        self, up_r: asyncio.StreamReader, up_w: asyncio.StreamWriter, request: bytes
+    ) -> bytes:
+        up_w.write(request)
+        await up_w.drain()
+        head = await up_r.readexactly(6)
+        (length,) = struct.unpack(">H", head[4:6])
+        return head + await up_r.readexactly(length)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        try:
+            while True:
+                head = await reader.readexactly(6)
+                (length,) = struct.unpack(">H", head[4:6])
+                request = head + await reader.readexactly(length)
+                self.requests += 1
+                mode = self.mode
+                if mode == "silent":
+                    continue
+                if mode == "close":
+                    return
+                if mode == "junk":
+                    writer.write(os.urandom(9 + len(request) % 7))
+                    await writer.drain()
+                    continue
+                answer = await self._answer(up_r, up_w, request)
+                if mode == "half":
+                    writer.write(answer[: len(answer) // 2])
+                    await writer.drain()
+                    return
+                if mode == "slow":
+                    await asyncio.sleep(self.delay_s)
+                if mode == "wrong_tid":
+                    (tid,) = struct.unpack(">H", answer[:2])
+                    answer = struct.pack(">H", (tid + 1) & 0xFFFF) + answer[2:]
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            for w in (writer, up_w):
+                w.close()
+
+    async def __aenter__(self) -> HostileProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self._server is not None
+        self._server.close()
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
         await self._server.wait_closed()
