@@ -4,6 +4,7 @@ data dir belongs to one daemon. Real subprocesses (`python -m daemon run`), real
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import signal
 import socket
@@ -176,7 +177,7 @@ def test_port_taken_between_the_check_and_the_bind_is_still_one_line(
     from daemon.cli import run as run_cmd
 
     monkeypatch.setattr(run_cmd, "_listen_problem", lambda _s: None)
-    monkeypatch.setattr(run_cmd.logging, "basicConfig", lambda **_kw: None)
+    monkeypatch.setattr(logging, "basicConfig", lambda **_kw: None)
     monkeypatch.setenv("SEALWATCH_MQTT_URL", NO_BROKER)
     monkeypatch.setenv("SEALWATCH_HTTP", f"127.0.0.1:{taken_port}")
     status = cli.main(["run", "--config", str(site), "--data-dir", str(tmp_path / "data")])

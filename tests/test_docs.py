@@ -47,7 +47,7 @@ def test_reference_sites_load(name: str) -> None:
 
 def policy_clauses() -> set[tuple[str, str]]:
     """(policy id, clause tag) for every tag a rule can put on its alerts."""
-    pairs = set()
+    pairs: set[tuple[str, str]] = set()
     for path in (ROOT / "policies" / "rules").glob("*.py"):
         for chunk in re.split(r"^class ", path.read_text(encoding="utf-8"), flags=re.M)[1:]:
             policy = re.search(r'^    policy = "([\w-]+)"', chunk, re.M)

@@ -22,8 +22,9 @@ from daemon.datadir import DataDirInUse, DataDirLock
 HTTP_HINT = "set daemon.http in the site file or SEALWATCH_HTTP"
 MQTT_HINT = "set daemon.mqtt.url in the site file or SEALWATCH_MQTT_URL"
 DATA_DIR_HINT = "set daemon.data_dir in the site file, SEALWATCH_DATA_DIR or --data-dir"
-# What binding the HTTP address can fail with (as opposed to faults inside the running daemon)
-LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+# What only binding the HTTP address fails with (EACCES, a privileged port, is caught by the
+# check before the start; from the running daemon it could mean a file).
+LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL})
 # getaddrinfo's "this name does not exist" (a temporary DNS failure is not refused)
 NO_SUCH_NAME = frozenset(
     {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME), socket.EAI_SERVICE}
