@@ -22,6 +22,7 @@ from aiohttp import web
 
 from adapters.base import RateLimitedLog
 from daemon.config import ConfigError, Settings, load_settings
+from daemon.datadir import DataDirLock
 from daemon.devices import DeviceAdapters
 from daemon.http.app import build_app, mount_dashboard
 from daemon.pipeline.flow import Pipeline, new_metrics
@@ -69,6 +70,7 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
         self._rlog = RateLimitedLog(log)
+        self._lock: DataDirLock | None = None
 
     async def __aenter__(self) -> Daemon:
         self.state = State.STARTING
@@ -87,6 +89,9 @@ class Daemon:
 
     async def _start(self) -> None:
         s = self.settings
+        # One daemon per data dir (`sealwatch run` takes it first; taking it again nests).
+        self._lock = DataDirLock(s.data_dir)
+        self._lock.acquire()
         self.store = Store(s.db_path, s.sqlite_synchronous)
         mappings = list(s.mqtt_mappings)
         self.pipeline = pipeline = Pipeline(
@@ -159,6 +164,9 @@ class Daemon:
                 await self.pipeline.stop(snapshot=snapshot)
             if self.store is not None:
                 self.store.close()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
             self.state = State.STOPPED
 
     async def _every(

@@ -64,6 +64,7 @@ class Feed:
         self._dirty: set[str] = set()
         self._people: dict[str, list[str]] = {}
         self._seal_key: Any = None
+        self._health: dict[str, Any] = {}
         self._seal_dirty = True
         self._last_sweep = 0.0
         self._rlog = RateLimitedLog(log)
@@ -197,6 +198,10 @@ class Feed:
         if people != self._people:
             self._people = people
             message["people"] = people
+        health = self.state.health()
+        if health != self._health:
+            self._health = health
+            message["health"] = health
         key = self.state.seal_signature()
         if key != self._seal_key or self._seal_dirty:
             self._seal_key, self._seal_dirty = key, False
@@ -229,6 +234,7 @@ class Feed:
         for st in snap["devices"]:
             self._device_cache[st["id"]] = st
         self._people = snap["people"]
+        self._health = snap["health"]
         return snap
 
 

@@ -214,7 +214,13 @@ class StateBuilder:
             "seals": self.seal_panel(),
             "timeline": self.timeline(limit=100),
             "thumbnails": self.thumbnails is not None,
+            "health": self.health(),
         }
+
+    def health(self) -> dict[str, Any]:
+        """The daemon's own state for the page's banner: ok, or degraded with the reasons."""
+        h = self.view.health()
+        return {"status": h.status, "problems": h.problems}
 
     # -- the timeline -----------------------------------------------------------------------------
 

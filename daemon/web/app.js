@@ -160,7 +160,15 @@ function receive(msg) {
   if (msg.timeline) P.timeline.push(...msg.timeline);
   if (msg.people) P.people = msg.people;
   if (msg.seals) P.seals = msg.seals;
+  if (msg.health) renderHealth(msg.health);
   queueFlush();
+}
+
+// The daemon's own faults (store not writable, broker away): shown above everything else.
+function renderHealth(h) {
+  const bad = h && h.status !== "ok";
+  $("#health-banner").classList.toggle("hidden", !bad);
+  $("#health-problems").textContent = bad ? h.problems.join(" · ") : "";
 }
 
 function queueFlush() {
@@ -209,6 +217,7 @@ function loadSnapshot(snap) {
   site.devById = Object.fromEntries(site.devices.map((d) => [d.id, d]));
   for (const d of site.doors) site.devById[d.id] = Object.assign({}, d, { kind: "door", door_kind: d.kind, zone: d.a + " ↔ " + d.b });
   S.site = site; S.thumbs = snap.thumbnails;
+  renderHealth(snap.health);
   applyI18n();
   $("#site-name").textContent = site.name;
   $("#site-id").textContent = site.id + " · " + site.timezone;
