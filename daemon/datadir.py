@@ -52,7 +52,13 @@ class DataDirLock:
                 _held[key] = (fd, depth + 1)
                 self._key = key
                 return
-            fd = os.open(key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fd = os.open(key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                # A read-only file system: an existing lock file still takes a flock.
+                if exc.errno != errno.EROFS or not key.exists():
+                    raise
+                fd = os.open(key, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:

@@ -175,6 +175,46 @@ async def test_daemon_starts_and_alerts_on_a_full_disk(
             d2.terminate()
 
 
+async def test_read_only_file_system_alerting_goes_on_then_catches_up(
+    tmp_path: Path, mosquitto_session: Mosquitto
+) -> None:
+    """The data dir's file system is read-only when the daemon starts (a file system cannot be
+    made read-only under a process writing to it: the kernel refuses while files are open)."""
+    sid = site_id("ro")
+    path = write_site(tmp_path, sid)
+    with small_disk(tmp_path / "disk", "32m") as disk:
+        data = disk / "data"
+        d = DaemonProcess(path, mosquitto_session, data)
+        d.log = tmp_path / "daemon.log"
+        d.start()
+        await d.ready()
+        async with Gateway(mosquitto_session, sid) as gw:
+            await door_cycle(gw, "gate-outer", 2)
+        await wait_until(lambda: stored_events(data, "gate-outer") == 2, what="2 stored")
+        assert d.terminate() == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        d.start()
+        try:
+            await d.ready()
+            async with (
+                AlertWatcher(mosquitto_session, sid) as alerts,
+                Gateway(mosquitto_session, sid) as gw,
+            ):
+                try:
+                    await door_cycle(gw, "gate-outer", 30)
+                    await gw.event("fire-exit-north", "door.forced", ts=now_ts())
+                    await alerts.wait_for("door-forced", "raised", "fire-exit-north")
+                    await wait_until_async(d, lambda b: b["status"] == "degraded")
+                finally:
+                    subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+                await wait_until(
+                    lambda: stored_events(data, "gate-outer") == 32, 30, "held events written"
+                )
+                await wait_until_async(d, lambda b: b["status"] == "ok")
+        finally:
+            d.terminate()
+
+
 async def test_locked_store_degrades_then_catches_up(
     tmp_path: Path, mosquitto_session: Mosquitto
 ) -> None:

@@ -76,7 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _data_dir_problem(s: Settings) -> str | None:
-    if not os.access(s.data_dir, os.W_OK | os.X_OK):
+    # An existing store on a file system that went read-only (or full) still starts: the
+    # daemon alerts and holds what it accepts until it can write (docs/pipeline.md).
+    if not os.access(s.data_dir, os.W_OK | os.X_OK) and not s.db_path.exists():
         return f"cannot write data dir {s.data_dir}: permission denied — {DATA_DIR_HINT}"
     return None
 
