@@ -525,3 +525,38 @@ def test_poisoned_payloads_never_stop_the_engine_stage() -> None:
         assert o.accepted or o.reason, o
     assert not result.outcomes[-1].accepted  # daemon.health is the daemon's own, not MQTT's
     store.close()
+
+
+async def test_third_party_topics_are_mapped_into_events_by_the_running_daemon(
+    tmp_path: Path, mosquitto_session: Mosquitto
+) -> None:
+    """`daemon.mqtt_mappings` is wired into ingest: a zigbee contact on its own topic becomes a
+    door event (and an alert); a payload no rule fits is a stored rejection with its reason."""
+    sid = site_id("map")
+    mappings = [
+        {"topic": f"z2m-{sid}/+/contact", "device": "{1}", "type": "door.forced", "when": "ON"},
+        {"topic": f"z2m-{sid}/+/contact", "device": "{1}", "type": "door.closed", "when": "OFF"},
+    ]
+    path = write_site(tmp_path, sid, daemon={"mqtt_mappings": mappings})
+    data = tmp_path / "data"
+    d = DaemonProcess(path, mosquitto_session, data).start()
+    try:
+        await d.ready()
+        async with (
+            AlertWatcher(mosquitto_session, sid) as alerts,
+            Gateway(mosquitto_session, sid) as gw,
+        ):
+            await gw.client.publish(f"z2m-{sid}/fire-exit-north/contact", b"ON", qos=1)
+            await alerts.wait_for("door-forced", "raised", "fire-exit-north")
+            await gw.client.publish(f"z2m-{sid}/fire-exit-north/contact", b"MAYBE", qos=1)
+            await gw.client.publish(f"z2m-{sid}/fire-exit-north/contact", b"OFF", qos=1)
+            await alerts.wait_for("door-forced", "cleared", "fire-exit-north")
+
+        def rejected() -> list[str]:
+            with contextlib.closing(sqlite3.connect(data / "sealwatch.db")) as c:
+                return [r[0] for r in c.execute("SELECT reason FROM rejections")]
+
+        reasons = await wait_until(rejected, what="the unmapped payload's rejection")
+        assert any("MAYBE" in r for r in reasons), reasons
+    finally:
+        d.terminate()

@@ -169,3 +169,31 @@ def test_events_buffered_during_an_outage_are_accepted_late_and_others_are_not(
     out = stage.process([door(T0 + 1_000_000)]).outcomes[0]
     assert not out.accepted  # older than the outage (beyond the reorder tolerance)
     store.close()
+
+
+def test_the_daemon_has_no_import_circles() -> None:
+    """Stages and readers import downwards only (a module never imports one that imports it)."""
+    import ast
+
+    modules: dict[str, Path] = {}
+    for p in (ROOT / "daemon").rglob("*.py"):
+        name = ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = p
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for m, p in modules.items():
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                for cand in (node.module, *(f"{node.module}.{a.name}" for a in node.names)):
+                    if cand in modules and cand != m:
+                        graph[m].add(cand)
+            elif isinstance(node, ast.Import):
+                graph[m].update(a.name for a in node.names if a.name in modules)
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for n in graph[start]:
+            if n == goal or (n not in seen and (seen.add(n) or reaches(n, goal, seen))):
+                return True
+        return False
+
+    circles = sorted(m for m in graph if reaches(m, m, set()))
+    assert circles == []
