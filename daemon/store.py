@@ -137,7 +137,11 @@ class Writes:
         self.alerts.update(other.alerts)
         self.actions += other.actions
         self.audit += other.audit
-        self.seals.update(other.seals)
+        for sid, row in other.seals.items():
+            prev = self.seals.get(sid)
+            if prev is not None:  # keep who started and ended it, as the upsert would
+                row = (*row[:7], row[7] or prev[7], row[8] or prev[8])
+            self.seals[sid] = row
         self.suppressions += other.suppressions
         self.meta.update(other.meta)
         self.published += other.published
