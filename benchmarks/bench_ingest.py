@@ -23,6 +23,7 @@ from pathlib import Path
 
 import aiomqtt
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,28 +41,27 @@ SITE = "bench"
 def events(n: int) -> list[dict[str, object]]:
     """A mix of what a site sends most: statuses and heartbeats (ts = receive time)."""
     bands = {"cdma800": 33.0, "gsm900": 33.0, "dcs1800": 30.0, "lte2100": 30.0, "nr3500": 27.0}
-    kinds = itertools.cycle(
-        [
-            {
-                "device": "jam-work",
-                "type": "jammer.status",
-                "output": True,
-                "bands": bands,
-                "faults": [],
-                "temperature_c": 41.5,
-            },
-            {
-                "device": "cam-press",
-                "type": "camera.status",
-                "stream": "up",
-                "tamper": None,
-                "fps": 12.5,
-            },
-            {"device": "pd-work", "type": "device.heartbeat"},
-            {"device": "panel-main", "type": "alarm.panel", "armed": True, "mains": "ok"},
-            {"device": "cp-north", "type": "device.heartbeat"},
-        ]
-    )
+    mix: list[dict[str, object]] = [
+        {
+            "device": "jam-work",
+            "type": "jammer.status",
+            "output": True,
+            "bands": bands,
+            "faults": [],
+            "temperature_c": 41.5,
+        },
+        {
+            "device": "cam-press",
+            "type": "camera.status",
+            "stream": "up",
+            "tamper": None,
+            "fps": 12.5,
+        },
+        {"device": "pd-work", "type": "device.heartbeat"},
+        {"device": "panel-main", "type": "alarm.panel", "armed": True, "mains": "ok"},
+        {"device": "cp-north", "type": "device.heartbeat"},
+    ]
+    kinds = itertools.cycle(mix)
     return [dict(next(kinds)) for _ in range(n)]
 
 
@@ -99,9 +99,7 @@ async def bare_aiomqtt(broker: Mosquitto, n: int) -> float:
 
 async def bare_paho(broker: Mosquitto, n: int) -> float:
     def connect() -> paho.Client:
-        c = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id="bare-paho", clean_session=False
-        )
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id="bare-paho", clean_session=False)
         c.max_inflight_messages_set(1000)
         c.connect("127.0.0.1", broker.port)
         return c

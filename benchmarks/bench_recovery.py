@@ -1,8 +1,9 @@
 """Restart recovery time: load the newest snapshot, re-feed the events stored after it.
 
 Builds a store by running N events through the real pipeline (engine stage and writer), then
-times the recovery of a fresh engine stage on that store: with a snapshot taken after the last event, and with K events
-stored after the snapshot (the most a default daemon re-feeds is `snapshot_every_events`).
+times the recovery of a fresh engine stage on that store: with a snapshot taken after the last
+event, and with K events stored after the snapshot (the most a default daemon re-feeds is
+`snapshot_every_events`).
 
     .venv/bin/python benchmarks/bench_recovery.py [--events 50000]
 """

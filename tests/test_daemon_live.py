@@ -7,6 +7,7 @@ import itertools
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -56,7 +57,8 @@ async def test_forced_door_raises_then_clears_with_retained_active_topic(
 
 # Each family: events to publish (device, type, fields), the alert expected, and the events
 # that end its condition (None for a latched alert).
-FAMILIES = {
+Step = tuple[str, str, dict[str, Any]]
+FAMILIES: dict[str, tuple[list[Step], tuple[str, str], list[Step] | None]] = {
     "door-held-open": (
         [("press-hall-door", "door.opened", {})],
         ("door-held-open", "press-hall-door"),

@@ -81,7 +81,7 @@ async def test_malformed_payloads_are_rejected_counted_and_stored_while_serving(
         await alerts.wait_for("door-forced", "raised", "fire-exit-north")
 
         store = d.pipeline.store
-        rejected = await wait_until(lambda: len(r := store.rejections()) >= 9 and r)
+        rejected = await wait_until(lambda: r if len(r := store.rejections()) >= 9 else None)
         reasons = " | ".join(r["reason"] for r in rejected)
         for expected in (
             "not valid JSON",
@@ -143,6 +143,8 @@ async def test_broker_restart_mid_stream_loses_no_event_and_no_alert(
     async with running_daemon(path, mosquitto, tmp_path / "data") as d:
         assert d.pipeline is not None
         store = d.pipeline.store
+        conn = store.conn
+        assert conn is not None
 
         async def publish_all() -> None:
             # A gateway that retries until the broker acks (QoS 1, at least once).
@@ -178,16 +180,14 @@ async def test_broker_restart_mid_stream_loses_no_event_and_no_alert(
         # reached the broker (published only once acked).
         await wait_until(
             lambda: (
-                store.conn.execute(
-                    "SELECT COUNT(*) FROM events WHERE type='badge.granted'"
-                ).fetchone()[0]
+                conn.execute("SELECT COUNT(*) FROM events WHERE type='badge.granted'").fetchone()[0]
                 == total
             ),
             30,
             "all events stored",
         )
         await wait_until(lambda: store.count_unpublished() == 0, 30, "all published")
-        raised = store.conn.execute(
+        raised = conn.execute(
             "SELECT COUNT(DISTINCT subject) FROM transitions "
             "WHERE policy='zone-authorization' AND state='raised'"
         ).fetchone()[0]

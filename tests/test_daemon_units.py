@@ -28,26 +28,31 @@ def write_audit(store: Store, ts: list[int]) -> None:
 def test_audit_chain_names_the_first_edited_or_missing_record(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
     write_audit(store, list(range(5)))
-    assert audit.verify(store.conn).ok
-    store.conn.execute("UPDATE audit SET body = '{\"n\":9}' WHERE seq = 3")
-    verdict = audit.verify(store.conn)
+    conn = store.conn
+    assert conn is not None
+    assert audit.verify(conn).ok
+    conn.execute("UPDATE audit SET body = '{\"n\":9}' WHERE seq = 3")
+    verdict = audit.verify(conn)
     assert (verdict.ok, verdict.broken_seq) == (False, 3)
-    store.conn.execute("UPDATE audit SET body = '{\"n\":2}' WHERE seq = 3")
-    assert audit.verify(store.conn).ok
-    store.conn.execute("DELETE FROM audit WHERE seq = 4")
-    assert audit.verify(store.conn).broken_seq == 4
+    conn.execute("UPDATE audit SET body = '{\"n\":2}' WHERE seq = 3")
+    assert audit.verify(conn).ok
+    conn.execute("DELETE FROM audit WHERE seq = 4")
+    assert audit.verify(conn).broken_seq == 4
 
 
 def test_retention_prunes_a_prefix_and_the_chain_still_verifies(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
     write_audit(store, [i * 10 for i in range(6)])
     store.prune(cutoff_us=25)
-    assert store.conn.execute("SELECT MIN(seq) FROM audit").fetchone()[0] == 4
-    verdict = audit.verify(store.conn)
+    conn = store.conn
+    assert conn is not None
+    assert conn.execute("SELECT MIN(seq) FROM audit").fetchone()[0] == 4
+    verdict = audit.verify(conn)
     assert verdict.ok and verdict.records == 3
     store.close()
     store = Store(tmp_path / "db.sqlite")  # the chain goes on from the anchor
     write_audit(store, [99])
+    assert store.conn is not None
     assert audit.verify(store.conn).ok
 
 
@@ -151,9 +156,13 @@ async def test_a_daemon_that_cannot_bind_its_port_leaves_nothing_running(tmp_pat
     finally:
         taken.close()
     assert daemon.store is not None
+    conn = daemon.store.conn
+    assert conn is not None
     with pytest.raises(sqlite3.ProgrammingError):  # closed
-        daemon.store.conn.execute("SELECT 1")
-    others = {t.get_name() for t in asyncio.all_tasks()} - {asyncio.current_task().get_name()}
+        conn.execute("SELECT 1")
+    me = asyncio.current_task()
+    assert me is not None
+    others = {t.get_name() for t in asyncio.all_tasks()} - {me.get_name()}
     assert "dashboard-live" not in others
 
 

@@ -21,6 +21,7 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 import yaml
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.daemon import (
     AlertWatcher,
@@ -253,12 +254,13 @@ class BufferingGateway:
     def __init__(self, broker: Mosquitto, site_id: str, device: str) -> None:
         self.topic = f"sealwatch/{site_id}/events/{device}"
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=f"gw-{site_id}-{device}",
             clean_session=False,
         )
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(0.05, 0.5)
+        # paho annotates the delays as int, but only adds, doubles and sleeps on them: a float works
+        self.client.reconnect_delay_set(0.05, 0.5)  # type: ignore[arg-type]
         self.acked: set[int] = set()
         self.sent = 0
         self._mids: dict[int, int] = {}

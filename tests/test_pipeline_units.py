@@ -4,6 +4,7 @@ policy, the snapshot format and the site fingerprint, the lateness window after 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import subprocess
@@ -50,7 +51,9 @@ async def test_writer_holds_commits_while_the_database_is_locked_then_writes_the
     locker = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
     for seq in range(1, 6):
-        p.submit(Commit(Writes(events=[event_row(seq)]), 1, lambda s=seq: released.append(s)))
+        p.submit(
+            Commit(Writes(events=[event_row(seq)]), 1, functools.partial(released.append, seq))
+        )
     # While the store fails, what was accepted is released at once (alerting goes on).
     await asyncio.wait_for(changed.wait(), 10)
     changed.clear()

@@ -70,7 +70,7 @@ class Subscriber:
     async def run(self, client: aiomqtt.Client) -> None:
         async for msg in client.messages:
             async with self._changed:
-                self.messages.append((str(msg.topic), bytes(msg.payload), msg.retain))  # type: ignore[arg-type]
+                self.messages.append((str(msg.topic), bytes(msg.payload), msg.retain))
                 self._changed.notify_all()
 
 
@@ -502,9 +502,9 @@ async def _stream_frames(session: aiohttp.ClientSession, url: str, n: int) -> li
         async for chunk in r.content.iter_any():
             buf += chunk
             while (a := buf.find(b"\xff\xd8")) >= 0 and (b := buf.find(b"\xff\xd9", a)) >= 0:
-                frames.append(
-                    cv2.imdecode(np.frombuffer(buf[a : b + 2], np.uint8), cv2.IMREAD_COLOR)
-                )
+                frame = cv2.imdecode(np.frombuffer(buf[a : b + 2], np.uint8), cv2.IMREAD_COLOR)
+                assert frame is not None, "the stream sent a JPEG that does not decode"
+                frames.append(frame)
                 buf = buf[b + 2 :]
             if len(frames) >= n:
                 break

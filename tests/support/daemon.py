@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomqtt
 import orjson
@@ -31,6 +31,8 @@ from tests.support.mosquitto import Mosquitto, free_port
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_SITE = ROOT / "deploy" / "examples" / "site.yaml"
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+
+T = TypeVar("T")
 
 # Timers short enough for tests, long enough that nothing goes off on its own.
 TEST_POLICIES = {
@@ -83,8 +85,9 @@ def daemon_env(broker: Mosquitto, data_dir: Path, http_port: int = 0) -> dict[st
     }
 
 
-async def wait_until(pred: Callable[[], Any], timeout_s: float = 15.0, what: str = "") -> Any:
-    """Poll a condition (there is nothing to await) until it holds or the deadline passes."""
+async def wait_until(pred: Callable[[], T | None], timeout_s: float = 15.0, what: str = "") -> T:
+    """Poll a condition (there is nothing to await) until it holds or the deadline passes;
+    returns what `pred` gave when it held."""
     deadline = time.monotonic() + timeout_s
     while True:
         got = pred()
@@ -184,7 +187,7 @@ class AlertWatcher:
             self._changed.clear()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"retained state of {alert_id}: {self.active.get(alert_id)}")
+                raise AssertionError(f"retained state of {alert_id}: {self.active.get(alert_id)!r}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
         return self.active[alert_id]

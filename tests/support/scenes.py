@@ -86,7 +86,7 @@ def render_room(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     for _ in range(int(rng.integers(2, 4))):  # posters: fine texture for the sharpness test
         pw, ph = int(rng.integers(w // 12, w // 6)), int(rng.integers(h // 10, h // 5))
         x0, y0 = int(rng.integers(0, w - pw)), int(rng.integers(0, max(1, floor_y - ph)))
-        patch = rng.integers(0, 255, (ph // 2 + 1, pw // 2 + 1, 3), dtype=np.uint8)
+        patch: np.ndarray = rng.integers(0, 255, (ph // 2 + 1, pw // 2 + 1, 3), dtype=np.uint8)
         patch = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_NEAREST)
         img[y0 : y0 + ph, x0 : x0 + pw] = patch
     if rng.random() < 0.7:  # a window with bars
@@ -149,11 +149,13 @@ def camera_finish(
     ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     data = buf.tobytes()
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR), data
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    assert decoded is not None
+    return decoded, data
 
 
 def apply_gain(img: np.ndarray, gain: float, offset: float = 0.0) -> np.ndarray:
-    return np.clip(img.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+    return (img.astype(np.float32) * gain + offset).clip(0, 255).astype(np.uint8)
 
 
 def night(img: np.ndarray) -> np.ndarray:
@@ -162,9 +164,8 @@ def night(img: np.ndarray) -> np.ndarray:
     h, w = g.shape
     yy, xx = np.mgrid[0:h, 0:w]
     vignette = 1.0 - 0.5 * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2)
-    g = (g * 0.7 + 20) * vignette
-    g = np.clip(g, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(g, cv2.COLOR_GRAY2BGR)
+    lit: np.ndarray = (g * 0.7 + 20) * vignette
+    return cv2.cvtColor(lit.clip(0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
 
 
 def cover(img: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndarray:
@@ -173,7 +174,7 @@ def cover(img: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndar
     out = img.copy()
     colour = rng.integers(0, 120, 3).astype(np.float32)
     side = int(rng.integers(4))
-    mask = np.zeros((h, w), np.float32)
+    mask: np.ndarray = np.zeros((h, w), np.float32)
     if fraction >= 0.999:
         mask[:] = 1
     elif side == 0:
