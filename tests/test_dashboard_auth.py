@@ -248,11 +248,22 @@ async def test_logins_are_rate_limited_and_audited(tmp_path: Path, daemon_url: s
         assert status == 200
     import sqlite3
 
+    from tests.support.daemon import wait_until
+
     db = sqlite3.connect(tmp_path / "data" / "sealwatch.db")
-    events = [
-        orjson.loads(b)["event"]
-        for (b,) in db.execute("SELECT body FROM audit WHERE kind = 'auth' ORDER BY seq")
-    ]
+
+    def audited() -> list[str]:
+        return [
+            orjson.loads(b)["event"]
+            for (b,) in db.execute("SELECT body FROM audit WHERE kind = 'auth' ORDER BY seq")
+        ]
+
+    # the records are written by the store's writer thread, right after each answer
+    def eight() -> list[str] | None:
+        e = audited()
+        return e if len(e) >= 8 else None
+
+    events = await wait_until(eight, what="8 audit records")
     assert events.count("login_failed") == 5 and events.count("login_throttled") == 2
     assert events[-1] == "login"
     from daemon.audit import verify

@@ -12,7 +12,20 @@ import yaml
 from policies.site import load_site
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIP_DIRS = {".git", ".venv", "var", "__pycache__", "node_modules", ".mypy_cache", ".ruff_cache"}
+# What the repository holds, not what a build or a run leaves beside it (see .gitignore).
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "var",
+    "__pycache__",
+    "node_modules",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+    "build",
+    "test-artifacts",
+}
 TEXT = {".py", ".md", ".yaml", ".yml", ".toml", ".sh", ".txt", ".service", ".conf", ".cfg", ""}
 OUTSIDE = re.compile(r"\.\./shared|\.\./CONTRACT|CONTRACT\.md|REQUIREMENTS\.md")
 TAG = re.compile(r'"((?:EXAM|ARCH|CITY|CO|DOC|SI|RESP)-[\w.-]+)"')
@@ -22,7 +35,10 @@ def repo_files() -> list[Path]:
     found = []
     for path in ROOT.rglob("*"):
         rel = path.relative_to(ROOT)
-        if any(part in SKIP_DIRS for part in rel.parts) or not path.is_file():
+        if (
+            any(part in SKIP_DIRS or part.endswith(".egg-info") for part in rel.parts)
+            or not path.is_file()
+        ):
             continue
         if path.suffix in TEXT and path != Path(__file__):
             found.append(path)

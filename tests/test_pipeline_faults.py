@@ -70,6 +70,10 @@ def small_disk(path: Path, size: str = "6m") -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
+def remount(path: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
+
+
 def fill(path: Path) -> Path:
     """Fill the file system under `path` to the last byte."""
     filler = path / "filler"
@@ -193,7 +197,7 @@ async def test_read_only_file_system_alerting_goes_on_then_catches_up(
             await door_cycle(gw, "gate-outer", 2)
         await wait_until(lambda: stored_events(data, "gate-outer") == 2, what="2 stored")
         assert d.terminate() == 0
-        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        remount(disk, "ro")
         d.start()
         try:
             await d.ready()
@@ -207,7 +211,7 @@ async def test_read_only_file_system_alerting_goes_on_then_catches_up(
                     await alerts.wait_for("door-forced", "raised", "fire-exit-north")
                     await wait_until_async(d, lambda b: b["status"] == "degraded")
                 finally:
-                    subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+                    remount(disk, "rw")
                 await wait_until(
                     lambda: stored_events(data, "gate-outer") == 32, 30, "held events written"
                 )
