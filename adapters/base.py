@@ -44,7 +44,8 @@ class EventSink(Protocol):
 
 def backoff_delay(attempt: int, cap_s: float = 30.0) -> float:
     """Capped, jittered backoff: uniform(0, 1.5 ** min(10, attempt)), at most cap_s."""
-    return min(cap_s, random.uniform(0, 1.5 ** min(10, attempt)))
+    # The jitter is drawn under the cap: min(cap, uniform(0, x)) would sit on the cap.
+    return random.uniform(0, min(cap_s, 1.5 ** min(10, attempt)))
 
 
 def plausible_time(t: datetime) -> bool:

@@ -141,7 +141,7 @@ class Settings:
     store_retry_s: float = 1.0  # how often a failing store is tried again
     # how late events buffered during a broker outage may be and still be accepted
     outage_lateness_max_s: float = 3600.0
-    reconnect_max_s: float = 1.0  # the broker reconnect backoff's cap
+    reconnect_max_s: float = 0.25  # the broker reconnect backoff's cap (a local broker: cheap)
     devices: DeviceOptions = field(default_factory=DeviceOptions)
     dashboard: DashboardOptions = field(default_factory=DashboardOptions)
     mqtt_mappings: tuple[MappingRule, ...] = ()  # third-party payloads → events

@@ -65,7 +65,7 @@ def test_defaults_of_the_pipeline_settings() -> None:
     s = settings({})
     assert s.retention_days >= 3 * 365
     assert (s.store_queue_max, s.store_retry_s) == (100_000, 1.0)
-    assert (s.outage_lateness_max_s, s.reconnect_max_s) == (3600.0, 1.0)
+    assert (s.outage_lateness_max_s, s.reconnect_max_s) == (3600.0, 0.25)
 
 
 def test_settings_have_no_passthrough_bag() -> None:

@@ -95,7 +95,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory, mosquitto_session: Mosquitto) 
     site_path = write_site(
         tmp,
         SITE_ID,
-        daemon={"auth": {"login_per_user": 100_000, "login_per_ip": 100_000}},
+        daemon={"auth": {"login_per_user": 10_000, "login_per_ip": 10_000}},
     )
     data_dir = tmp / "data"
     add_users(data_dir)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import socket
 import ssl
 import time
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 import aiomqtt
 import paho.mqtt.client as mqtt
 
-from adapters.base import RateLimitedLog, backoff_delay
+from adapters.base import RateLimitedLog
 from adapters.mqtt_mapping import MappingRule, topic_filters
 from daemon.config import Mqtt
 from daemon.metrics import Metrics
@@ -152,9 +153,12 @@ class MqttSession:
                     "connection lost" if was_up else "unreachable",
                     failure,
                 )
-            # The first retry is immediate: a broker restart should find us back at once.
+            # The first retry is immediate, then a few tens of milliseconds, doubling up to
+            # `reconnect_max_s` (jittered under it): a broker that comes back finds the daemon
+            # back within that, ahead of gateways that back off for longer.
             if self._attempt > 1:
-                await asyncio.sleep(backoff_delay(self._attempt, cap_s=self.reconnect_max_s))
+                step = min(self.reconnect_max_s, 0.025 * 2 ** min(self._attempt, 16))
+                await asyncio.sleep(random.uniform(step / 2, step))
 
     async def _session(self, client: aiomqtt.Client) -> None:
         self._generation += 1
