@@ -102,7 +102,7 @@ class Daemon:
             self.site.id, s.mqtt, pipeline, reconnect_max_s=s.reconnect_max_s, mappings=mappings
         )
         link.session_tasks.append(pipeline.publisher)
-        pipeline.ack_many = link.ack_many
+        pipeline.attach(link)
         await self._serve_http()
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()

@@ -15,7 +15,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from adapters.mqtt_mapping import MappingRule
 from daemon.config import Settings
@@ -30,6 +30,12 @@ from daemon.store import Store, Writes
 from policies.events import DAEMON_DEVICE
 
 log = logging.getLogger("sealwatch.pipeline")
+
+
+class Acker(Protocol):
+    def ack_many(self, acks: list[Callable[[], None]]) -> None: ...
+
+
 GATHER_TURNS = 4
 
 
@@ -88,7 +94,7 @@ class Pipeline:
         self.listeners = Listeners()
         self.fanout.add(self.publisher)
         self.fanout.add(self.listeners)
-        self.ack_many: Callable[[list[Callable[[], None]]], None] = _ack_each
+        self._acker: Acker | None = None  # the broker session, once connected to it
         self.problems: dict[str, str] = {}  # component → what is wrong (for /healthz)
         self.health_states: dict[str, str] = {}  # component → last daemon.health state sent
         self.last_tick = time.monotonic()
@@ -193,6 +199,10 @@ class Pipeline:
         return outcome
 
     # -- the broker ------------------------------------------------------------------------------
+
+    def attach(self, acker: Acker) -> None:
+        """The broker session that sends PUBACKs for what the pipeline accepted (in batches)."""
+        self._acker = acker
 
     def hold(self) -> None:
         """Stop the timer clock until `release` (the broker backlog is being delivered)."""
@@ -342,7 +352,11 @@ class Pipeline:
 
         def release() -> None:
             if acks:
-                self.ack_many(acks)
+                if self._acker is not None:
+                    self._acker.ack_many(acks)
+                else:
+                    for ack in acks:
+                        ack()
             for fut, outcome in replies:
                 if not fut.done():
                     fut.set_result(outcome)
@@ -379,11 +393,6 @@ class Pipeline:
         for v in self.stage.views.values():
             out[(v.policy, v.isa_state)] += 1
         return {k: float(n) for k, n in out.items()}
-
-
-def _ack_each(acks: list[Callable[[], None]]) -> None:
-    for ack in acks:
-        ack()
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
