@@ -128,6 +128,41 @@ async def bare_paho(broker: Mosquitto, n: int) -> float:
     return rate
 
 
+async def bare_gmqtt(broker: Mosquitto, n: int) -> float | None:
+    """gmqtt (asyncio, its own protocol code): the fastest Python client measured here. Not a
+    dependency of the project: measured only when it is installed (`pip install gmqtt`)."""
+    try:
+        import gmqtt  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    topic = f"sealwatch/{SITE}/events/#"
+    subscribed = asyncio.Event()
+    first = gmqtt.Client("bare-gmqtt", clean_session=False)
+    first.on_subscribe = lambda *_a: subscribed.set()
+    await first.connect("127.0.0.1", broker.port, version=gmqtt.constants.MQTTv311)
+    first.subscribe(topic, qos=1)
+    await subscribed.wait()
+    await first.disconnect()
+    await backlog(broker, n)
+    done = asyncio.Event()
+    count = [0]
+
+    def on_message(*_args: object) -> int:
+        count[0] += 1
+        if count[0] == n:
+            done.set()
+        return 0  # PUBACK
+
+    c = gmqtt.Client("bare-gmqtt", clean_session=False)
+    c.on_message = on_message
+    t0 = time.perf_counter()
+    await c.connect("127.0.0.1", broker.port, version=gmqtt.constants.MQTTv311)
+    await asyncio.wait_for(done.wait(), 120)
+    rate = n / (time.perf_counter() - t0)
+    await c.disconnect()
+    return rate
+
+
 async def daemon(broker: Mosquitto, n: int, workdir: Path) -> tuple[float, int, int]:
     site_path = write_site(workdir, SITE, daemon={"snapshot_interval_s": 3600})
     site = load_site(site_path)
@@ -174,12 +209,17 @@ async def main() -> None:
         print("bare paho-mqtt client (count only, its own network thread):")
         raw = await bare_paho(broker, n)
         print(f"  {raw:,.0f} events/s")
+        gm = await bare_gmqtt(broker, n)
+        if gm is not None:
+            print(f"bare gmqtt client (count only): {gm:,.0f} events/s")
         print("sealwatch daemon (parse, engine, SQLite, ack after commit):")
         rate, stored, rejected = await daemon(broker, n, workdir)
         lost = n - stored - rejected
         ceiling = max(aio, raw)
         print(f"  {rate:,.0f} events/s, stored {stored}, rejected {rejected}, lost {lost}")
         print(f"  = {100 * rate / ceiling:.0f} % of the bare ceiling ({ceiling:,.0f}/s)")
+        if gm is not None:
+            print(f"  = {100 * rate / gm:.0f} % of gmqtt's ({gm:,.0f}/s)")
     finally:
         broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
