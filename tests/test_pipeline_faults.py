@@ -11,17 +11,14 @@ import os
 import signal
 import sqlite3
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import paho.mqtt.client as paho
 import pytest
 import yaml
-from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.daemon import (
     AlertWatcher,
@@ -32,6 +29,7 @@ from tests.support.daemon import (
     wait_until,
     write_site,
 )
+from tests.support.gateways import BufferingGateway
 from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.slow
@@ -249,58 +247,6 @@ async def test_locked_store_degrades_then_catches_up(
             await wait_until_async(d, lambda b: b["status"] == "ok")
     finally:
         d.terminate()
-
-
-class BufferingGateway:
-    """A gateway as field devices behave: its own persistent session, QoS 1, and a local
-    queue of what it could not send while the broker was away (paho's own). Counts PUBACKs."""
-
-    def __init__(self, broker: Mosquitto, site_id: str, device: str) -> None:
-        self.topic = f"sealwatch/{site_id}/events/{device}"
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"gw-{site_id}-{device}",
-            clean_session=False,
-        )
-        self.client.max_queued_messages_set(0)
-        # paho annotates the delays as int, but only adds, doubles and sleeps on them: a float works
-        self.client.reconnect_delay_set(0.05, 0.5)  # type: ignore[arg-type]
-        self.acked: set[int] = set()
-        self.sent = 0
-        self._mids: dict[int, int] = {}
-        self._early: set[int] = set()
-        self._lock = threading.Lock()
-        self.client.on_publish = self._on_publish
-        self.broker = broker
-
-    def _on_publish(self, client: Any, userdata: Any, mid: int, *rest: Any) -> None:
-        with self._lock:
-            n = self._mids.pop(mid, None)
-            if n is None:
-                self._early.add(mid)  # acked before publish() returned its mid
-            else:
-                self.acked.add(n)
-
-    def start(self) -> None:
-        self.client.connect("127.0.0.1", self.broker.port, keepalive=5)
-        self.client.loop_start()
-
-    def stop(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-    def publish(self) -> None:
-        n = self.sent
-        self.sent += 1
-        body = {"type": "door.opened" if n % 2 == 0 else "door.closed", "ts": now_ts(), "n": n}
-        # paho's own lock is held around on_publish: never call it while holding ours.
-        info = self.client.publish(self.topic, orjson.dumps(body), qos=1)
-        with self._lock:
-            if info.mid in self._early:
-                self._early.discard(info.mid)
-                self.acked.add(n)
-            else:
-                self._mids[info.mid] = n
 
 
 async def test_broker_stopped_under_load_loses_nothing_acknowledged(
