@@ -130,7 +130,9 @@ async def bare_paho(broker: Mosquitto, n: int) -> float:
 
 async def bare_gmqtt(broker: Mosquitto, n: int) -> float | None:
     """gmqtt (asyncio, its own protocol code): the fastest Python client measured here. Not a
-    dependency of the project: measured only when it is installed (`pip install gmqtt`)."""
+    dependency of the project: measured only when importable. Install it beside, not into, the
+    virtualenv — it ships a top-level `tests` package that would shadow ours:
+    `pip install --target /tmp/gm gmqtt`, then run with PYTHONPATH=/tmp/gm."""
     try:
         import gmqtt  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
