@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
 import logging
 import signal
 import time
@@ -98,6 +99,10 @@ class Daemon:
             self.site, s, self.store, metrics=new_metrics(), mappings=mappings
         )
         pipeline.start()
+        # What recovery built lives as long as the daemon: move it out of the cyclic
+        # collector's reach, so a full collection does not walk it while events wait.
+        gc.collect()
+        gc.freeze()
         self.link = link = MqttSession(
             self.site.id, s.mqtt, pipeline, reconnect_max_s=s.reconnect_max_s, mappings=mappings
         )
