@@ -372,7 +372,7 @@ class EngineStage:
             )
         rows = self._transitions(w, trs, seq)
         result.rows += rows
-        if ev.type.startswith("seal.") or any(t.policy == "pre-seal" for t in trs):
+        if ev.type.startswith("seal.") or (trs and any(t.policy == "pre-seal" for t in trs)):
             self._sync_seals(w, actor if ev.type.startswith("seal.") else None, ev.type)
         return Outcome(True, None, seq, [r.as_dict() for r in rows])
 

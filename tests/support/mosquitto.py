@@ -59,7 +59,7 @@ class Mosquitto:
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_queued_messages 1000000\n"
-            "max_inflight_messages 1000\n"
+            "max_inflight_messages 10000\n"
             "log_dest stderr\n"
             "log_type error\n"
         )
