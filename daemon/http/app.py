@@ -28,6 +28,7 @@ from daemon.http.pages import (
     page,
     snapshot,
     timeline,
+    unlock_user,
     whoami,
 )
 from daemon.http.params import MAX_BODY_BYTES
@@ -147,6 +148,7 @@ def mount_dashboard(
             web.get("/api/dashboard/cameras/{camera}.jpg", camera_jpeg),
             web.get("/api/dashboard/floor-plan", floor_plan),
             web.get("/api/users", list_users),
+            web.post("/api/users/{name}/unlock", unlock_user),
             web.static("/static", WEB, append_version=False),
         ]
     )
