@@ -218,4 +218,6 @@ async def test_an_admin_unlocks_over_the_api_and_the_cli(daemon: Any, tmp_path: 
         return found if len(found) >= 2 else None
 
     found = await wait_until(unlocks, what="two unlock records")
+    throttled = [r for r in _audited(data_dir) if r["event"] == "login_throttled"]
+    assert len(throttled) <= 3  # one per (user, address) and delay, not one per attempt
     assert [r["by"] for r in found] == [found[0]["by"], "cli"] and found[0]["user"] == "olga"

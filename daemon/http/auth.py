@@ -274,6 +274,7 @@ class LoginLimiter:
     max_keys: int = 100_000
     _counts: dict[tuple[str, str, str], _Count] = field(default_factory=dict)
     _known: dict[tuple[str, str], float] = field(default_factory=dict)
+    _reported: dict[tuple[str, str], float] = field(default_factory=dict)
     checks: int = 0  # password checks let through, ever (for tests and metrics)
 
     def _keys(
@@ -325,6 +326,20 @@ class LoginLimiter:
         if len(self._counts) > self.max_keys:
             self._prune(now)
         return 0.0
+
+    def first_refusal(self, user: str, ip: str, wait: float) -> bool:
+        """Whether this throttled attempt is the first for (user, address) in its delay: only
+        that one is audited, so a flood of guesses cannot flood the audit log."""
+        now = self.clock()
+        key = (user.lower(), ip)
+        if self._reported.get(key, 0.0) > now:
+            return False
+        if len(self._reported) > self.max_keys:
+            self._reported = {k: t for k, t in self._reported.items() if t > now}
+            while len(self._reported) > self.max_keys:
+                del self._reported[next(iter(self._reported))]
+        self._reported[key] = now + wait
+        return True
 
     def succeeded(self, user: str, ip: str) -> None:
         now = self.clock()

@@ -79,7 +79,8 @@ async def login(request: web.Request) -> web.Response:
     wait = gate.limiter.begin(name, ip)
     if wait > 0:
         gate.view.count("sealwatch_logins_total", "throttled")
-        gate.audit("login_throttled", user=name, ip=ip)
+        if gate.limiter.first_refusal(name, ip, wait):
+            gate.audit("login_throttled", user=name, ip=ip, retry_after_s=round(wait, 1))
         seconds = max(1, math.ceil(wait))
         return json_response(
             {"ok": False, "reason": "too many failed logins; wait", "retry_after_s": seconds},
