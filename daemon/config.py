@@ -104,9 +104,12 @@ class DashboardOptions:
     idle_timeout_s: float = 900.0
     guard_idle_timeout_s: float = 12 * 3600.0
     max_session_s: float = 12 * 3600.0
-    login_per_user: int = 5
-    login_per_ip: int = 20
-    login_window_s: float = 300.0
+    login_per_user: int = 5  # password checks per (user, address) before delays start
+    login_per_ip: int = 20  # … per address across users
+    login_per_account: int = 20  # … per user across addresses (its delay is capped lower)
+    login_window_s: float = 300.0  # counts are forgotten after this long without a check
+    login_max_delay_s: float = 900.0  # the longest delay for a (user, address) or address
+    login_account_max_delay_s: float = 30.0  # the longest delay for a user from anywhere
     cookie_secure: str = "auto"  # auto (when the request came over TLS) | always | never
     trust_proxy: bool = False  # believe X-Forwarded-Proto/-For from a local TLS proxy
     tick_s: float = 0.25
@@ -247,7 +250,10 @@ AUTH_KEYS: dict[str, Converter] = {
     "max_session_s": _range(1.0, 30 * 86_400.0),
     "login_per_user": _int_range(1, 10_000),
     "login_per_ip": _int_range(1, 1_000_000),
+    "login_per_account": _int_range(1, 1_000_000),
     "login_window_s": _range(1.0, 86_400.0),
+    "login_max_delay_s": _range(1.0, 86_400.0),
+    "login_account_max_delay_s": _range(1.0, 3_600.0),
     "cookie_secure": _enum(("auto", "always", "never")),
     "trust_proxy": _bool,
 }

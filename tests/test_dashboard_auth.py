@@ -83,19 +83,19 @@ def test_abandoned_sessions_are_dropped_when_the_next_login_comes() -> None:
     assert len(sessions) == 2 and sessions.get(guard.token) is guard
 
 
-def test_login_limiter_counts_failures_per_user_and_per_address() -> None:
+def test_login_limiter_counts_checks_per_pair_per_address_and_per_account() -> None:
     clock = [0.0]
-    lim = LoginLimiter(per_user=3, per_ip=5, window_s=60, clock=lambda: clock[0])
+    lim = LoginLimiter(per_pair=3, per_ip=5, per_account=4, window_s=60, clock=lambda: clock[0])
     for _ in range(3):
-        assert lim.retry_after("olga", "10.0.0.1") == 0
-        lim.failed("olga", "10.0.0.1")
-    assert lim.retry_after("olga", "10.0.0.9") > 0  # the name is locked from anywhere
-    assert lim.retry_after("gus", "10.0.0.1") == 0
-    lim.failed("a", "10.0.0.1")
-    lim.failed("b", "10.0.0.1")
-    assert lim.retry_after("gus", "10.0.0.1") > 0  # the address is locked for any name
-    clock[0] = 61
-    assert lim.retry_after("olga", "10.0.0.1") == 0
+        assert lim.begin("olga", "10.0.0.1") == 0
+    assert lim.begin("olga", "10.0.0.1") > 0  # this pair waits
+    assert lim.begin("olga", "10.0.0.9") == 0  # the account only loosely: 4 free
+    assert lim.begin("olga", "10.0.0.8") > 0  # … then a delay, from any new address
+    assert lim.begin("gus", "10.0.0.1") == 0
+    assert lim.begin("a", "10.0.0.1") == 0
+    assert lim.begin("b", "10.0.0.1") > 0  # the address: 5 checks across names
+    clock[0] = 200  # quiet for longer than the window after the delays
+    assert lim.begin("olga", "10.0.0.1") == 0
 
 
 def test_roles_needed_for_each_command() -> None:
@@ -259,12 +259,13 @@ async def test_logins_are_rate_limited_and_audited(tmp_path: Path, daemon_url: s
         ]
 
     # the records are written by the store's writer thread, right after each answer
-    def eight() -> list[str] | None:
+    def seven() -> list[str] | None:
         e = audited()
-        return e if len(e) >= 8 else None
+        return e if len(e) >= 7 else None
 
-    events = await wait_until(eight, what="8 audit records")
-    assert events.count("login_failed") == 5 and events.count("login_throttled") == 2
+    events = await wait_until(seven, what="7 audit records")
+    # one throttled record per (user, address) and delay, however many attempts it refused
+    assert events.count("login_failed") == 5 and events.count("login_throttled") == 1
     assert events[-1] == "login"
     from daemon.audit import verify
 

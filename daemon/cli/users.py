@@ -1,6 +1,6 @@
 """The `sealwatch user` command (dashboard accounts) and the local CLI's API token header.
 
-`register_cli(sub)` adds `sealwatch user add|passwd|list|disable|enable` to a parser;
+`register_cli(sub)` adds `sealwatch user add|passwd|list|disable|enable|unlock` to a parser;
 `cli_headers(config, data_dir)` gives the CLI's `Authorization` header for the daemon's API.
 """
 
@@ -44,7 +44,21 @@ def _read_password(args: argparse.Namespace, name: str) -> str:
     return first
 
 
+def _unlock(args: argparse.Namespace) -> int:
+    """Lift the login delays of a user in the running daemon (they live in its memory)."""
+    from urllib.parse import quote
+
+    from daemon.cli.actions import _call
+
+    return _call(args, "POST", f"/api/users/{quote(args.name, safe='')}/unlock", {})
+
+
 def cmd_user(args: argparse.Namespace) -> int:
+    if args.action == "unlock":
+        if not args.name:
+            print("sealwatch user: 'user unlock' needs a user name", file=sys.stderr)
+            return 1
+        return _unlock(args)
     try:
         store = UserStore(users_path(args))
         if args.action == "list":
@@ -72,9 +86,9 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def register_cli(sub: Any) -> None:
-    """Add `sealwatch user add|passwd|list|disable|enable` to the CLI."""
-    u = sub.add_parser("user", help="dashboard users: add, change a password, list")
-    u.add_argument("action", choices=("add", "passwd", "list", "disable", "enable"))
+    """Add `sealwatch user add|passwd|list|disable|enable|unlock` to the CLI."""
+    u = sub.add_parser("user", help="dashboard users: add, change a password, list, unlock logins")
+    u.add_argument("action", choices=("add", "passwd", "list", "disable", "enable", "unlock"))
     u.add_argument("name", nargs="?", help="the user name")
     u.add_argument("--role", choices=ROLES, help="for add: what the user may do")
     u.add_argument(
@@ -87,6 +101,9 @@ def register_cli(sub: Any) -> None:
     u.add_argument("--config", help="the site file (for its data dir)")
     u.add_argument(
         "--data-dir", help="the daemon's data dir (default: SEALWATCH_DATA_DIR or ./var)"
+    )
+    u.add_argument(
+        "--http", help="for unlock: the daemon's HOST:PORT (default: from the site file)"
     )
     u.set_defaults(func=cmd_user)
 

@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
+import yaml
 from aiohttp import http_exceptions, web
 
 from daemon.config import DashboardOptions as Options
@@ -28,6 +31,7 @@ from daemon.http.pages import (
     page,
     snapshot,
     timeline,
+    unlock_user,
     whoami,
 )
 from daemon.http.params import MAX_BODY_BYTES
@@ -91,6 +95,20 @@ def _quiet_client_errors() -> None:
         server_log.addFilter(_ClientErrorLog())
 
 
+OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
+
+
+@functools.cache
+def openapi_document() -> bytes:
+    """The API's OpenAPI 3 description (daemon/http/openapi.yaml) as JSON."""
+    return orjson.dumps(yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8")))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """GET /api/openapi.json: for any logged-in user or the CLI's token, like the API."""
+    return web.Response(body=openapi_document(), content_type="application/json")
+
+
 def build_app(
     view: ReadView, actions: Actions, *, middlewares: Iterable[Any] = ()
 ) -> web.Application:
@@ -104,6 +122,7 @@ def build_app(
     app.on_cleanup.append(close_view)
     _quiet_client_errors()
     mount_api(app, view, actions)
+    app.router.add_get("/api/openapi.json", openapi)
     return app
 
 
@@ -147,6 +166,7 @@ def mount_dashboard(
             web.get("/api/dashboard/cameras/{camera}.jpg", camera_jpeg),
             web.get("/api/dashboard/floor-plan", floor_plan),
             web.get("/api/users", list_users),
+            web.post("/api/users/{name}/unlock", unlock_user),
             web.static("/static", WEB, append_version=False),
         ]
     )

@@ -14,7 +14,6 @@ import hmac
 import secrets
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,50 +236,142 @@ def csrf_ok(session: Session, sent: str | None) -> bool:
 
 
 @dataclass(slots=True)
-class LoginLimiter:
-    """Failed logins per user name and per client address in a sliding window.
+class _Count:
+    attempts: int = 0  # password checks counted against this key (failed or in flight)
+    last: float = 0.0  # when the last one was counted
+    until: float = 0.0  # no password check for this key before this time
 
-    Only failures count, so a guard who types the password right is never slowed down;
-    past the limit every attempt is refused without checking the password until the
-    oldest failure leaves the window.
+
+@dataclass(slots=True)
+class LoginLimiter:
+    """Password checks throttled with growing delays (OWASP: throttle, do not lock out).
+
+    Three keys count every password check, and each lets `free` checks through at once, then
+    one more after 1 s, 2 s, 4 s … up to a cap:
+
+    - (account, address), strictly: `per_pair` free, delays up to `max_delay_s`;
+    - the address across all accounts, strictly: `per_ip` free, delays up to `max_delay_s`;
+    - the account across all addresses, loosely: `per_account` free, delays up to only
+      `account_max_delay_s`, and not at all from an address this account logged in from in
+      the last `remember_s` (the monitoring room's console), so a stranger guessing from
+      elsewhere cannot keep the operator on duty out.
+
+    `begin` checks and counts in one synchronous step (no await in between), before any hash
+    is computed: concurrent guesses are throttled exactly as sequential ones. A right password
+    (`succeeded`) clears its (account, address) key and takes back its count on the others. A
+    key with no check for `window_s` after its delay has passed is forgotten. `unlock` clears
+    an account (an admin: `sealwatch user unlock NAME`).
     """
 
-    per_user: int = 5
+    per_pair: int = 5
     per_ip: int = 20
+    per_account: int = 20
     window_s: float = 300.0
+    max_delay_s: float = 900.0
+    account_max_delay_s: float = 30.0
+    remember_s: float = 30 * 86_400.0
     clock: Callable[[], float] = time.monotonic
-    _fails: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    max_keys: int = 100_000
+    _counts: dict[tuple[str, str, str], _Count] = field(default_factory=dict)
+    _known: dict[tuple[str, str], float] = field(default_factory=dict)
+    _reported: dict[tuple[str, str], float] = field(default_factory=dict)
+    checks: int = 0  # password checks let through, ever (for tests and metrics)
 
-    def _recent(self, key: tuple[str, str]) -> deque[float]:
-        q = self._fails.get(key)
-        if q is None:
-            return deque()
-        cutoff = self.clock() - self.window_s
-        while q and q[0] <= cutoff:
-            q.popleft()
-        if not q:
-            del self._fails[key]
-        return q
+    def _keys(
+        self, user: str, ip: str, now: float
+    ) -> list[tuple[tuple[str, str, str], int, float]]:
+        name = user.lower()
+        keys = [
+            (("pair", name, ip), self.per_pair, self.max_delay_s),
+            (("ip", "", ip), self.per_ip, self.max_delay_s),
+        ]
+        seen = self._known.get((name, ip))
+        if seen is None or now - seen > self.remember_s:
+            keys.append((("user", name, ""), self.per_account, self.account_max_delay_s))
+        return keys
+
+    def _live(self, key: tuple[str, str, str], now: float) -> _Count | None:
+        c = self._counts.get(key)
+        if c is not None and now - max(c.last, c.until) > self.window_s:
+            del self._counts[key]
+            return None
+        return c
 
     def retry_after(self, user: str, ip: str) -> float:
-        """Seconds until another attempt is allowed; 0 if allowed now."""
-        wait = 0.0
-        for key, limit in ((("user", user.lower()), self.per_user), (("ip", ip), self.per_ip)):
-            q = self._recent(key)
-            if len(q) >= limit:
-                wait = max(wait, q[-limit] + self.window_s - self.clock())
-        return max(0.0, wait)
-
-    def failed(self, user: str, ip: str) -> None:
+        """Seconds until a password may be checked for `user` from `ip`; 0 if now."""
         now = self.clock()
-        for key in (("user", user.lower()), ("ip", ip)):
-            self._fails.setdefault(key, deque()).append(now)
-        if len(self._fails) > 100_000:  # a spray of names must not grow memory forever
-            for key in list(self._fails)[:50_000]:
-                self._recent(key)
+        wait = 0.0
+        for key, _free, _cap in self._keys(user, ip, now):
+            c = self._live(key, now)
+            if c is not None and c.until > now:
+                wait = max(wait, c.until - now)
+        return wait
 
-    def succeeded(self, user: str) -> None:
-        self._fails.pop(("user", user.lower()), None)
+    def begin(self, user: str, ip: str) -> float:
+        """Check and count in one step: 0.0 means check the password now (the attempt is
+        already counted as failed until `succeeded`); more is the seconds to wait."""
+        now = self.clock()
+        wait = self.retry_after(user, ip)
+        if wait > 0:
+            return wait
+        for key, free, cap in self._keys(user, ip, now):
+            c = self._counts.get(key)
+            if c is None:
+                c = self._counts[key] = _Count()
+            c.attempts += 1
+            c.last = now
+            if c.attempts >= free:
+                c.until = now + min(cap, 2.0 ** min(c.attempts - free, 40))
+        self.checks += 1
+        if len(self._counts) > self.max_keys:
+            self._prune(now)
+        return 0.0
+
+    def first_refusal(self, user: str, ip: str, wait: float) -> bool:
+        """Whether this throttled attempt is the first for (user, address) in its delay: only
+        that one is audited, so a flood of guesses cannot flood the audit log."""
+        now = self.clock()
+        key = (user.lower(), ip)
+        if self._reported.get(key, 0.0) > now:
+            return False
+        if len(self._reported) > self.max_keys:
+            self._reported = {k: t for k, t in self._reported.items() if t > now}
+            while len(self._reported) > self.max_keys:
+                del self._reported[next(iter(self._reported))]
+        self._reported[key] = now + wait
+        return True
+
+    def succeeded(self, user: str, ip: str) -> None:
+        now = self.clock()
+        name = user.lower()
+        self._counts.pop(("pair", name, ip), None)
+        for key in (("ip", "", ip), ("user", name, "")):
+            c = self._counts.get(key)
+            if c is not None and c.attempts > 0:
+                c.attempts -= 1
+        self._known[(name, ip)] = now
+        if len(self._known) > self.max_keys:
+            for old in [k for k, t in self._known.items() if now - t > self.remember_s]:
+                del self._known[old]
+            while len(self._known) > self.max_keys:
+                del self._known[next(iter(self._known))]
+
+    def unlock(self, user: str) -> int:
+        """Forget the account's counts (from every address); how many keys were cleared."""
+        name = user.lower()
+        gone = [k for k in self._counts if k[0] in ("pair", "user") and k[1] == name]
+        for k in gone:
+            del self._counts[k]
+        return len(gone)
+
+    def _prune(self, now: float) -> None:
+        """A spray of names and addresses must not grow memory forever."""
+        for key in list(self._counts):
+            self._live(key, now)
+        if len(self._counts) > self.max_keys:  # still too many: forget the oldest half
+            by_age = sorted(self._counts, key=lambda k: self._counts[k].last)
+            for key in by_age[: len(by_age) // 2]:
+                del self._counts[key]
 
 
 # -- the local CLI's token -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ naming the key.
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,15 @@ from aiohttp import web
 from daemon.http import WEB
 from daemon.http.auth import Session
 from daemon.http.live import FEED
-from daemon.http.params import json_response, query_int, query_list, read_body, refuse
+from daemon.http.params import (
+    ACTOR,
+    json_response,
+    path_id,
+    query_int,
+    query_list,
+    read_body,
+    refuse,
+)
 from daemon.http.security import COOKIE_PLAIN, COOKIE_SECURE, GATE, SESSION, Gate
 from daemon.http.state import SEVERITIES, StateBuilder
 from policies.events import EVENT_TYPES
@@ -50,10 +59,10 @@ async def login(request: web.Request) -> web.Response:
         return gate.deny(403, "login from another origin refused", "origin")
     body = await read_body(request)
     name, password = body.get("username"), body.get("password")
-    if not isinstance(name, str) or not isinstance(password, str):
-        return json_response(
-            {"ok": False, "reason": "send username and password (strings)", "key": "body"}, 400
-        )
+    for key, value in (("username", name), ("password", password)):
+        if not isinstance(value, str):
+            refuse(key, "required (a string)")
+    assert isinstance(name, str) and isinstance(password, str)
     name = name.strip()
     if not name or len(name) > MAX_USER_NAME:
         refuse("username", f"1 to {MAX_USER_NAME} characters")
@@ -65,22 +74,25 @@ async def login(request: web.Request) -> web.Response:
     except UnicodeEncodeError:
         refuse("body", "not valid UTF-8")
     ip = gate.client_ip(request)
-    wait = gate.limiter.retry_after(name, ip)
+    # Check and count in one synchronous step, before the (threaded) hash: concurrent
+    # guesses are throttled exactly as sequential ones.
+    wait = gate.limiter.begin(name, ip)
     if wait > 0:
         gate.view.count("sealwatch_logins_total", "throttled")
-        gate.audit("login_throttled", user=name, ip=ip)
+        if gate.limiter.first_refusal(name, ip, wait):
+            gate.audit("login_throttled", user=name, ip=ip, retry_after_s=round(wait, 1))
+        seconds = max(1, math.ceil(wait))
         return json_response(
-            {"ok": False, "reason": "too many failed logins; wait", "retry_after_s": round(wait)},
+            {"ok": False, "reason": "too many failed logins; wait", "retry_after_s": seconds},
             429,
-            headers={"Retry-After": str(max(1, round(wait)))},
+            headers={"Retry-After": str(seconds)},
         )
     user = await asyncio.to_thread(gate.users.verify, name, password)
     if user is None:
-        gate.limiter.failed(name, ip)
         gate.view.count("sealwatch_logins_total", "failed")
         gate.audit("login_failed", user=name, ip=ip)
         return json_response({"ok": False, "reason": "wrong user name or password"}, 401)
-    gate.limiter.succeeded(name)
+    gate.limiter.succeeded(name, ip)
     old = request.cookies.get(COOKIE_SECURE) or request.cookies.get(COOKIE_PLAIN)
     if old:
         gate.sessions.drop(old)
@@ -187,3 +199,18 @@ async def list_users(request: web.Request) -> web.Response:
             for u in gate.users.list()
         ]
     )
+
+
+async def unlock_user(request: web.Request) -> web.Response:
+    """An admin lifts an account's login delays (from every address); audited."""
+    gate = request.app[GATE]
+    name = path_id(request, "name")
+    if len(name) > MAX_USER_NAME:
+        refuse("name", f"1 to {MAX_USER_NAME} characters")
+    await read_body(request)  # no fields; a malformed body is still refused
+    if gate.users.get(name) is None:
+        refuse("name", f"no user {name!r}", 404)
+    cleared = gate.limiter.unlock(name)
+    actor = request.get(ACTOR) or "cli"
+    gate.audit("login_unlock", user=name, by=actor, ip=gate.client_ip(request), cleared=cleared)
+    return json_response({"ok": True, "user": name, "cleared": cleared})

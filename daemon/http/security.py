@@ -73,7 +73,14 @@ class Gate:
         self.options = o = options
         self.users = UserStore(data_dir / USERS_FILE)
         self.sessions = Sessions(o.idle_timeout_s, o.guard_idle_timeout_s, o.max_session_s)
-        self.limiter = LoginLimiter(o.login_per_user, o.login_per_ip, o.login_window_s)
+        self.limiter = LoginLimiter(
+            per_pair=o.login_per_user,
+            per_ip=o.login_per_ip,
+            per_account=o.login_per_account,
+            window_s=o.login_window_s,
+            max_delay_s=o.login_max_delay_s,
+            account_max_delay_s=o.login_account_max_delay_s,
+        )
         self.api_token = load_api_token(data_dir / API_TOKEN_FILE)
         self._user_cache: dict[str, tuple[float, User | None]] = {}
         self._users_exist: tuple[float, bool] = (0.0, False)
