@@ -89,3 +89,41 @@ class Mosquitto:
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+
+class ConfiguredMosquitto(Mosquitto):
+    """Mosquitto started from a given configuration file's text (e.g. the shipped
+    deploy/mosquitto/mosquitto.conf), with its paths and listener rewritten for a test:
+    `replace` maps each text found in it to its stand-in (the port is `self.port`)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        conf_text: str,
+        replace: dict[str, str],
+        *,
+        port: int | None = None,
+        scheme: str = "mqtts",
+    ) -> None:
+        super().__init__(workdir, port)
+        self.scheme = scheme
+        text = conf_text
+        for old, new in replace.items():
+            if old not in text:
+                raise ValueError(f"{old!r} is not in the configuration")
+            text = text.replace(old, new.replace("{port}", str(self.port)))
+        self.conf.write_text(text)
+        self.log = workdir / "mosquitto.log"
+
+    def start(self) -> Mosquitto:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=out, stderr=out)
+        try:
+            wait_port("127.0.0.1", self.port)
+        except TimeoutError:
+            raise TimeoutError(f"mosquitto did not start: {self.log.read_text()[-2000:]}") from None
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
