@@ -104,12 +104,16 @@ class Engine:
     def seals(self) -> list[SealState]:
         return list(self.ctx.seals.values())
 
-    def feed(self, ev: Event) -> list[Transition]:
-        """Apply one event; raise EventRejected (changing nothing) if it cannot be applied."""
+    def feed(self, ev: Event, *, actor_required: bool = False) -> list[Transition]:
+        """Apply one event; raise EventRejected (changing nothing) if it cannot be applied.
+
+        `actor_required`: the live daemon's consoles, HTTP API and CLI must name who acts even
+        where a stream may omit it (`badge` on seal.*, `granted_by`).
+        """
         ctx = self.ctx
         t = ev.ts
         # Authority first (policies/rules/authority.py): who acts, before whether it can apply.
-        refused = self.authority.refusal(ev) if ev.type in AUTHORITY else None
+        refused = self.authority.refusal(ev, actor_required) if ev.type in AUTHORITY else None
         if not ctx.started:
             if refused is None and ev.type in OPERATOR_TYPES:
                 # A rejected first event must not start the clock: try it on a fresh engine.

@@ -76,23 +76,26 @@ class UnauthorisedAction(Rule):
     severity = "major"
     latched = True
 
-    def refusal(self, ev: Event) -> str | None:
-        """Why `ev` may not be done by whoever it names, or None if it may (pure)."""
+    def refusal(self, ev: Event, actor_required: bool = False) -> str | None:
+        """Why `ev` may not be done by whoever it names, or None if it may (pure).
+
+        Without `actor_required`, an action whose actor is optional and absent is allowed.
+        """
         auth = AUTHORITY.get(ev.type)
         if auth is None:
             return None
         badge = actor_of(ev)
         if badge is None:
-            if auth.optional and ev.source.get(auth.field) is None:
+            if auth.optional and not actor_required and ev.source.get(auth.field) is None:
                 return None
-            return f"{ev.type} names nobody: field '{auth.field}' must be a badge"
+            return f"unauthorised: {ev.type} names nobody: field '{auth.field}' must be a badge"
         shown = repr(badge[:60])
         person = self.site.people.get(badge)
         if person is None:
-            return f"badge {shown} is not a known person: may not {ev.type}"
+            return f"unauthorised: badge {shown} is not a known person: may not {ev.type}"
         if person.role not in auth.roles:
             return (
-                f"badge {shown} is {ROLE_NAMES.get(person.role, person.role)}: "
+                f"unauthorised: badge {shown} is {ROLE_NAMES.get(person.role, person.role)}: "
                 f"{ev.type} needs {_roles(auth.roles)}"
             )
         return None
@@ -101,4 +104,8 @@ class UnauthorisedAction(Rule):
         """Raise the alert for a refused attempt on the console it came from."""
         severity = "critical" if ev.type == "seal.end" else "major"
         what = f"{ev.type} of seal '{ev.source.get('seal')}'" if ev.type == "seal.end" else ev.type
-        self.raise_(ev.device, f"unauthorised {what} at {ev.device}: {reason}", severity=severity)
+        self.raise_(
+            ev.device,
+            f"{what} at {ev.device} refused: {reason.removeprefix('unauthorised: ')}",
+            severity=severity,
+        )
