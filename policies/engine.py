@@ -22,6 +22,7 @@ from policies.core import (
 from policies.events import AlertAck, AlertShelve, AlertUnshelve, Event, SealEvent
 from policies.rules.access import BadgeDeniedBurst, EscortedExit, TwoPerson, ZoneAuthorization
 from policies.rules.alarms import Intrusion, PerimeterArmed, Power
+from policies.rules.authority import AUTHORITY, UnauthorisedAction
 from policies.rules.cameras import CameraIntegrity, VideoRetention
 from policies.rules.daemon import DaemonHealthRule
 from policies.rules.devices import DeviceOffline
@@ -60,6 +61,7 @@ RULES: tuple[type[Rule], ...] = (
     PreSeal,
     InspectionDue,
     DaemonHealthRule,
+    UnauthorisedAction,
 )
 
 
@@ -77,6 +79,7 @@ class Engine:
         self.rules = [r for r in (cls(self.ctx) for cls in RULES) if r.applies()]
         self.preseal = next((r for r in self.rules if isinstance(r, PreSeal)), None)
         self.offline = next((r for r in self.rules if isinstance(r, DeviceOffline)), None)
+        self.authority = next(r for r in self.rules if isinstance(r, UnauthorisedAction))
         self._dispatch: dict[str, list[Callable[[Event], None]]] = {}
         for rule in self.rules:
             for etype in rule.handles:
@@ -101,12 +104,18 @@ class Engine:
     def seals(self) -> list[SealState]:
         return list(self.ctx.seals.values())
 
-    def feed(self, ev: Event) -> list[Transition]:
-        """Apply one event; raise EventRejected (changing nothing) if it cannot be applied."""
+    def feed(self, ev: Event, *, actor_required: bool = False) -> list[Transition]:
+        """Apply one event; raise EventRejected (changing nothing) if it cannot be applied.
+
+        `actor_required`: the live daemon's consoles, HTTP API and CLI must name who acts even
+        where a stream may omit it (`badge` on seal.*, `granted_by`).
+        """
         ctx = self.ctx
         t = ev.ts
+        # Authority first (policies/rules/authority.py): who acts, before whether it can apply.
+        refused = self.authority.refusal(ev, actor_required) if ev.type in AUTHORITY else None
         if not ctx.started:
-            if ev.type in OPERATOR_TYPES:
+            if refused is None and ev.type in OPERATOR_TYPES:
                 # A rejected first event must not start the clock: try it on a fresh engine.
                 Engine(self.site)._probe(ev)
             self._start(t)
@@ -116,6 +125,12 @@ class Engine:
         if heap and heap[0][0] <= t:
             ctx.run_timers(t, inclusive=False)
         ctx.now = t
+        if refused is not None:
+            # The attempt is news (an alert) though the action is refused: the alert's
+            # transition comes out with pending_transitions(), like the timers' above.
+            self.floor = t
+            self.authority.attempt(ev, refused)
+            raise EventRejected(refused)
         etype = ev.type
         operator = etype in OPERATOR_TYPES
         if operator:

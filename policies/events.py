@@ -124,8 +124,9 @@ class CallRecorded(Event):
 
 @dataclass(slots=True)
 class ApprovalGranted(Event):
-    badge: str = ""
+    badge: str = ""  # who may leave
     valid_s: float = 0.0
+    granted_by: str | None = None  # who approves (policies/rules/authority.py)
 
 
 @dataclass(slots=True)
@@ -168,6 +169,7 @@ class SealEvent(Event):
     name: str | None = None
     classification: str | None = None
     end: int | None = None
+    badge: str | None = None  # who starts or ends it (absent in older streams)
 
 
 @dataclass(slots=True)
@@ -505,7 +507,9 @@ def _approval(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
             raise _Bad("field 'valid_s' must be greater than 0")
         raise _Bad(f"field 'valid_s' must be at most {MAX_VALID_S:g} s (30 days)")
     valid = float(v)
-    return ApprovalGranted(*b, badge=_str(o, "badge"), valid_s=valid)
+    return ApprovalGranted(
+        *b, badge=_str(o, "badge"), valid_s=valid, granted_by=_opt_str(o, "granted_by")
+    )
 
 
 def _inspection(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
@@ -561,6 +565,7 @@ def _seal(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
         name=_opt_str(o, "name", MAX_TEXT_LEN),
         classification=classification,
         end=_time_field(o, "end", False),
+        badge=_opt_str(o, "badge"),
     )
 
 

@@ -167,16 +167,18 @@ ACTIONS: dict[str, ActionSpec] = {
     "operator.off": ActionSpec({**_console, "badge": _text}),
     "seal.start": ActionSpec(
         {**_console, "seal": _text},
-        {"name": _text, "classification": _classification, "end": _when},
+        {"name": _text, "classification": _classification, "end": _when, "badge": _text},
     ),
-    "seal.end": ActionSpec({**_console, "seal": _text}),
+    "seal.end": ActionSpec({**_console, "seal": _text}, {"badge": _text}),
     "call": ActionSpec(
         {"phone": _device("duty_phone"), "supervisors": _badges, "recorded": _bool},
         {"duration_s": _seconds},
     ),
     "device.silence": ActionSpec({"device": _device()}),
     "device.resume": ActionSpec({"device": _device()}),
-    "approval": ActionSpec({**_console, "badge": _text, "valid_s": _seconds}),
+    "approval": ActionSpec(
+        {**_console, "badge": _text, "valid_s": _seconds}, {"granted_by": _text}
+    ),
     "inspection": ActionSpec({**_console, "zone": _zone, "badge": _text}),
     "review": ActionSpec(
         {**_console, "badge": _text}, {"camera": _device("camera"), "zone": _zone}

@@ -318,15 +318,21 @@ class Gateways:
             (duty.add if state == "on" else duty.discard)(step["badge"])
             return ev(step["console"], "operator.duty", badge=step["badge"], state=state)
         if do == "seal.start":
-            extra = {k: step[k] for k in ("name", "classification") if k in step}
+            extra = {k: step[k] for k in ("name", "classification", "badge") if k in step}
             if "end" in step:
                 extra["end"] = rfc3339(parse_when(step["end"], ts))
             return ev(step["console"], "seal.start", seal=step["seal"], **extra)
         if do == "seal.end":
-            return ev(step["console"], "seal.end", seal=step["seal"])
+            extra = {"badge": step["badge"]} if "badge" in step else {}
+            return ev(step["console"], "seal.end", seal=step["seal"], **extra)
         if do == "approval":
+            extra = {"granted_by": step["granted_by"]} if "granted_by" in step else {}
             return ev(
-                step["console"], "approval.granted", badge=step["badge"], valid_s=step["valid_s"]
+                step["console"],
+                "approval.granted",
+                badge=step["badge"],
+                valid_s=step["valid_s"],
+                **extra,
             )
         if do == "inspection":
             return ev(step["console"], "inspection.done", zone=step["zone"], badge=step["badge"])

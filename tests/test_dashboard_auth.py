@@ -338,6 +338,7 @@ async def test_snapshot_has_plan_explanations_and_seal_figures(
             "console-1",
             "seal.start",
             seal="s1",
+            badge="S2001",
             name="Paper A",
             classification="top_secret",
             ts=now_ts(),

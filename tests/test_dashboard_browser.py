@@ -124,7 +124,7 @@ async def test_operator_sees_acknowledges_and_clears_an_airlock_breach(rig: Rig)
         await login(page, rig.base, "olga")
 
         await rig.do(do="operator.on", console="console-1", badge="O4001")
-        await rig.do(do="seal.start", console="console-1", seal="gk2027-a")
+        await rig.do(do="seal.start", console="console-1", seal="gk2027-a", badge="S2001")
         await rig.do(do="badge", door="gate-outer", badge="B1001", direction="in")
         await rig.do(do="door.open", door="gate-outer")
         await rig.do(do="door.open", door="gate-inner")  # both airlock doors open: breach

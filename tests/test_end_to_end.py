@@ -475,7 +475,7 @@ async def test_seal_end_and_start(rig: Rig) -> None:
     )
     # ... so seal.end of the last seal in force clears it
     await rig.expect(
-        [{"do": "seal.end", "console": CONSOLE, "seal": SEAL_ID}],
+        [{"do": "seal.end", "console": CONSOLE, "seal": SEAL_ID, "badge": "S2001"}],
         "monitoring-staffed",
         "monitoring-room",
         "cleared",
@@ -486,6 +486,7 @@ async def test_seal_end_and_start(rig: Rig) -> None:
     await rig.do(
         do="seal.start",
         console=CONSOLE,
+        badge="S2001",
         seal="e2e-drill",
         name="End-to-end drill",
         classification="secret",

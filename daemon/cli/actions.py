@@ -1,5 +1,10 @@
 """Operator commands (alerts, ack, shelve, seal start, …) over the running daemon's HTTP API,
-so that each becomes an event on the same path as everything else."""
+so that each becomes an event on the same path as everything else.
+
+The CLI holds the API token, an admin credential: it acts for the person it names (`--badge`,
+`--by` for an approval), who must be a known person of a role the authority table allows
+(docs/policies.md, "Who may act"); the engine refuses anyone else. The daemon records the
+action with origin `cli` (it decides that, not the CLI) and the named badge as the actor."""
 
 from __future__ import annotations
 
@@ -73,7 +78,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
         args,
         "POST",
         f"/api/alerts/{args.alert_id}/ack",
-        {"badge": args.badge, "comment": args.comment, "console": args.console, "origin": "cli"},
+        {"badge": args.badge, "comment": args.comment, "console": args.console},
     )
 
 
@@ -88,7 +93,6 @@ def cmd_shelve(args: argparse.Namespace) -> int:
             "for_s": args.for_s,
             "reason": args.reason,
             "console": args.console,
-            "origin": "cli",
         },
     )
 
@@ -98,7 +102,7 @@ def cmd_unshelve(args: argparse.Namespace) -> int:
         args,
         "POST",
         f"/api/alerts/{args.alert_id}/unshelve",
-        {"badge": args.badge, "console": args.console, "origin": "cli"},
+        {"badge": args.badge, "console": args.console},
     )
 
 
@@ -107,7 +111,7 @@ def cmd_comment(args: argparse.Namespace) -> int:
         args,
         "POST",
         f"/api/alerts/{args.alert_id}/comment",
-        {"badge": args.badge, "text": args.text, "origin": "cli"},
+        {"badge": args.badge, "text": args.text},
     )
 
 
@@ -122,7 +126,6 @@ def cmd_seal(args: argparse.Namespace) -> int:
             "classification": args.classification,
             "end": args.end,
             "console": args.console,
-            "origin": "cli",
         },
     )
 
@@ -137,7 +140,6 @@ def cmd_approve(args: argparse.Namespace) -> int:
             "valid_s": args.valid_s,
             "by": args.by,
             "console": args.console,
-            "origin": "cli",
         },
     )
 
@@ -147,7 +149,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         args,
         "POST",
         "/api/inspections",
-        {"zone": args.zone, "badge": args.badge, "console": args.console, "origin": "cli"},
+        {"zone": args.zone, "badge": args.badge, "console": args.console},
     )
 
 
@@ -161,7 +163,6 @@ def cmd_review(args: argparse.Namespace) -> int:
             "zone": args.zone,
             "badge": args.badge,
             "console": args.console,
-            "origin": "cli",
         },
     )
 
@@ -177,7 +178,6 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
             "end": args.end,
             "reason": args.reason,
             "badge": args.badge,
-            "origin": "cli",
         },
     )
 
@@ -203,7 +203,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("seal_id")
     p = client("ack", "acknowledge an alert", cmd_ack)
     p.add_argument("alert_id")
-    p.add_argument("--badge", required=True, help="who acknowledges")
+    p.add_argument("--badge", required=True, help="who acknowledges (the person acting)")
     p.add_argument("--comment")
     p.add_argument("--console")
     p = client("shelve", "shelve an alert until a time", cmd_shelve)

@@ -3,8 +3,10 @@
 JSON routes live under /api/. Handlers read through a `ReadView` and act through `Actions`;
 they never hold the runtime. Every command becomes an event fed through the same path as
 device events, so it is stored, audited and replayable like them. Authentication is layered
-on by middlewares (daemon.http.security), which may set the acting badge (`params.ACTOR`);
-it then wins over a `badge` in the body.
+on by middlewares (daemon.http.security). Who acts and from where is the server's to say
+(docs/policies.md, "Who may act"): a logged-in user acts as the badge linked to the account
+(none: 403; a different `badge` in the body: 403), with origin `http`; the API token (the
+local CLI) acts for the badge it names, with origin `cli`. An `origin` in the body is ignored.
 
 Input is checked before anything is fed (daemon.http.params): a wrong type, an over-long
 string, a time outside [2000, 2100), a bad number or a body over 64 KiB is a 4xx that names
@@ -21,7 +23,6 @@ from aiohttp import web
 
 from daemon.archive import seal_archive
 from daemon.http.params import (
-    ACTOR,
     MAX_INT,
     check_time_us,
     json_response,
@@ -29,7 +30,6 @@ from daemon.http.params import (
     opt_number,
     opt_str,
     opt_time,
-    origin_of,
     path_id,
     query_int,
     read_body,
@@ -38,6 +38,7 @@ from daemon.http.params import (
     req_id,
     req_str,
 )
+from daemon.http.security import SESSION
 from daemon.view import Actions, Outcome, ReadView, format_time
 
 VIEW: web.AppKey[ReadView] = web.AppKey("view", ReadView)
@@ -53,14 +54,35 @@ def _outcome(o: Outcome) -> web.Response:
     return json_response(o.to_dict(), 200 if o.accepted else 409)
 
 
-def _actor(request: web.Request, body: dict[str, Any]) -> str:
-    user = request.get(ACTOR)
-    if isinstance(user, str) and user:
-        return user
-    badge = opt_id(body, "badge")
-    if badge is None:
-        refuse("badge", "who is acting? give 'badge'")
-    return badge
+def _origin(request: web.Request) -> str:
+    """Where a command comes from, as the server knows it (never from the body): `cli` for
+    the API token (the auth middleware checked it), else `http`."""
+    if request.get(SESSION) is None and request.headers.get("Authorization", "").startswith(
+        "Bearer "
+    ):
+        return "cli"
+    return "http"
+
+
+def _actor(request: web.Request, body: dict[str, Any], key: str = "badge") -> str:
+    """The badge of whoever acts: the logged-in account's, or (API token) the one named."""
+    session = request.get(SESSION)
+    given = opt_id(body, key)
+    if session is not None:
+        badge: str | None = session.user.badge
+        if not badge:
+            refuse(
+                key,
+                f"account {session.user.name!r} is not linked to a badge, so it cannot act "
+                "(an admin links one: sealwatch users … --badge)",
+                403,
+            )
+        if given is not None and given != badge:
+            refuse(key, f"{key!r} is not the badge of the logged-in account ({badge!r})", 403)
+        return badge
+    if given is None:
+        refuse(key, f"who is acting? give {key!r} (a badge)")
+    return given
 
 
 def _console(view: ReadView, body: dict[str, Any]) -> str:
@@ -79,7 +101,7 @@ async def _command(
     actor = actor or _actor(request, body)
     event = {"device": _console(view, body), **event}
     event.setdefault("badge", actor)
-    origin = origin_of(body)
+    origin = _origin(request)
     try:
         outcome = await actions.command(event, origin=origin, actor=actor)
     except TimeoutError:
@@ -173,7 +195,7 @@ async def comment(request: web.Request) -> web.Response:
     text = req_str(body, "text")
     return _outcome(
         await request.app[ACTIONS].add_comment(
-            alert_id, _actor(request, body), text, origin_of(body)
+            alert_id, _actor(request, body), text, _origin(request)
         )
     )
 
@@ -232,10 +254,7 @@ async def get_archive(request: web.Request) -> web.Response:
 async def approval(request: web.Request) -> web.Response:
     body = await read_body(request)
     # `badge` here is the person allowed out; `by` is who granted it.
-    user = request.get(ACTOR)
-    by = user if isinstance(user, str) and user else opt_id(body, "by")
-    if by is None:
-        refuse("by", "who grants the approval? give 'by'")
+    by = _actor(request, body, "by")
     valid_s = opt_number(body, "valid_s", 0, MAX_APPROVAL_S)
     if valid_s is None:
         refuse("valid_s", "required (seconds the approval is valid)")
@@ -276,7 +295,7 @@ async def add_maintenance(request: web.Request) -> web.Response:
     reason = req_str(body, "reason")
     return _outcome(
         await request.app[ACTIONS].add_suppression(
-            device, start, end, reason, _actor(request, body), origin_of(body)
+            device, start, end, reason, _actor(request, body), _origin(request)
         )
     )
 

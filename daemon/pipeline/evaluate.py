@@ -55,6 +55,9 @@ OPERATOR_TYPES = frozenset(
 DAEMON_TYPES = frozenset({"daemon.health"})
 SUPERVISOR_ROLES = ("supervisor", "secrecy_officer")
 DIGESTS_KEPT = 10_000
+# Where a person acts (a console's gateway, the HTTP API, the CLI): every operator action must
+# name who acts, even where a stream may omit it (policies/rules/authority.py).
+PERSON_ORIGINS = frozenset({"mqtt", "http", "cli"})
 
 
 @dataclass(slots=True)
@@ -321,7 +324,7 @@ class EngineStage:
                 self.metrics.inc("sealwatch_late_accepted_total")
         w = result.writes
         try:
-            trs = self.engine.feed(ev)
+            trs = self.engine.feed(ev, actor_required=item.origin in PERSON_ORIGINS)
         except EventRejected as exc:
             # Timers that fired before the refused event still happened.
             result.rows += self._transitions(w, self.engine.pending_transitions(), None)
