@@ -31,7 +31,6 @@ MAX_TIME_US = 4_102_444_800 * 1_000_000  # 2100-01-01T00:00:00Z (excluded)
 # over a `badge` in the body.
 ACTOR: web.RequestKey[str] = web.RequestKey("actor", str)
 _INT = re.compile(r"-?[0-9]{1,20}")
-_ORIGIN = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 
 
 def json_response(
@@ -229,14 +228,4 @@ def opt_time(body: dict[str, Any], key: str) -> str | None:
     except (ValueError, OverflowError):
         refuse(key, f"not an RFC 3339 time with an offset: {shown(value)}")
     check_time_us(key, us)
-    return value
-
-
-def origin_of(body: dict[str, Any]) -> str:
-    """Who sent the command (`http` unless a client names itself: `cli`, …)."""
-    value = body.get("origin")
-    if value is None:
-        return "http"
-    if not isinstance(value, str) or not _ORIGIN.fullmatch(value):
-        refuse("origin", "must be a short lower-case name such as 'cli'")
     return value

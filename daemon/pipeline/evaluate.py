@@ -34,6 +34,7 @@ from daemon.pipeline.items import Incoming, Kind, Outcome, Reject, Row, Skip
 from daemon.store import Snapshot, Store, Writes
 from policies.engine import Engine, EventRejected, Transition
 from policies.events import Event, Rejection, parse_event
+from policies.rules.authority import actor_of
 from policies.site import Site
 from policies.timefmt import format_ts, parse_ts, seconds
 
@@ -344,9 +345,9 @@ class EngineStage:
             raise Reject(
                 "engine_error", f"internal error in the engine: {type(exc).__name__}: {exc}"
             ) from None
-        actor = item.actor or (
-            str(ev.source["badge"]) if ev.type in OPERATOR_TYPES and "badge" in ev.source else None
-        )
+        # Who acted: the session's user, else the badge the action names as acting (for an
+        # approval that is `granted_by`, not the person allowed out).
+        actor = item.actor or (actor_of(ev) if ev.type in OPERATOR_TYPES else None)
         self._seq += 1
         seq = self._seq
         w.events.append(
