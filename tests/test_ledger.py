@@ -58,7 +58,7 @@ async def _write_store(data: Path) -> None:
             },
         )
     )
-    for i in range(5):
+    for _ in range(5):
         step(ev(now[0], "gate-outer", {"type": "door.opened"}))
         step(ev(now[0], "gate-outer", {"type": "door.closed"}))
     step(ev(now[0], "fire-exit-north", {"type": "door.opened"}), dt=40_000_000)
