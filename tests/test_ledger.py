@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from daemon import audit
 from daemon.config import load_settings
@@ -293,7 +294,7 @@ def test_each_tampering_is_named(db: Path, tamper: Tamper) -> None:
         assert (v.table, v.row) == (table, row), v.describe()
 
 
-def _head(db: Path, key: audit.Ed25519PrivateKey) -> audit.SignedHead:
+def _head(db: Path, key: Ed25519PrivateKey) -> audit.SignedHead:
     conn = sqlite3.connect(db)
     seq, digest, ts = conn.execute(
         "SELECT seq, hash, ts FROM audit ORDER BY seq DESC LIMIT 1"
@@ -333,7 +334,7 @@ def test_a_forged_anchor_is_refused_and_a_true_one_accepted(db: Path, tmp_path: 
     true = _head(db, key)
     v = verdict(db, anchor=true, public_key=key.public_key())
     assert v.ok and "reaches the anchor" in v.note, v.describe()
-    forger = audit.Ed25519PrivateKey.generate()
+    forger = Ed25519PrivateKey.generate()
     forged = audit.sign_head(forger, SITE.id, true.seq + 5, "f" * 64, true.ts)
     v = verdict(db, anchor=forged, public_key=key.public_key())
     assert not v.ok and "signature" in v.problem
