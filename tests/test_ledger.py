@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import aiomqtt
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -21,7 +24,15 @@ from daemon.pipeline.items import Incoming, Kind
 from daemon.store import SCHEMA, SCHEMA_VERSION, Store
 from policies.site import load_site
 from policies.timefmt import format_ts, parse_ts
-from tests.support.daemon import EXAMPLE_SITE
+from tests.support.daemon import (
+    EXAMPLE_SITE,
+    ROOT,
+    AlertWatcher,
+    Gateway,
+    running_daemon,
+    write_site,
+)
+from tests.support.mosquitto import Mosquitto
 
 T0 = parse_ts("2026-06-07T08:00:00+08:00")
 SITE = load_site(EXAMPLE_SITE)
@@ -384,3 +395,53 @@ def test_a_store_of_the_previous_schema_is_migrated(tmp_path: Path) -> None:
     )
     assert (verdict(path).table, verdict(path).row) == ("events", 2)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _sealwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+@pytest.mark.slow
+async def test_the_daemon_publishes_its_signed_head_retained_and_it_anchors_the_store(
+    tmp_path: Path, mosquitto_session: Mosquitto
+) -> None:
+    sid = "ledger-head"
+    path = write_site(tmp_path, sid)
+    data = tmp_path / "data"
+    async with (
+        running_daemon(path, mosquitto_session, data),
+        AlertWatcher(mosquitto_session, sid) as alerts,
+        Gateway(mosquitto_session, sid) as gw,
+    ):
+        for door in ("fire-exit-north", "press-hall-door"):
+            await gw.event(door, "door.forced")
+            await alerts.wait_for("door-forced", "raised", door)
+        await asyncio.sleep(1.5)  # the head is published at most once a second
+    # a fresh subscriber gets the retained head (the daemon is stopped)
+    async with aiomqtt.Client("127.0.0.1", mosquitto_session.port) as c:
+        await c.subscribe(f"sealwatch/{sid}/audit/head", qos=1)
+        msg = await asyncio.wait_for(anext(aiter(c.messages)), 5)
+        assert msg.retain
+        head = audit.SignedHead.from_json(bytes(msg.payload))  # type: ignore[arg-type]
+    assert (data / "audit-ed25519.key").stat().st_mode & 0o777 == 0o600
+    assert head.valid(audit.load_public_key(data / "audit-ed25519.key.pub"))
+    anchor = tmp_path / "head.json"
+    anchor.write_bytes(head.to_json())
+    args = ("--config", str(path), "--data-dir", str(data))
+    ok = _sealwatch("audit", "verify", *args, "--anchor", str(anchor))
+    assert ok.returncode == 0 and "reaches the anchor" in ok.stdout, ok.stdout + ok.stderr
+    saved = tmp_path / "saved.json"
+    assert _sealwatch("audit", "head", *args, "-o", str(saved)).returncode == 0
+    # cut off the newest records: only the anchor notices
+    conn = sqlite3.connect(data / "sealwatch.db")
+    conn.execute("DELETE FROM audit WHERE seq > ?", (head.seq - 2,))
+    conn.commit()
+    conn.close()
+    cut = _sealwatch("audit", "verify", *args, "--anchor", str(saved))
+    assert cut.returncode == 1, cut.stdout  # (here the rows left behind are named first)
