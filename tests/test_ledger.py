@@ -428,7 +428,7 @@ async def test_the_daemon_publishes_its_signed_head_retained_and_it_anchors_the_
         await c.subscribe(f"sealwatch/{sid}/audit/head", qos=1)
         msg = await asyncio.wait_for(anext(aiter(c.messages)), 5)
         assert msg.retain
-        head = audit.SignedHead.from_json(bytes(msg.payload))  # type: ignore[arg-type]
+        head = audit.SignedHead.from_json(bytes(msg.payload))
     assert (data / "audit-ed25519.key").stat().st_mode & 0o777 == 0o600
     assert head.valid(audit.load_public_key(data / "audit-ed25519.key.pub"))
     anchor = tmp_path / "head.json"
