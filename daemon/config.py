@@ -148,11 +148,16 @@ class Settings:
     devices: DeviceOptions = field(default_factory=DeviceOptions)
     dashboard: DashboardOptions = field(default_factory=DashboardOptions)
     mqtt_mappings: tuple[MappingRule, ...] = ()  # third-party payloads → events
+    audit_key_file: Path | None = None  # default DATA_DIR/audit-ed25519.key (created 0600)
     warnings: tuple[str, ...] = ()  # worth logging, not worth refusing (unknown env vars)
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "sealwatch.db"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.data_dir / "audit-ed25519.key"
 
 
 Converter = Callable[[str, Any], Any]
@@ -214,8 +219,11 @@ OTHER_KEYS: dict[str, Converter] = {
     "devices": _section,
     "dashboard": _section,
     "auth": _section,
+    "audit": _section,
     "mqtt_mappings": _section,
 }
+# `daemon.audit`: the site's Ed25519 key that signs the ledger's head (a file, never the key).
+AUDIT_KEYS: dict[str, Converter] = {"key_file": _path}
 DAEMON_KEYS: dict[str, Converter] = {
     **OTHER_KEYS,
     **KNOBS,
@@ -282,6 +290,8 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
     data_dir = Path(env.get("SEALWATCH_DATA_DIR") or d.get("data_dir") or DEFAULT_DATA_DIR)
     devices = _devices(v, d.get("devices"))
     dashboard = _dashboard(v, d.get("dashboard"), d.get("auth"), site)
+    audit_opts = v.mapping("daemon.audit", d.get("audit"), AUDIT_KEYS)
+    audit_key_file = Path(audit_opts["key_file"]) if "key_file" in audit_opts else None
     mappings: list[MappingRule] = []
     try:
         mappings = parse_mapping_config(d.get("mqtt_mappings"))
@@ -301,6 +311,7 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
         devices=devices,
         dashboard=dashboard,
         mqtt_mappings=tuple(mappings),
+        audit_key_file=audit_key_file,
         warnings=_env_warnings(env),
         **knobs,
     )

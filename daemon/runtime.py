@@ -22,12 +22,14 @@ from typing import Any
 from aiohttp import web
 
 from adapters.base import RateLimitedLog
+from daemon import audit
 from daemon.config import ConfigError, Settings, load_settings
 from daemon.datadir import DataDirLock
 from daemon.devices import DeviceAdapters
 from daemon.http.app import build_app, mount_dashboard
 from daemon.pipeline.flow import Pipeline, new_metrics
 from daemon.pipeline.mqtt import MqttSession
+from daemon.pipeline.mqtt_head import HeadPublisher
 from daemon.snapshot import site_fingerprint
 from daemon.store import Store
 from daemon.systemd import Notifier
@@ -107,6 +109,18 @@ class Daemon:
             self.site.id, s.mqtt, pipeline, reconnect_max_s=s.reconnect_max_s, mappings=mappings
         )
         link.session_tasks.append(pipeline.publisher)
+        try:
+            key = audit.load_or_create_key(s.audit_key_path)
+        except (OSError, ValueError) as exc:
+            log.error(
+                "the ledger's signing key %s cannot be used (%s): the audit head is not "
+                "signed or published",
+                s.audit_key_path,
+                exc,
+            )
+        else:
+            pipeline.head = HeadPublisher(self.site.id, key)
+            link.session_tasks.append(pipeline.head)
         pipeline.attach(link)
         await self._serve_http()
         self._tg = asyncio.TaskGroup()

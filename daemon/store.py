@@ -20,13 +20,10 @@ from typing import Any
 
 import orjson
 
-from daemon.audit import AuditChain
+from daemon.audit import EVENT_COLUMNS, LEDGER_TABLES, SEALS, TRANSITION_COLUMNS, AuditChain
 
-EVENT_COLUMNS = "seq, ts, device_ts, received, device, type, origin, actor, digest, source"
-TRANSITION_COLUMNS = (
-    "id, event_seq, ts, alert_id, policy, subject, severity, state, clause, message, "
-    "acked_by, comment, suppressed, line, retained"
-)
+# 1: before the ledger (no `schema_version` in meta); 2: the ledger covers every row.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -149,6 +146,47 @@ class Writes:
             self.snapshot = other.snapshot
 
 
+def _meta_json(conn: sqlite3.Connection, key: str) -> dict[str, Any]:
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return dict(orjson.loads(row[0])) if row else {}
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return 1 if row is None else int(row[0])
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring an existing store up to SCHEMA_VERSION, in one transaction.
+
+    1 → 2: rows written before the ledger are not in the chain; the ids they reach are kept
+    as the ledger's floor (`verify` reports rows above it that the chain does not cover)."""
+    version = schema_version(conn)
+    if version >= SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if version < 2:
+            floor: dict[str, Any] = {
+                t: int(conn.execute(f"SELECT COALESCE(MAX({idc}), 0) FROM {t}").fetchone()[0])
+                for t, (idc, _cols) in LEDGER_TABLES.items()
+            }
+            floor[SEALS] = [str(r[0]) for r in conn.execute("SELECT id FROM seals ORDER BY id")]
+            conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
+                "DO UPDATE SET value=excluded.value",
+                [
+                    ("ledger_floor", orjson.dumps(floor).decode()),
+                    ("schema_version", str(SCHEMA_VERSION)),
+                ],
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 class Store:
     """One SQLite database file: `apply(writes)` from the writer thread, reads anywhere."""
 
@@ -191,6 +229,12 @@ class Store:
             new = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='snapshots'")
             if new.fetchone()[0] == 0:
                 conn.executescript(SCHEMA)  # a new store (an existing one needs no write here)
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            else:
+                migrate(conn)
         except BaseException:
             conn.close()
             raise
@@ -222,8 +266,8 @@ class Store:
                 )
             if w.rejections:
                 c.executemany(
-                    "INSERT INTO rejections(received, origin, topic, reason, size, payload) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO rejections(id, received, origin, topic, reason, size, payload) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     w.rejections,
                 )
             if w.transitions:
@@ -292,6 +336,7 @@ class Store:
             t: int(r.execute(f"SELECT COALESCE(MAX({col}), 0) FROM {t}").fetchone()[0])
             for t, col in (
                 ("events", "seq"),
+                ("rejections", "id"),
                 ("transitions", "id"),
                 ("actions", "id"),
                 ("suppressions", "id"),
@@ -503,30 +548,60 @@ class Store:
         c = self.conn
         if c is None:
             raise sqlite3.OperationalError(f"store not writable: {self.open_error}")
+        # Each table loses a prefix only (up to its first row to keep), so the ledger can tell a
+        # pruned row (at or below `ledger_pruned`) from a deleted one.
+        keep = {
+            "events": ("seq", "NOT (ts < ? AND seq <= ?)", (cutoff_us, max_seq)),
+            "rejections": ("id", "received >= ?", (cutoff_us,)),
+            "transitions": ("id", "NOT (ts < ? AND published = 1)", (cutoff_us,)),
+            "actions": ("id", "ts >= ?", (cutoff_us,)),
+        }
         c.execute("BEGIN IMMEDIATE")
         try:
-            out["events"] = c.execute(
-                "DELETE FROM events WHERE ts < ? AND seq <= ?", (cutoff_us, max_seq)
-            ).rowcount
-            out["rejections"] = c.execute(
-                "DELETE FROM rejections WHERE received < ?", (cutoff_us,)
-            ).rowcount
-            out["transitions"] = c.execute(
-                "DELETE FROM transitions WHERE ts < ? AND published = 1", (cutoff_us,)
-            ).rowcount
-            out["actions"] = c.execute("DELETE FROM actions WHERE ts < ?", (cutoff_us,)).rowcount
+            pruned = _meta_json(c, "ledger_pruned")
+            for table, (idc, cond, args) in keep.items():
+                first = c.execute(f"SELECT MIN({idc}) FROM {table} WHERE {cond}", args).fetchone()
+                upto = (
+                    int(first[0]) - 1
+                    if first[0] is not None
+                    else int(
+                        c.execute(f"SELECT COALESCE(MAX({idc}), 0) FROM {table}").fetchone()[0]
+                    )
+                )
+                out[table] = c.execute(f"DELETE FROM {table} WHERE {idc} <= ?", (upto,)).rowcount
+                if out[table]:
+                    pruned[table] = max(int(pruned.get(table, 0)), upto)
             last = c.execute(
                 "SELECT seq, hash FROM audit WHERE ts < ? ORDER BY seq DESC LIMIT 1", (cutoff_us,)
             ).fetchone()
             out["audit"] = 0
+            meta: list[tuple[str, str]] = [("ledger_pruned", orjson.dumps(pruned).decode())]
             if last is not None:
-                # Prune a prefix only: the anchor is the hash of the last pruned record.
-                c.executemany(
-                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
-                    "DO UPDATE SET value=excluded.value",
-                    [("audit_anchor", str(last[1])), ("audit_anchor_seq", str(last[0]))],
-                )
+                # Prune a prefix only: the anchor is the hash of the last pruned record. Rows
+                # chained by the pruned records are below the ledger's floor from now on.
+                floor = _meta_json(c, "ledger_floor")
+                for (body,) in c.execute(
+                    "SELECT body FROM audit WHERE kind = 'ledger' AND seq <= ?", (last[0],)
+                ):
+                    for table, entries in orjson.loads(body).items():
+                        if table == SEALS:
+                            old = set(floor.get(SEALS, [])) | {str(e[0]) for e in entries}
+                            floor[SEALS] = sorted(old)
+                            continue
+                        if not entries:
+                            continue
+                        floor[table] = max(int(floor.get(table, 0)), int(entries[-1][0]))
+                meta += [
+                    ("audit_anchor", str(last[1])),
+                    ("audit_anchor_seq", str(last[0])),
+                    ("ledger_floor", orjson.dumps(floor).decode()),
+                ]
                 out["audit"] = c.execute("DELETE FROM audit WHERE seq <= ?", (last[0],)).rowcount
+            c.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
+                "DO UPDATE SET value=excluded.value",
+                meta,
+            )
             c.execute("COMMIT")
         except BaseException:
             if c.in_transaction:

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from adapters.base import RateLimitedLog
-from daemon import lifecycle, snapshot
+from daemon import audit, lifecycle, snapshot
 from daemon.config import Settings
 from daemon.lifecycle import AlertView
 from daemon.metrics import Metrics
@@ -106,8 +106,24 @@ class EngineStage:
         ids = store.next_ids()
         self._seq, self._tid = ids["events"], ids["transitions"]
         self._action_id, self._suppression_id = ids["actions"], ids["suppressions"]
+        self._rejection_id = ids["rejections"]
         self.audit = store.audit
         self._seal_cache: dict[str, tuple[Any, ...]] = {}
+        # Each seal's row as stored (the upsert keeps who started and ended it), for its hash.
+        self._seal_rows: dict[str, tuple[Any, ...]] = {
+            s["id"]: (
+                s["id"],
+                s["name"],
+                s["classification"],
+                s["start"],
+                s["end"],
+                s["planned_end"],
+                s["status"],
+                s["started_by"],
+                s["ended_by"],
+            )
+            for s in store.seals()
+        }
         self._digests: deque[str] = deque()
         self._digest_set: set[str] = set()
         self._rlog = RateLimitedLog(log)
@@ -172,10 +188,24 @@ class EngineStage:
             if stored.source.get("type") == "device.status":
                 self.decoder.status[stored.source["device"]] = str(stored.source.get("state", ""))
         result = Result()
+        # Each start (and each reload, which starts the pipeline again) records the meaning
+        # of the site file it runs on: a configuration change is in the chain.
+        result.writes.audit.append(
+            self.audit.record(
+                self.clock(),
+                "config",
+                {
+                    "event": "start",
+                    "site": self.site.id,
+                    "site_fingerprint": snapshot.site_fingerprint(self.site),
+                },
+            )
+        )
         result.rows = self._transitions(result.writes, fresh, None)
         self._sync_seals(result.writes)
         if self.engine.clock is not None:
             result.writes.meta["clock"] = str(self.engine.clock)
+        self._ledger(result.writes)
         # A restart is an outage too: what the broker held for us may be older than the floor.
         if clock is not None:
             self.open_late_window(clock)
@@ -227,6 +257,7 @@ class EngineStage:
             result.outcomes.append(self._accept(item, result))
         if self.engine.clock is not None:
             result.writes.meta["clock"] = str(self.engine.clock)
+        self._ledger(result.writes)
         return result
 
     def tick(self, now: int) -> Result:
@@ -237,6 +268,7 @@ class EngineStage:
             result.writes.meta["clock"] = str(self.engine.clock)
             if any(t.policy == "pre-seal" for t in trs):
                 self._sync_seals(result.writes)
+            self._ledger(result.writes)
         return result
 
     def _accept(self, item: Incoming, result: Result) -> Outcome:
@@ -264,8 +296,17 @@ class EngineStage:
 
     def _rejection(self, w: Writes, item: Incoming, kind: str, reason: str) -> None:
         raw = item.payload if isinstance(item.payload, bytes) else _dump(item.payload)
+        self._rejection_id += 1
         w.rejections.append(
-            (item.received, item.origin, item.topic, reason[:2000], len(raw), raw[:4096])
+            (
+                self._rejection_id,
+                item.received,
+                item.origin,
+                item.topic,
+                reason[:2000],
+                len(raw),
+                raw[:4096],
+            )
         )
         self.metrics.inc("sealwatch_rejected_total", kind)
         where = item.topic or item.origin
@@ -491,7 +532,13 @@ class EngineStage:
             if self._seal_cache.get(s.id) == key:
                 continue
             self._seal_cache[s.id] = key
-            w.seals[s.id] = (
+            prev = self._seal_rows.get(s.id)
+            started_by = actor if etype == "seal.start" else None
+            ended_by = actor if etype == "seal.end" else None
+            if prev is not None:  # as the store's upsert does
+                started_by = started_by if started_by is not None else prev[7]
+                ended_by = ended_by if ended_by is not None else prev[8]
+            row = (
                 s.id,
                 s.name,
                 s.classification,
@@ -499,9 +546,26 @@ class EngineStage:
                 s.end,
                 s.planned_end,
                 s.status,
-                actor if etype == "seal.start" else None,
-                actor if etype == "seal.end" else None,
+                started_by,
+                ended_by,
             )
+            self._seal_rows[s.id] = row
+            w.seals[s.id] = row
+
+    def _ledger(self, w: Writes) -> None:
+        """One `ledger` audit record naming every row this commit writes (table, id, content
+        hash), so `audit verify` can tell any edited, deleted or inserted row."""
+        tables = {
+            "events": w.events,
+            "rejections": w.rejections,
+            "transitions": w.transitions,
+            "actions": w.actions,
+            "suppressions": w.suppressions,
+            audit.SEALS: list(w.seals.values()),
+        }
+        body = audit.ledger_body(tables)
+        if body:
+            w.audit.append(self.audit.record(self.clock(), "ledger", body))
 
     def is_suppressed(self, subject: str, ts: int) -> bool:
         device = subject.split("/", 1)[0]
@@ -531,6 +595,7 @@ class EngineStage:
             None,
             {"alert_id": alert_id, "badge": badge, "comment": text, "ts": format_ts(now, self.tz)},
         )
+        self._ledger(w)
         return Outcome(True), w
 
     def suppression(
@@ -584,6 +649,7 @@ class EngineStage:
                 "created": now,
             }
         )
+        self._ledger(w)
         return Outcome(True, None, sid), w
 
     def audit_record(self, kind: str, body: dict[str, Any]) -> Writes:

@@ -24,6 +24,7 @@ from daemon.pipeline.decode import Decoder
 from daemon.pipeline.evaluate import EngineStage, Result
 from daemon.pipeline.items import Incoming, Kind, Outcome
 from daemon.pipeline.mqtt_alerts import AlertPublisher
+from daemon.pipeline.mqtt_head import HeadPublisher
 from daemon.pipeline.persist import Commit, Persister, StoreHealth
 from daemon.pipeline.sinks import FanOut, Listeners
 from daemon.store import Store, Writes
@@ -95,6 +96,7 @@ class Pipeline:
         self.fanout.add(self.publisher)
         self.fanout.add(self.listeners)
         self._acker: Acker | None = None  # the broker session, once connected to it
+        self.head: HeadPublisher | None = None  # the ledger's signed head (with a site key)
         self.problems: dict[str, str] = {}  # component → what is wrong (for /healthz)
         self.health_states: dict[str, str] = {}  # component → last daemon.health state sent
         self.last_tick = time.monotonic()
@@ -144,9 +146,13 @@ class Pipeline:
         result = self.stage.recover()
         self.publisher.load(self.store.unpublished())
         self.persister.start()
-        self.persister.submit(
-            Commit(result.writes, release=lambda: self.fanout.deliver(result.rows))
-        )
+        note = self._head_note()
+
+        def release() -> None:
+            self.fanout.deliver(result.rows)
+            note()
+
+        self.persister.submit(Commit(result.writes, release=release))
 
     async def stop(self, *, snapshot: bool) -> None:
         if snapshot and self.persister.health is StoreHealth.OK:
@@ -188,13 +194,20 @@ class Pipeline:
 
     def audit(self, kind: str, body: dict[str, Any]) -> None:
         """Record something outside the engine (a login, a user change) in the audit chain."""
-        self.persister.submit(Commit(self.stage.audit_record(kind, body)))
+        writes = self.stage.audit_record(kind, body)
+        self.persister.submit(Commit(writes, release=self._head_note()))
 
     async def _commit_for(self, outcome: Outcome, writes: Writes) -> Outcome:
         if not writes:
             return outcome
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.persister.submit(Commit(writes, 1, release=lambda: _resolve(done)))
+        note = self._head_note()
+
+        def release() -> None:
+            _resolve(done)
+            note()
+
+        self.persister.submit(Commit(writes, 1, release=release))
         await done
         return outcome
 
@@ -349,8 +362,10 @@ class Pipeline:
             if item.reply is not None
         ]
         rows = result.rows
+        note = self._head_note()
 
         def release() -> None:
+            note()
             if acks:
                 if self._acker is not None:
                     self._acker.ack_many(acks)
@@ -363,6 +378,17 @@ class Pipeline:
             self.fanout.deliver(rows)
 
         self.persister.submit(Commit(result.writes, len(batch), release))
+
+    def _head_note(self) -> Callable[[], None]:
+        """What the chain's head is once the commit being submitted is written: for the
+        retained signed head (persist before publish)."""
+        seq, digest = self.stage.audit.seq, self.stage.audit.head
+
+        def note() -> None:
+            if self.head is not None:
+                self.head.note(seq, digest)
+
+        return note
 
     def maybe_snapshot(self) -> None:
         n = self.stage.events_since_snapshot
