@@ -13,7 +13,7 @@ Readers never hold the runtime. They get two small objects:
   - `recent_events(...)`, `recent_transitions(...)`, `events_since(seq, limit)`,
     `last_event_seq()`, `policy_transitions(policy, since)`   timeline and live-feed queries
   - `events_between(...)`, `transitions_between(...)`          a seal's window (archive)
-  - `audit_head()`, `audit_verify()`              the audit chain's head; a full check
+  - `audit_head()`, `signed_head()`, `audit_verify()`  the chain's head (signed); a full check
   - `device(id)`, `people_inside()`, `seals()`    the engine's known world, as plain data
   - `health()`, `render_metrics()`                /healthz and /metrics
   - `subscribe(cb)`, `unsubscribe(cb)`            committed transition rows, as they happen
@@ -411,6 +411,12 @@ class ReadView:
             return str(row[0])
         anchor = self._conn.execute("SELECT value FROM meta WHERE key='audit_anchor'").fetchone()
         return str(anchor[0]) if anchor else audit.GENESIS
+
+    def signed_head(self) -> dict[str, Any] | None:
+        """The ledger's newest written head, signed with the site key (None without a key)."""
+        head = self._p.head
+        signed = head.signed() if head is not None else None
+        return None if signed is None else dict(orjson.loads(signed.to_json()))
 
     def audit_verify(self) -> audit.Verdict:
         """Check the whole chain on a connection of its own (call it from a worker thread)."""
