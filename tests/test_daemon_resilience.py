@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import aiomqtt
@@ -16,13 +14,13 @@ import pytest
 
 from tests.support.daemon import (
     NODELAY,
-    ROOT,
     AlertWatcher,
     DaemonProcess,
     Gateway,
     ahttp,
     now_ts,
     running_daemon,
+    sealwatch_cli,
     wait_until,
     write_site,
 )
@@ -34,16 +32,6 @@ _ids = itertools.count()
 
 def site_id(name: str) -> str:
     return f"r-{name}-{next(_ids)}"
-
-
-def sealwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "daemon", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
 
 
 def db(data_dir: Path) -> sqlite3.Connection:
@@ -279,7 +267,7 @@ async def test_editing_one_audit_record_makes_verify_name_it(
         )
         assert status == 200, body
     env_args = ("--config", str(path), "--data-dir", str(data))
-    ok = sealwatch("audit", "verify", *env_args)
+    ok = sealwatch_cli("audit", "verify", *env_args)
     assert ok.returncode == 0 and "audit chain intact" in ok.stdout, ok.stdout + ok.stderr
     with contextlib.closing(db(data)) as conn:
         seq, body = conn.execute(
@@ -291,7 +279,7 @@ async def test_editing_one_audit_record_makes_verify_name_it(
             (body.replace("press-hall-door", "typesetting-door"), seq),
         )
         conn.commit()
-    broken = sealwatch("audit", "verify", *env_args)
+    broken = sealwatch_cli("audit", "verify", *env_args)
     assert broken.returncode == 1
     assert f"broken at record {seq}" in broken.stdout, broken.stdout
 
@@ -336,7 +324,7 @@ async def test_export_events_replayed_gives_the_daemons_transitions(
         await alerts.wait_for("monitoring-staffed", "cleared")
     env_args = ("--config", str(path), "--data-dir", str(data))
     exported = tmp_path / "events.jsonl"
-    assert sealwatch("export-events", *env_args, "-o", str(exported)).returncode == 0
+    assert sealwatch_cli("export-events", *env_args, "-o", str(exported)).returncode == 0
     with contextlib.closing(db(data)) as conn:
         live = [
             orjson.loads(line)
@@ -348,7 +336,7 @@ async def test_export_events_replayed_gives_the_daemons_transitions(
     from policies.timefmt import format_ts
 
     until = format_ts(int(clock), ZoneInfo("Asia/Shanghai"))
-    replayed = sealwatch(
+    replayed = sealwatch_cli(
         "replay", "--config", str(path), "--strict", "--until", until, str(exported)
     )
     assert replayed.returncode == 0, replayed.stderr

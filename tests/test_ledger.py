@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,10 +24,10 @@ from policies.site import load_site
 from policies.timefmt import format_ts, parse_ts
 from tests.support.daemon import (
     EXAMPLE_SITE,
-    ROOT,
     AlertWatcher,
     Gateway,
     running_daemon,
+    sealwatch_cli,
     write_site,
 )
 from tests.support.mosquitto import Mosquitto
@@ -397,16 +395,6 @@ def test_a_store_of_the_previous_schema_is_migrated(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
-def _sealwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "daemon", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
-
-
 @pytest.mark.slow
 async def test_the_daemon_publishes_its_signed_head_retained_and_it_anchors_the_store(
     tmp_path: Path, mosquitto_session: Mosquitto
@@ -434,14 +422,14 @@ async def test_the_daemon_publishes_its_signed_head_retained_and_it_anchors_the_
     anchor = tmp_path / "head.json"
     anchor.write_bytes(head.to_json())
     args = ("--config", str(path), "--data-dir", str(data))
-    ok = _sealwatch("audit", "verify", *args, "--anchor", str(anchor))
+    ok = sealwatch_cli("audit", "verify", *args, "--anchor", str(anchor))
     assert ok.returncode == 0 and "reaches the anchor" in ok.stdout, ok.stdout + ok.stderr
     saved = tmp_path / "saved.json"
-    assert _sealwatch("audit", "head", *args, "-o", str(saved)).returncode == 0
+    assert sealwatch_cli("audit", "head", *args, "-o", str(saved)).returncode == 0
     # cut off the newest records: only the anchor notices
     conn = sqlite3.connect(data / "sealwatch.db")
     conn.execute("DELETE FROM audit WHERE seq > ?", (head.seq - 2,))
     conn.commit()
     conn.close()
-    cut = _sealwatch("audit", "verify", *args, "--anchor", str(saved))
+    cut = sealwatch_cli("audit", "verify", *args, "--anchor", str(saved))
     assert cut.returncode == 1, cut.stdout  # (here the rows left behind are named first)

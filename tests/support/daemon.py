@@ -246,6 +246,17 @@ async def ahttp(
     return await asyncio.to_thread(http, port, method, path, body)
 
 
+def sealwatch_cli(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """`sealwatch ARGS…` as a real subprocess (`python -m daemon`), its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout_s,
+    )
+
+
 class DaemonProcess:
     """`sealwatch run` as a real subprocess, for kill -9 and signal tests."""
 
