@@ -9,72 +9,22 @@ action with origin `cli` (it decides that, not the CLI) and the named badge as t
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import urllib.error
-import urllib.request
 from typing import Any
 
-import orjson
-
-from daemon.cli.common import load_site_or_exit, settings_or_exit
-from daemon.cli.users import cli_headers
-from daemon.config import DEFAULT_HTTP
-
-
-def _base_url(args: argparse.Namespace) -> str:
-    bind = args.http or os.environ.get("SEALWATCH_HTTP")
-    if not bind and args.config:
-        s = settings_or_exit(load_site_or_exit(args.config), args)
-        bind = f"{s.http_host}:{s.http_port}"
-    return "http://" + (bind or DEFAULT_HTTP)
-
-
-def _call(
-    args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None
-) -> int:
-    url = _base_url(args) + path
-    data = None if body is None else orjson.dumps({k: v for k, v in body.items() if v is not None})
-    req = urllib.request.Request(
-        url,
-        data=data,
-        method=method,
-        headers={
-            "Content-Type": "application/json",
-            **cli_headers(args.config, getattr(args, "data_dir", None)),
-        },
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            payload, status = resp.read(), resp.status
-    except urllib.error.HTTPError as exc:
-        payload, status = exc.read(), exc.code
-    except urllib.error.URLError as exc:
-        print(f"cannot reach the daemon at {url}: {exc.reason}", file=sys.stderr)
-        return 2
-    try:
-        result = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        print(payload.decode(errors="replace"), file=sys.stderr if status >= 400 else sys.stdout)
-        return 0 if status < 400 else 1
-    if isinstance(result, dict) and result.get("accepted") is False:
-        print(f"refused: {result.get('reason')}", file=sys.stderr)
-        return 1
-    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
-    return 0 if status < 400 else 1
+from daemon.cli.daemon_api import call
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    return _call(args, "GET", "/api/alerts")
+    return call(args, "GET", "/api/alerts")
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
     """A seal's archive (EXAM-2.8.2) with the audit log's head hash, for auditors."""
-    return _call(args, "GET", f"/api/seals/{args.seal_id}/archive")
+    return call(args, "GET", f"/api/seals/{args.seal_id}/archive")
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
-    return _call(
+    return call(
         args,
         "POST",
         f"/api/alerts/{args.alert_id}/ack",
@@ -83,7 +33,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 
 def cmd_shelve(args: argparse.Namespace) -> int:
-    return _call(
+    return call(
         args,
         "POST",
         f"/api/alerts/{args.alert_id}/shelve",
@@ -98,7 +48,7 @@ def cmd_shelve(args: argparse.Namespace) -> int:
 
 
 def cmd_unshelve(args: argparse.Namespace) -> int:
-    return _call(
+    return call(
         args,
         "POST",
         f"/api/alerts/{args.alert_id}/unshelve",
@@ -107,7 +57,7 @@ def cmd_unshelve(args: argparse.Namespace) -> int:
 
 
 def cmd_comment(args: argparse.Namespace) -> int:
-    return _call(
+    return call(
         args,
         "POST",
         f"/api/alerts/{args.alert_id}/comment",
@@ -116,7 +66,7 @@ def cmd_comment(args: argparse.Namespace) -> int:
 
 
 def cmd_seal(args: argparse.Namespace) -> int:
-    return _call(
+    return call(
         args,
         "POST",
         f"/api/seals/{args.seal_id}/{args.action}",
@@ -131,7 +81,7 @@ def cmd_seal(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    return _call(
+    return call(
         args,
         "POST",
         "/api/approvals",
@@ -145,7 +95,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    return _call(
+    return call(
         args,
         "POST",
         "/api/inspections",
@@ -154,7 +104,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    return _call(
+    return call(
         args,
         "POST",
         "/api/reviews",
@@ -168,7 +118,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_maintenance(args: argparse.Namespace) -> int:
-    return _call(
+    return call(
         args,
         "POST",
         "/api/maintenance",

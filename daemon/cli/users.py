@@ -1,7 +1,7 @@
-"""The `sealwatch user` command (dashboard accounts) and the local CLI's API token header.
+"""The `sealwatch user` command (dashboard accounts).
 
 `register_cli(sub)` adds `sealwatch user add|passwd|list|disable|enable|unlock` to a parser;
-`cli_headers(config, data_dir)` gives the CLI's `Authorization` header for the daemon's API.
+`unlock` asks the running daemon (daemon/cli/daemon_api.py), where login delays live.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.http.auth import API_TOKEN_FILE, ROLES, USERS_FILE, AuthError, UserStore
+from daemon.cli.daemon_api import call
+from daemon.http.auth import ROLES, USERS_FILE, AuthError, UserStore
 
 
 def users_path(args: argparse.Namespace) -> Path:
@@ -48,9 +49,7 @@ def _unlock(args: argparse.Namespace) -> int:
     """Lift the login delays of a user in the running daemon (they live in its memory)."""
     from urllib.parse import quote
 
-    from daemon.cli.actions import _call
-
-    return _call(args, "POST", f"/api/users/{quote(args.name, safe='')}/unlock", {})
+    return call(args, "POST", f"/api/users/{quote(args.name, safe='')}/unlock", {})
 
 
 def cmd_user(args: argparse.Namespace) -> int:
@@ -106,28 +105,3 @@ def register_cli(sub: Any) -> None:
         "--http", help="for unlock: the daemon's HOST:PORT (default: from the site file)"
     )
     u.set_defaults(func=cmd_user)
-
-
-def cli_headers(config: str | None, data_dir: str | None = None) -> dict[str, str]:
-    """The local CLI's Authorization header: the daemon's token from its data dir.
-
-    Whoever can read the data dir can read the whole store anyway; the dashboard's users
-    log in with passwords instead."""
-    import os
-
-    base: Path | None = Path(data_dir) if data_dir else None
-    if base is None and os.environ.get("SEALWATCH_DATA_DIR"):
-        base = Path(os.environ["SEALWATCH_DATA_DIR"])
-    if base is None and config:
-        try:
-            from daemon.config import load_settings
-            from policies.site import load_site
-
-            base = load_settings(load_site(config)).data_dir
-        except Exception:  # the caller reports a bad site file on its own
-            base = None
-    try:
-        token = ((base or Path("./var")) / API_TOKEN_FILE).read_text(encoding="utf-8").strip()
-    except OSError:
-        return {}
-    return {"Authorization": f"Bearer {token}"} if token else {}
