@@ -32,6 +32,8 @@ SITE = load_site(EXAMPLE_SITE)
 DROP_S = 17  # jam-work gsm900 below its floor for exactly this long
 ACK_AFTER_S = 45  # the interruption's alert is acknowledged this long after it was raised
 SEAL = "s-arch"
+OLD, NEW = "2026-03-01T00:00:00+08:00", "2026-06-07T08:00:00+08:00"
+NEW2 = "2026-06-07T08:03:00+08:00"
 
 
 def ev(now: int, device: str, body: dict[str, object]) -> Incoming:
@@ -72,6 +74,22 @@ async def _write_store(data: Path) -> dict[str, Any]:
         30: [(g, {"type": "badge.granted", "badge": "B1002", "direction": "in"})],
         35: [("gate-inner", {"type": "badge.granted", "badge": "B1002", "direction": "in"})],
         105: [("cp-north", {"type": "patrol.checkpoint", "badge": "G3001"})],
+        5: [("cam-gate", {"type": "recording.inventory", "oldest": OLD, "newest": NEW})],
+        200: [
+            ("cam-gate", {"type": "recording.inventory", "oldest": OLD, "newest": NEW2}),
+            (c, {"type": "inspection.done", "zone": "press-hall", "badge": "S2002"}),
+            (c, {"type": "review.done", "camera": "cam-gate", "badge": "S2002"}),
+            (
+                "duty-phone",
+                {
+                    "type": "call.recorded",
+                    "start": "2026-06-07T00:03:00Z",
+                    "end": "2026-06-07T00:04:00Z",
+                    "recording": "call-1.wav",
+                    "supervisors": ["S2002", "S2001"],
+                },
+            ),
+        ],
         300: [("gate-inner", {"type": "badge.granted", "badge": "B1002", "direction": "out"})],
         305: [(g, {"type": "badge.granted", "badge": "B1002", "direction": "out"})],
         310: [(c, {"type": "seal.end", "seal": SEAL, "badge": "S2002"})],
@@ -231,6 +249,26 @@ def test_alert_history_and_time_to_acknowledge(built: tuple[Path, dict[str, Any]
     ] or all(g["duration_s"] > 3600 for g in doc["patrol"]["gaps"])
     pre = doc["preseal"]
     assert pre["passed"] is False and pre["problems"] and pre["ts"] == doc["seal"]["start"]
+
+
+def test_calls_cameras_inspections_and_reviews(built: tuple[Path, dict[str, Any]]) -> None:
+    doc = archive(built[0])
+    assert doc["duty_phone"] == [
+        {
+            "phone": "duty-phone",
+            "start": "2026-06-07T08:03:00+08:00",
+            "end": "2026-06-07T08:04:00+08:00",
+            "recording": "call-1.wav",
+            "supervisors": ["S2001", "S2002"],
+        }
+    ]
+    cams = {v["camera"]: v for v in doc["video_retention"]}
+    assert cams["cam-gate"]["at_start"]["newest"] == NEW
+    assert cams["cam-gate"]["at_end"]["newest"] == NEW2
+    assert cams["cam-gate"]["at_end"]["oldest"] == OLD
+    assert cams["cam-press"]["at_start"] is None and cams["cam-press"]["at_end"] is None
+    assert [(i["zone"], i["badge"]) for i in doc["inspections"]] == [("press-hall", "S2002")]
+    assert [(r["camera"], r["badge"]) for r in doc["reviews"]] == [("cam-gate", "S2002")]
 
 
 def test_a_closed_seal_gives_the_same_bytes_twice_and_from_the_cli(
