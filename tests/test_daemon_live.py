@@ -210,8 +210,8 @@ async def test_seal_rules_over_mqtt_and_operator_commands_over_http(
         assert status == 200 and body["accepted"], body
         await alerts.wait_for("monitoring-staffed", "cleared")
         status, archive = await ahttp(port, "GET", "/api/seals/s-live/archive")
-        assert archive["status"] == "ended" and archive["started_by"] == "S2001"
-        assert {i["policy"] for i in archive["incidents"]} >= {"pre-seal", "prohibited-device"}
+        assert archive["seal"]["status"] == "ended" and archive["seal"]["started_by"] == "S2001"
+        assert {i["policy"] for i in archive["alerts"]} >= {"pre-seal", "prohibited-device"}
         # the auditor's command line gives the same archive, with the audit head hash
         cli = await asyncio.to_thread(
             subprocess.run,
@@ -232,7 +232,7 @@ async def test_seal_rules_over_mqtt_and_operator_commands_over_http(
         )
         assert cli.returncode == 0, cli.stderr
         printed = orjson.loads(cli.stdout)
-        assert printed["status"] == "ended" and printed["audit_head"]
+        assert printed["seal"]["status"] == "ended" and printed["ledger"]["head_hash"]
         status, verdict = await ahttp(port, "GET", "/api/audit/verify")
         assert verdict["ok"] and verdict["records"] > 5
 

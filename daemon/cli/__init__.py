@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from daemon.cli import actions, offline, run, store, users
+from daemon.cli import actions, archive, offline, run, store, users
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.register(sub)
     store.register(sub)
     actions.register(sub)
+    archive.register(sub)
     return p
 
 

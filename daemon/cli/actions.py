@@ -18,11 +18,6 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return call(args, "GET", "/api/alerts")
 
 
-def cmd_archive(args: argparse.Namespace) -> int:
-    """A seal's archive (EXAM-2.8.2) with the audit log's head hash, for auditors."""
-    return call(args, "GET", f"/api/seals/{args.seal_id}/archive")
-
-
 def cmd_ack(args: argparse.Namespace) -> int:
     return call(
         args,
@@ -144,13 +139,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         return p
 
     client("alerts", "list the alerts not yet closed", cmd_alerts)
-    p = client(
-        "archive",
-        "a seal's archive: personnel, entries/exits, jammer interruptions, "
-        "incidents, audit head hash",
-        cmd_archive,
-    )
-    p.add_argument("seal_id")
     p = client("ack", "acknowledge an alert", cmd_ack)
     p.add_argument("alert_id")
     p.add_argument("--badge", required=True, help="who acknowledges (the person acting)")
