@@ -137,6 +137,7 @@ LABELS: dict[str, dict[str, str]] = {
         "zone": "区域",
         "max": "最大人数",
         "none": "无",
+        "unacked": "未确认",
         "page": "第 {p} 页，共 {n} 页",
         "generated_from": "数据格式",
     },
@@ -256,6 +257,7 @@ LABELS: dict[str, dict[str, str]] = {
         "zone": "Zone",
         "max": "Max",
         "none": "None",
+        "unacked": "not acknowledged",
         "page": "Page {p} of {n}",
         "generated_from": "Format",
     },
@@ -325,15 +327,21 @@ html { font-family: "WenQuanYi Micro Hei", "Noto Sans CJK SC", "DejaVu Sans", sa
   font-size: 9pt; color: #000; line-height: 1.35; }
 body { margin: 0; }
 .sitename { string-set: sitename content(); }
-.classif-str { string-set: classif content(); display: none; }
-.sealname-str { string-set: sealname content(); display: none; }
+.stamp { string-set: classif content(); }
+.cover .sealname { string-set: sealname content(); }
 .cover { page-break-after: always; }
-.cover .site { font-size: 13pt; margin-top: 4mm; }
-.cover h1 { font-size: 24pt; margin: 12mm 0 2mm 0; letter-spacing: 0.05em; }
-.cover .sub { color: #444; margin-bottom: 8mm; }
-.cover .sealname { font-size: 18pt; font-weight: bold; margin: 6mm 0 4mm 0; }
+.cover .site { font-size: 13pt; margin-top: 3mm; }
+.cover h1 { font-size: 22pt; margin: 5mm 0 1mm 0; letter-spacing: 0.05em; }
+.cover .sub { color: #444; margin-bottom: 3mm; }
+.cover .sealname { font-size: 16pt; font-weight: bold; margin: 3mm 0 2mm 0; }
+.cover th, .cover td { padding: 0.8mm 1.6mm; }
+.cover table.sig td { height: 11mm; }
+.cover h3 { margin: 3mm 0 1mm 0; }
+.sigblock { page-break-inside: avoid; }
 .stamp { display: inline-block; border: 2.5pt solid #b00000; color: #b00000;
-  font-size: 20pt; font-weight: bold; padding: 2mm 6mm; letter-spacing: 0.2em; }
+  font-size: 20pt; font-weight: bold; padding: 1.5mm 6mm; letter-spacing: 0.2em; }
+.nowrap { white-space: nowrap; }
+tbody.alert { page-break-inside: avoid; }
 .warn { border: 1.5pt solid #b00000; color: #b00000; padding: 2mm 3mm; margin: 3mm 0;
   font-weight: bold; }
 table { border-collapse: collapse; width: 100%%; margin: 2mm 0 4mm 0; }
@@ -365,8 +373,9 @@ ul.hist { margin: 0; padding-left: 4mm; }
 class _Ctx:
     """What every piece of the page needs: the language's labels, the time format."""
 
-    def __init__(self, lang: str, offset: str | None) -> None:
+    def __init__(self, lang: str, offset: str | None, names: dict[str, str]) -> None:
         self.lang = lang
+        self.names = names  # badge -> name, from the archive's personnel
         self.labels = LABELS[lang]
         self.values = VALUES[lang]
         self.offset = offset  # the site's UTC offset, "+08:00"; other offsets are shown
@@ -382,6 +391,13 @@ class _Ctx:
             return self.t("yes") if value else self.t("no")
         s = str(value)
         return esc(self.values.get(s, s))
+
+    def who(self, badge: Any) -> str:
+        """A badge with its holder's name when the archive's personnel names it."""
+        if not badge:
+            return DASH
+        name = self.names.get(str(badge))
+        return f"{esc(badge)} {esc(name)}" if name else esc(badge)
 
     def ts(self, value: Any) -> str:
         """An RFC 3339 time as `YYYY-MM-DD HH:MM:SS`, with its offset if not the site's."""
@@ -610,9 +626,10 @@ def _vbar_chart(title: str, items: list[tuple[str, int]]) -> str:
     label_every = max(1, -(-len(items) // 24))  # at most 24 labels under the axis
     body = []
     ybase = top + plot_h
-    for k in range(0, 6):
-        val = vmax * k / 5
-        yy = ybase - plot_h * k / 5
+    nticks = min(5, vmax) or 1
+    for k in range(0, nticks + 1):
+        val = vmax * k / nticks
+        yy = ybase - plot_h * k / nticks
         body.append(
             f'<line x1="{x0}" y1="{_num(yy)}" x2="{x1}" y2="{_num(yy)}" stroke="#ccc" '
             f'stroke-width="0.4"/><text x="{x0 - 4}" y="{_num(yy + 3)}" font-size="8.5" '
@@ -696,8 +713,8 @@ def _cover(ctx: _Ctx, a: dict[str, Any]) -> str:
         ("start", ctx.ts(seal.get("start"))),
         ("end", ctx.ts(seal.get("end"))),
         ("duration", _seal_duration(ctx, seal)),
-        ("started_by", ctx.v(seal.get("started_by"))),
-        ("ended_by", ctx.v(seal.get("ended_by"))),
+        ("started_by", ctx.who(seal.get("started_by"))),
+        ("ended_by", ctx.who(seal.get("ended_by"))),
     ]
     first, last = ledger.get("first_seq"), ledger.get("last_seq")
     ledger_rows = [
@@ -711,15 +728,14 @@ def _cover(ctx: _Ctx, a: dict[str, Any]) -> str:
         for role in ("inspector", "supervisor", "secrecy_officer")
     )
     sig = (
-        f"<h3>{esc(ctx.t('signatures'))}</h3><p>{esc(ctx.t('sign_note'))}</p>"
+        f'<div class="sigblock"><h3>{esc(ctx.t("signatures"))}</h3>'
+        f"<p>{esc(ctx.t('sign_note'))}</p>"
         f'<table class="sig"><thead><tr><th class="role">{esc(ctx.t("sig_role"))}</th>'
         f"<th>{esc(ctx.t('sig_name'))}</th><th>{esc(ctx.t('sig_sign'))}</th>"
-        f"<th>{esc(ctx.t('sig_date'))}</th></tr></thead><tbody>{sig_rows}</tbody></table>"
+        f"<th>{esc(ctx.t('sig_date'))}</th></tr></thead><tbody>{sig_rows}</tbody></table></div>"
     )
     return (
         '<section class="cover">'
-        f'<span class="classif-str">{esc(ctx.t("classification"))}: {classif}</span>'
-        f'<span class="sealname-str">{ctx.v(seal.get("name"))}</span>'
         f'<div class="stamp">{classif}</div>'
         f'<div class="site"><span class="sitename">{ctx.v(site.get("name"))}</span>'
         f" <span class='small'>({esc(ctx.t('site_id'))}: {ctx.v(site.get('id'))})</span></div>"
@@ -876,6 +892,7 @@ def _s_jammers(ctx: _Ctx, a: dict[str, Any]) -> str:
         )
     )
     rows = []
+    unacked = f'<span class="bad">{esc(ctx.t("unacked"))}</span>'
     for j in jammers:
         for it in map(_dict, _list(j.get("interruptions"))):
             rows.append(
@@ -886,7 +903,7 @@ def _s_jammers(ctx: _Ctx, a: dict[str, Any]) -> str:
                     ctx.ts(it.get("end")),
                     ctx.dur(it.get("duration_s")),
                     ctx.v(it.get("alert_id")),
-                    ctx.v(it.get("acked_by")),
+                    ctx.who(it.get("acked_by")) if it.get("acked_by") else unacked,
                     ctx.ts(it.get("acked_at")),
                 ]
             )
@@ -926,7 +943,7 @@ def _s_alerts(ctx: _Ctx, a: dict[str, Any]) -> str:
                 for x in (
                     ctx.ts(h.get("ts")),
                     f"<b>{ctx.v(h.get('state'))}</b>",
-                    ctx.v(h.get("by")) if h.get("by") else "",
+                    ctx.who(h.get("by")) if h.get("by") else "",
                     esc(h.get("comment")) if h.get("comment") else "",
                 )
                 if x
@@ -940,11 +957,13 @@ def _s_alerts(ctx: _Ctx, a: dict[str, Any]) -> str:
                 f"{ctx.v(al.get('policy'))}<br/><span class='small'>"
                 f"{ctx.v(al.get('clause'))}</span>",
                 ctx.v(al.get("subject")),
-                ctx.v(al.get("severity")),
+                f'<span class="nowrap">{ctx.v(al.get("severity"))}</span>',
                 ctx.v(al.get("message")),
                 ctx.ts(al.get("raised")),
                 ctx.ts(al.get("cleared")),
-                ctx.dur(al.get("time_to_ack_s")),
+                ctx.dur(al.get("time_to_ack_s"))
+                if al.get("time_to_ack_s") is not None
+                else f'<span class="bad">{esc(ctx.t("unacked"))}</span>',
             ]
         )
         rows.append([f'<ul class="hist">{hist}</ul>' if hist else DASH])
@@ -965,11 +984,11 @@ def _s_alerts(ctx: _Ctx, a: dict[str, Any]) -> str:
         if len(r) == 1:
             body.append(
                 f'<tr><td></td><td colspan="{len(head) - 1}"><span class="small">'
-                f"{esc(ctx.t('history'))}:</span>{r[0]}</td></tr>"
+                f"{esc(ctx.t('history'))}:</span>{r[0]}</td></tr></tbody>"
             )
         else:
             body.append(
-                "<tr>"
+                '<tbody class="alert"><tr>'
                 + "".join(
                     f'<td class="{c}">{cell}</td>' if c else f"<td>{cell}</td>"
                     for (_, c), cell in zip(head, r, strict=True)
@@ -977,10 +996,11 @@ def _s_alerts(ctx: _Ctx, a: dict[str, Any]) -> str:
                 + "</tr>"
             )
     if not body:
-        body.append(f'<tr><td colspan="{len(head)}" class="none">{esc(ctx.t("none"))}</td></tr>')
-    out.append(
-        f'<table class="alerts"><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-    )
+        body.append(
+            f'<tbody><tr><td colspan="{len(head)}" class="none">{esc(ctx.t("none"))}</td></tr>'
+            "</tbody>"
+        )
+    out.append(f'<table class="alerts"><thead><tr>{th}</tr></thead>{"".join(body)}</table>')
     return "".join(out)
 
 
@@ -1057,7 +1077,7 @@ def _s_patrol(ctx: _Ctx, a: dict[str, Any]) -> str:
             ctx,
             [("ts", ""), ("checkpoint", ""), ("badge", "")],
             [
-                [ctx.ts(v.get("ts")), ctx.v(v.get("checkpoint")), ctx.v(v.get("badge"))]
+                [ctx.ts(v.get("ts")), ctx.v(v.get("checkpoint")), ctx.who(v.get("badge"))]
                 for v in map(_dict, _list(patrol.get("visits")))
             ],
         )
@@ -1075,7 +1095,7 @@ def _s_duty_phone(ctx: _Ctx, a: dict[str, Any]) -> str:
                 ctx.ts(c.get("start")),
                 ctx.ts(c.get("end")),
                 ctx.v(c.get("recording")),
-                ", ".join(ctx.v(s) for s in _list(c.get("supervisors"))) or DASH,
+                "<br/>".join(ctx.who(s) for s in _list(c.get("supervisors"))) or DASH,
             ]
             for c in map(_dict, _list(a.get("duty_phone")))
         ],
@@ -1121,7 +1141,7 @@ def _s_inspections(ctx: _Ctx, a: dict[str, Any]) -> str:
         ctx,
         [("ts", ""), ("zone", ""), ("badge", "")],
         [
-            [ctx.ts(i.get("ts")), ctx.v(i.get("zone")), ctx.v(i.get("badge"))]
+            [ctx.ts(i.get("ts")), ctx.v(i.get("zone")), ctx.who(i.get("badge"))]
             for i in map(_dict, _list(a.get("inspections")))
         ],
     )
@@ -1136,7 +1156,7 @@ def _s_reviews(ctx: _Ctx, a: dict[str, Any]) -> str:
                 ctx.ts(r.get("ts")),
                 ctx.v(r.get("camera")),
                 ctx.v(r.get("zone")),
-                ctx.v(r.get("badge")),
+                ctx.who(r.get("badge")),
             ]
             for r in map(_dict, _list(a.get("reviews")))
         ],
@@ -1177,7 +1197,12 @@ def render_html(archive: dict[str, Any], lang: str = "zh") -> str:
         raise ValueError(f"lang must be one of {', '.join(LANGS)}, not {lang!r}")
     seal = _dict(archive.get("seal"))
     start = _parse(seal.get("start")) or _parse(seal.get("planned_start"))
-    ctx = _Ctx(lang, _offset(start) if start else None)
+    names = {
+        str(p["badge"]): str(p["name"])
+        for p in map(_dict, _list(archive.get("personnel")))
+        if p.get("badge") and p.get("name")
+    }
+    ctx = _Ctx(lang, _offset(start) if start else None, names)
     page = ctx.t("page").replace("{p}", '" counter(page) "').replace("{n}", '" counter(pages) "')
     css = CSS % {"page": page}
     title = f"{ctx.t('doc_title')} · {seal.get('name') or seal.get('id') or ''}"
