@@ -350,6 +350,7 @@ th, td { border: 0.5pt solid #666; padding: 1.2mm 1.6mm; text-align: left;
 th { background: #e8e8e8; font-weight: bold; }
 thead { display: table-header-group; }
 tr { page-break-inside: avoid; }
+table.kv { page-break-inside: avoid; }
 table.kv th { width: 32%%; }
 table.sig td { height: 13mm; }
 table.sig th.role { width: 20%%; }
