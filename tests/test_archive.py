@@ -323,3 +323,42 @@ def test_a_closed_seal_gives_the_same_bytes_twice_and_from_the_cli(
 def test_an_unknown_seal_is_refused(built: tuple[Path, dict[str, Any]]) -> None:
     r = sealwatch_cli("archive", "nope", "--config", str(EXAMPLE_SITE), "--data-dir", str(built[0]))
     assert r.returncode == 1 and "nope" in r.stderr
+
+
+def test_the_real_archive_renders_to_html_and_pdf_from_the_cli(
+    built: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The store's own archive (not a fixture) through `--format html|pdf`: the same HTML bytes
+    twice, the seal's figures on the page, and a PDF whose first page is not blank."""
+    import shutil
+    import subprocess
+
+    data, _facts = built
+
+    def run(fmt: str, name: str, lang: str = "zh") -> Path:
+        out = tmp_path / name
+        r = sealwatch_cli(
+            "archive", SEAL, "--config", str(EXAMPLE_SITE), "--data-dir", str(data),
+            "--format", fmt, "--lang", lang, "-o", str(out),
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        return out
+
+    html = run("html", "a.html").read_bytes()
+    assert html == run("html", "b.html").read_bytes()
+    text = html.decode()
+    assert "<svg" in text and "gsm900" in text and SEAL in text
+    assert "S2001" in text  # who started it
+    pdf = run("pdf", "a.pdf", "en").read_bytes()
+    assert pdf.startswith(b"%PDF")
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) is not installed: scripts/setup installs it")
+    png = tmp_path / "page"
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "1", str(tmp_path / "a.pdf"), str(png)],
+        check=True,
+    )
+    import cv2
+
+    page = cv2.imread(str(next(tmp_path.glob("page*.png"))), cv2.IMREAD_GRAYSCALE)
+    assert page is not None and (page < 128).sum() > 500  # text, not a blank page

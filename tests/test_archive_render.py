@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from daemon.archive_render import LABELS, render_html, render_pdf
+from daemon.archive.render import LABELS, render_html, render_pdf
 
 FIXTURE = Path(__file__).parent / "data" / "archive_fixture.json"
 

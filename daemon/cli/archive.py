@@ -1,9 +1,11 @@
-"""`sealwatch archive SEAL --config SITE --format json|csv [--lang zh|en] -o FILE`.
+"""`sealwatch archive SEAL --config SITE --format html|pdf|csv|json [--lang zh|en] -o FILE`.
 
 Reads the store directly on a read-only connection (the daemon may be stopped) and writes the
-seal's archive (daemon/archive/): JSON (`sealwatch-archive/1`, keys sorted, indented), or CSV,
-one file per table, into a directory or, for an `-o` ending in `.zip`, a zip. `--lang` changes
-only the CSV headers. For a closed seal the same command gives the same bytes. `--http HOST:PORT`
+seal's archive (daemon/archive/): a self-contained printable HTML page (inline SVG charts), a
+PDF made from it, JSON (`sealwatch-archive/1`, keys sorted, indented), or CSV, one file per
+table, into a directory or, for an `-o` ending in `.zip`, a zip. `--lang` (Chinese by default)
+changes the labels of HTML, PDF and CSV; JSON keys stay English. For a closed seal the same
+command gives the same bytes (HTML, CSV, JSON). `--http HOST:PORT`
 asks the running daemon's API instead (JSON on stdout)."""
 
 from __future__ import annotations
@@ -42,7 +44,18 @@ def cmd_archive(args: argparse.Namespace) -> int:
             return fail("archive --format csv needs -o DIR or -o FILE.zip")
         write_csv(doc, Path(args.output), args.lang)
         return 0
-    data = dumps(doc)
+    if args.format == "html":
+        from daemon.archive.render import render_html
+
+        data = render_html(doc, args.lang).encode("utf-8")
+    elif args.format == "pdf":
+        from daemon.archive.render import render_pdf
+
+        if args.output in (None, "-"):
+            return fail("archive --format pdf needs -o FILE")
+        data = render_pdf(doc, args.lang)
+    else:
+        data = dumps(doc)
     if args.output in (None, "-"):
         sys.stdout.buffer.write(data)
     else:
@@ -53,13 +66,13 @@ def cmd_archive(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "archive",
-        help="a seal's archive from the store (works with the daemon stopped): JSON or CSV",
+        help="a seal's archive from the store (the daemon may be stopped): HTML, PDF, CSV, JSON",
     )
     p.add_argument("seal_id")
     p.add_argument("--config", help="site file")
     p.add_argument("--data-dir")
-    p.add_argument("--format", choices=("json", "csv"), default="json")
-    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="CSV headers")
+    p.add_argument("--format", choices=("html", "pdf", "csv", "json"), default="json")
+    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="labels (HTML, PDF, CSV)")
     p.add_argument(
         "-o", "--output", help="file (JSON; default stdout), or a directory or .zip (CSV)"
     )
