@@ -362,3 +362,51 @@ def test_the_real_archive_renders_to_html_and_pdf_from_the_cli(
 
     page = cv2.imread(str(next(tmp_path.glob("page*.png"))), cv2.IMREAD_GRAYSCALE)
     assert page is not None and (page < 128).sum() > 500  # text, not a blank page
+
+
+def test_a_signed_archive_verifies_and_an_edited_figure_does_not(
+    built: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    import shutil
+
+    import orjson
+
+    from daemon.audit import load_or_create_key
+
+    data = tmp_path / "data"
+    shutil.copytree(built[0], data)
+    load_or_create_key(data / "audit-ed25519.key")  # what the daemon does on its first start
+    out, again = tmp_path / "a.json", tmp_path / "b.json"
+    for path in (out, again):
+        r = sealwatch_cli(
+            "archive", SEAL, "--config", str(EXAMPLE_SITE), "--data-dir", str(data),
+            "-o", str(path),
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == again.read_bytes()  # Ed25519 is deterministic
+    doc = orjson.loads(out.read_bytes())
+    assert doc["signature"]["alg"] == "ed25519"
+
+    def verify(path: Path, *extra: str) -> tuple[int, str]:
+        r = sealwatch_cli("archive", "verify", str(path), *extra)
+        return r.returncode, r.stdout + r.stderr
+
+    pub = str(data / "audit-ed25519.key.pub")
+    assert verify(out, "--public-key", pub)[0] == 0
+    code, text = verify(out, "--config", str(EXAMPLE_SITE), "--data-dir", str(data))
+    assert code == 0 and "matching the store" in text, text
+    # one figure edited: the signature no longer matches
+    doc["jammers"][0]["uptime_s"] += 1
+    edited = tmp_path / "edited.json"
+    edited.write_bytes(orjson.dumps(doc))
+    code, text = verify(edited, "--public-key", pub)
+    assert code == 1 and "signature does not match" in text, text
+    # re-signed with another key: refused as not the site's
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from daemon.archive.sign import sign
+
+    forged = tmp_path / "forged.json"
+    forged.write_bytes(orjson.dumps(sign(doc, Ed25519PrivateKey.generate())))
+    code, text = verify(forged, "--config", str(EXAMPLE_SITE), "--data-dir", str(data))
+    assert code == 1 and "another key" in text and "differs from what the store" in text, text

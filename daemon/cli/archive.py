@@ -6,18 +6,26 @@ PDF made from it, JSON (`sealwatch-archive/1`, keys sorted, indented), or CSV, o
 table, into a directory or, for an `-o` ending in `.zip`, a zip. `--lang` (Chinese by default)
 changes the labels of HTML, PDF and CSV; JSON keys stay English. For a closed seal the same
 command gives the same bytes (HTML, CSV, JSON). `--http HOST:PORT`
-asks the running daemon's API instead (JSON on stdout)."""
+asks the running daemon's API instead (JSON on stdout).
+
+The archive is signed with the site key (daemon/archive/sign.py);
+`sealwatch archive verify FILE.json [--public-key PUB | --config SITE]` checks it."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from daemon.cli.common import fail, load_site_or_exit, settings_or_exit
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
+    if args.seal_id == "verify" and args.file:
+        return cmd_archive_verify(args)
+    if args.file:
+        return fail("archive: one seal at a time (`archive verify FILE` checks an archive)")
     if args.http:
         from daemon.cli.daemon_api import call
 
@@ -39,6 +47,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
         conn.close()
     if doc is None:
         return fail(f"no archive for seal '{args.seal_id}': no such seal has started")
+    doc = _signed(doc, settings.audit_key_path)
     if args.format == "csv":
         if args.output in (None, "-"):
             return fail("archive --format csv needs -o DIR or -o FILE.zip")
@@ -63,12 +72,69 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _signed(doc: dict[str, Any], key_path: Path) -> dict[str, Any]:
+    """Signed with the site key when this machine holds it (the daemon creates it on start)."""
+    from daemon.archive.sign import sign
+    from daemon.audit import load_or_create_key
+
+    if not key_path.exists():
+        print(f"archive: not signed: no site key at {key_path}", file=sys.stderr)
+        return doc
+    return sign(doc, load_or_create_key(key_path))
+
+
+def cmd_archive_verify(args: argparse.Namespace) -> int:
+    """`sealwatch archive verify FILE.json`: the signature, and with --config the store."""
+    import orjson
+
+    from daemon.archive import build_archive
+    from daemon.archive.sign import check
+    from daemon.audit import load_public_key
+    from daemon.view import _open_ro
+
+    try:
+        doc = orjson.loads(Path(args.file).read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        return fail(f"archive verify: cannot read {args.file} as a JSON archive: {exc}")
+    if not isinstance(doc, dict) or not isinstance(doc.get("seal"), dict):
+        return fail(f"archive verify: {args.file} is not a sealwatch archive")
+    rebuilt = None
+    key_path = Path(args.public_key) if args.public_key else None
+    if args.config:
+        site = load_site_or_exit(args.config)
+        settings = settings_or_exit(site, args)
+        key_path = key_path or settings.audit_key_path
+        if settings.db_path.exists():
+            conn = _open_ro(settings.db_path)
+            try:
+                rebuilt = build_archive(conn, site, str(doc["seal"].get("id")))
+            finally:
+                conn.close()
+    if key_path is None:
+        return fail("archive verify: give --public-key FILE or --config SITE (its site key)")
+    try:
+        public = load_public_key(key_path)
+    except (OSError, ValueError) as exc:
+        return fail(f"archive verify: cannot read the site key {key_path}: {exc}")
+    problems = check(doc, public, rebuilt)
+    for p in problems:
+        print(f"archive verify: {p}", file=sys.stderr)
+    if problems:
+        return 1
+    print("archive genuine" + (" and matching the store" if rebuilt is not None else ""))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "archive",
         help="a seal's archive from the store (the daemon may be stopped): HTML, PDF, CSV, JSON",
     )
-    p.add_argument("seal_id")
+    p.add_argument("seal_id", help="the seal's id, or `verify` to check an archive FILE")
+    p.add_argument("file", nargs="?", help="with `verify`: a JSON archive to check")
+    p.add_argument(
+        "--public-key", help="with `verify`: the site's public key (audit-ed25519.key.pub)"
+    )
     p.add_argument("--config", help="site file")
     p.add_argument("--data-dir")
     p.add_argument("--format", choices=("html", "pdf", "csv", "json"), default="json")
