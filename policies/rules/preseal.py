@@ -56,7 +56,14 @@ class PreSeal(Rule):
             if have < need:
                 out.append(f"{zone}: {have} of {need} operators on duty")
         out += [
-            f"camera {c} out of retention" for c in sorted(ctx.active_alerts("video-retention"))
+            f"camera {c} out of retention"
+            for c in sorted(ctx.active_alerts("video-retention"))
+            if c in w.inventory  # else it is listed below, as unknown
+        ]
+        out += [
+            f"camera {c} retention unknown: no inventory received"
+            for c in sorted(site.cameras)
+            if site.cameras[c].recordings and c not in w.inventory
         ]
         return out
 
