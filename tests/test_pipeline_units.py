@@ -262,3 +262,33 @@ async def test_each_seal_is_attributed_to_whoever_started_and_ended_it(tmp_path:
     finally:
         await p.stop(snapshot=False)
         store.close()
+
+
+async def test_precheck_lists_every_readiness_item_from_the_live_engine(tmp_path: Path) -> None:
+    from daemon.pipeline.flow import Pipeline
+    from daemon.view import ReadView
+    from policies.timefmt import format_ts
+
+    site = load_site(EXAMPLE_SITE)
+    settings = load_settings(site, {"SEALWATCH_DATA_DIR": str(tmp_path)})
+    store = Store(settings.db_path)
+    p = Pipeline(site, settings, store, metrics=new_metrics(), clock=lambda: T0)
+    p.start()
+    p.release()
+    try:
+        body = {"ts": format_ts(T0, site.tz), "type": "door.opened"}
+        p.process([Incoming(Kind.EVENT, body | {"device": "fire-exit-north"}, "test", T0)])
+        view = ReadView(p)
+        record = view.precheck("S2001")
+        view.close()
+        assert (record["inspector"], record["passed"]) == ("S2001", False)
+        items = {i["item"]: i for i in record["items"]}
+        assert (
+            "door fire-exit-north open" in items["boundary and entrance doors closed"]["problems"]
+        )
+        retention = items["video retention compliant"]["problems"]
+        assert "camera cam-press retention unknown: no inventory received" in retention
+        assert not items["perimeter armed"]["passed"] or items["perimeter armed"]["problems"] == []
+    finally:
+        await p.stop(snapshot=False)
+        store.close()
