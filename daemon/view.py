@@ -473,6 +473,22 @@ class ReadView:
             for s in self._p.stage.engine.seals()
         ]
 
+    def precheck(self, badge: str | None = None) -> dict[str, Any]:
+        """The pre-seal readiness checks (EXAM-2.8.14) against the engine's current world, read
+        only: each item with its result and problems, as the `pre-seal` alert would list them."""
+        preseal = self._p.stage.engine.preseal
+        items = preseal.checklist() if preseal is not None else []
+        return {
+            "ts": format_time(self.clock(), self.tz),
+            "site": self.site.id,
+            "inspector": badge,
+            "passed": all(not problems for _item, problems in items),
+            "items": [
+                {"item": item, "passed": not problems, "problems": problems}
+                for item, problems in items
+            ],
+        }
+
     # -- health and metrics ---------------------------------------------------------------------
 
     def health(self) -> Health:

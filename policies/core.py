@@ -24,6 +24,7 @@ from policies.events import (
     Event,
     JammerStatus,
     OperatorDuty,
+    RecordingInventory,
 )
 from policies.site import Site
 from policies.timefmt import format_ts, seconds
@@ -108,6 +109,7 @@ class World:
     last_seen: dict[str, int] = field(default_factory=dict)
     jammer: dict[str, JammerStatus] = field(default_factory=dict)
     camera: dict[str, CameraStatus] = field(default_factory=dict)
+    inventory: dict[str, RecordingInventory] = field(default_factory=dict)  # last per camera
     panel_armed: dict[str, bool] = field(default_factory=dict)
     panel_power: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
@@ -451,6 +453,12 @@ def _camera(ctx: Context, ev: Event) -> bool:
     return True
 
 
+def _inventory(ctx: Context, ev: Event) -> bool:
+    assert isinstance(ev, RecordingInventory)
+    ctx.world.inventory[ev.device] = ev
+    return True
+
+
 def _panel(ctx: Context, ev: Event) -> bool:
     assert isinstance(ev, AlarmPanelEvent)
     w = ctx.world
@@ -504,6 +512,7 @@ WORLD_UPDATES: dict[str, Callable[[Context, Event], bool]] = {
     "door.closed": _door_closed,
     "jammer.status": _jammer,
     "camera.status": _camera,
+    "recording.inventory": _inventory,
     "alarm.panel": _panel,
     "alarm.input": _input,
     "badge.granted": _granted,

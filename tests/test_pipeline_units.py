@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import sqlite3
 import subprocess
@@ -204,3 +205,90 @@ def test_the_daemon_has_no_import_circles() -> None:
 
     circles = sorted(m for m in graph if reaches(m, m, set()))
     assert circles == []
+
+
+async def test_each_seal_is_attributed_to_whoever_started_and_ended_it(tmp_path: Path) -> None:
+    """Issue 10: the seal record named whoever last started a *different* seal; each seal's
+    `started_by`/`ended_by` is the badge of its own seal.start/seal.end, and a seal the site
+    file's schedule started has no starter."""
+    from daemon.pipeline.flow import Pipeline
+    from policies.timefmt import format_ts
+
+    site = load_site(EXAMPLE_SITE)
+    settings = load_settings(site, {"SEALWATCH_DATA_DIR": str(tmp_path)})
+    scheduled = site.seals[0]  # gk2027-a, started by the site file's schedule
+    assert scheduled.start is not None
+    start_us = parse_ts(scheduled.start.isoformat())
+    now = [start_us - 10_000_000]
+    store = Store(settings.db_path)
+    p = Pipeline(site, settings, store, metrics=new_metrics(), clock=lambda: now[0])
+    p.start()
+    p.release()
+
+    def seal(etype: str, seal_id: str, origin: str, actor: str | None = None, **extra: str) -> None:
+        body = {"ts": format_ts(now[0], site.tz), "type": etype, "seal": seal_id, **extra}
+        if origin == "mqtt":  # a console's gateway: the event names who acts
+            item = Incoming(
+                Kind.EVENT,
+                json.dumps(body).encode(),
+                origin,
+                now[0],
+                topic="t/console-1",
+                device="console-1",
+            )
+        else:  # the HTTP API: the session's badge is the actor (and fills `badge`)
+            body["device"] = "console-1"
+            item = Incoming(Kind.EVENT, body, origin, now[0], actor=actor)
+        p.process([item])
+        now[0] += 1_000_000
+        p.tick()
+
+    paper = {"classification": "secret"}
+    seal("seal.start", "s-1", "mqtt", name="Paper B", badge="S2001", **paper)
+    now[0] = start_us + 20_000_000  # the schedule starts its seal
+    p.tick()
+    seal("seal.start", "s-2", "http", "S2002", name="Paper C", badge="S2002", **paper)
+    seal("seal.end", "s-1", "http", "S2002", badge="S2002")
+    seal("seal.end", "s-2", "mqtt", badge="S2001")
+    await p.persister.call(lambda _s: None)
+    try:
+        rows = {s["id"]: s for s in store.seals()}
+        got = {k: (r["status"], r["started_by"], r["ended_by"]) for k, r in rows.items()}
+        assert got == {
+            "s-1": ("ended", "S2001", "S2002"),
+            "s-2": ("ended", "S2002", "S2001"),
+            scheduled.id: ("active", None, None),
+        }
+    finally:
+        await p.stop(snapshot=False)
+        store.close()
+
+
+async def test_precheck_lists_every_readiness_item_from_the_live_engine(tmp_path: Path) -> None:
+    from daemon.pipeline.flow import Pipeline
+    from daemon.view import ReadView
+    from policies.timefmt import format_ts
+
+    site = load_site(EXAMPLE_SITE)
+    settings = load_settings(site, {"SEALWATCH_DATA_DIR": str(tmp_path)})
+    store = Store(settings.db_path)
+    p = Pipeline(site, settings, store, metrics=new_metrics(), clock=lambda: T0)
+    p.start()
+    p.release()
+    try:
+        body = {"ts": format_ts(T0, site.tz), "type": "door.opened"}
+        p.process([Incoming(Kind.EVENT, body | {"device": "fire-exit-north"}, "test", T0)])
+        view = ReadView(p)
+        record = view.precheck("S2001")
+        view.close()
+        assert (record["inspector"], record["passed"]) == ("S2001", False)
+        items = {i["item"]: i for i in record["items"]}
+        assert (
+            "door fire-exit-north open" in items["boundary and entrance doors closed"]["problems"]
+        )
+        retention = items["video retention compliant"]["problems"]
+        assert "camera cam-press retention unknown: no inventory received" in retention
+        assert not items["perimeter armed"]["passed"] or items["perimeter armed"]["problems"] == []
+    finally:
+        await p.stop(snapshot=False)
+        store.close()

@@ -8,6 +8,7 @@ from typing import Any
 from tests.support.engine import (
     AGENCY_IN,
     BEFORE_SEAL,
+    SEAL_END,
     SEAL_START,
     Run,
     agency_site,
@@ -97,7 +98,9 @@ def test_inventory_reaching_back_only_89_days_raises_and_a_compliant_one_clears(
     r = Run(SITE).feed(
         inventory(0, "cam-press", -89 * DAY, []), inventory(60, "cam-press", -120 * DAY, [])
     )
-    assert r.triples(VR) == [(VR, "cam-press", "raised"), (VR, "cam-press", "cleared")]
+    # (the other cameras, silent past heartbeat_timeout_s, raise it too: see below)
+    got = [t for t in r.triples(VR) if t[1] == "cam-press"]
+    assert got == [(VR, "cam-press", "raised"), (VR, "cam-press", "cleared")]
     assert (r.of(VR)[0].severity, r.of(VR)[0].clause) == ("major", "EXAM-2.7.9")
 
 
@@ -149,3 +152,70 @@ def test_a_camera_installed_recently_is_counted_from_its_installation() -> None:
     short = run(site, [inventory(0, "cam-press", -9 * DAY, [])], policy=VR)
     assert ok == []
     assert short == [(VR, "cam-press", "raised")]
+
+
+# -- video-retention: a camera that never sends an inventory -----------------------------------
+
+HB = SITE.policies.heartbeat_timeout_s
+RECORDED = sorted(c for c, cam in SITE.cameras.items() if cam.recordings)
+
+
+def test_reference_cameras_all_have_a_recordings_folder() -> None:
+    assert RECORDED == sorted(SITE.cameras) and len(RECORDED) >= 2
+
+
+def test_a_camera_that_sends_no_inventory_raises_after_heartbeat_timeout_in_a_seal() -> None:
+    others = [inventory(0, c, -100 * DAY, []) for c in RECORDED if c != "cam-press"]
+    r = Run(SITE).feed(*others).advance(HB - 1)
+    assert r.triples(VR) == []
+    r.advance(HB)
+    assert r.triples(VR) == [(VR, "cam-press", "raised")]
+    a = r.of(VR)[0]
+    assert (a.severity, a.clause, a.ts) == ("major", "EXAM-2.7.9", r.engine.ctx.now)
+    assert "no recording inventory received" in a.message and "retention unknown" in a.message
+    # A compliant inventory clears it; a non-compliant one keeps it, with its own reason.
+    r.feed(inventory(HB + 10, "cam-press", -10 * DAY, []))
+    assert r.triples(VR) == [(VR, "cam-press", "raised")]
+    (open_,) = [a for a in r.engine.open_alerts() if a.policy == VR]
+    assert "newer than" in open_.message  # the alert now says why
+    r.feed(inventory(HB + 20, "cam-press", -100 * DAY, []))
+    assert r.triples(VR)[-1] == (VR, "cam-press", "cleared")
+
+
+def test_an_inventory_exactly_at_the_timeout_is_in_time() -> None:
+    got = run(
+        SITE,
+        [
+            *[inventory(0, c, -100 * DAY, []) for c in RECORDED if c != "cam-press"],
+            inventory(HB, "cam-press", -100 * DAY, []),
+        ],
+        until=at(HB + 60),
+        policy=VR,
+    )
+    assert got == []
+
+
+def test_no_inventory_is_counted_from_the_seal_start_not_before() -> None:
+    # Silent before the seal: nothing; the timeout counts from the seal's start.
+    start = [ev(0, "cam-gate", "camera.status", base=BEFORE_SEAL, stream="up", fps=12.0)]
+    assert run(SITE, start, until=at(-1, SEAL_START), policy=VR) == []
+    r = Run(SITE).feed(*start).advance(HB - 1, base=SEAL_START)
+    assert r.triples(VR) == []
+    r.advance(HB, base=SEAL_START)
+    assert sorted(r.triples(VR)) == [(VR, c, "raised") for c in RECORDED]
+
+
+def test_an_inventory_before_the_seal_counts_and_a_seal_end_stops_the_timer() -> None:
+    before = [inventory(0, c, -100 * DAY, [], base=BEFORE_SEAL) for c in RECORDED]
+    assert run(SITE, before, until=at(HB + 60, SEAL_START), policy=VR) == []
+    # A seal that ends before the timeout is due: nothing is raised, then or later.
+    quiet = [ev(-HB / 2, "cam-gate", "camera.status", base=SEAL_END, stream="up", fps=12.0)]
+    assert run(SITE, quiet, until=at(HB + 60, SEAL_END), policy=VR) == []
+
+
+def test_a_camera_without_a_recordings_folder_is_not_asked_for_an_inventory() -> None:
+    site = dataclasses.replace(
+        SITE,
+        cameras={c: dataclasses.replace(cam, recordings=None) for c, cam in SITE.cameras.items()},
+    )
+    assert run(site, [cam(0, "cam-press")], until=at(HB + 60), policy=VR) == []

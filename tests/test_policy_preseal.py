@@ -168,3 +168,27 @@ def test_agency_meeting_opened_by_event_is_checked() -> None:
     assert r.triples(PS) == [(PS, "mtg-0311", "raised")]
     assert "jam-meeting never heard" in message(r)
     assert "operators on duty" not in message(r)
+
+
+def test_a_camera_that_never_sent_an_inventory_fails_the_pre_seal_check() -> None:
+    events = [e for e in ready(-5) if not (e["device"] == "cam-press" and "oldest" in e)]
+    r = Run(SITE).feed(*events)
+    r.advance(1, base=SEAL_START)
+    assert r.triples(PS) == [(PS, "gk2027-a", "raised")]
+    assert "camera cam-press retention unknown: no inventory received" in message(r)
+    assert "1 readiness failure(s)" in message(r)
+
+
+def test_an_inventory_at_the_seal_start_instant_counts() -> None:
+    events = [e for e in ready(-5) if not (e["device"] == "cam-press" and "oldest" in e)]
+    late = [e for e in ready(0) if e["device"] == "cam-press" and "oldest" in e]
+    assert run(SITE, [*events, *late], until=at(1, SEAL_START), policy=PS) == []
+
+
+def test_a_camera_without_recordings_is_not_asked_for_an_inventory() -> None:
+    import dataclasses
+
+    cams = {c: dataclasses.replace(cam, recordings=None) for c, cam in SITE.cameras.items()}
+    site = dataclasses.replace(SITE, cameras=cams)
+    events = [e for e in ready(-5) if "oldest" not in e]
+    assert run(site, events, until=at(1, SEAL_START), policy=PS) == []

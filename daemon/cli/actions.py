@@ -9,13 +9,34 @@ action with origin `cli` (it decides that, not the CLI) and the named badge as t
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+from urllib.parse import urlencode
 
-from daemon.cli.daemon_api import call
+from daemon.cli.daemon_api import call, fetch
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     return call(args, "GET", "/api/alerts")
+
+
+def cmd_precheck(args: argparse.Namespace) -> int:
+    """The pre-seal readiness checks against the live daemon, one line per item."""
+    path = "/api/precheck" + (f"?{urlencode({'badge': args.badge})}" if args.badge else "")
+    status, result = fetch(args, "GET", path)
+    if not isinstance(result, dict) or "items" not in result:
+        print(f"precheck failed ({status}): {result}", file=sys.stderr)
+        return 2
+    print(
+        f"pre-seal check at {result['ts']}, site {result['site']}, "
+        f"inspector {result.get('inspector') or '-'}"
+    )
+    for item in result["items"]:
+        print(f"  [{'PASS' if item['passed'] else 'FAIL'}] {item['item']}")
+        for problem in item["problems"]:
+            print(f"         - {problem}")
+    print("READY" if result["passed"] else "NOT READY")
+    return 0 if result["passed"] else 1
 
 
 def cmd_ack(args: argparse.Namespace) -> int:
@@ -139,6 +160,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         return p
 
     client("alerts", "list the alerts not yet closed", cmd_alerts)
+    p = client("precheck", "run the pre-seal readiness checks against the live site", cmd_precheck)
+    p.add_argument("--badge", help="the inspector's badge")
     p = client("ack", "acknowledge an alert", cmd_ack)
     p.add_argument("alert_id")
     p.add_argument("--badge", required=True, help="who acknowledges (the person acting)")

@@ -26,6 +26,25 @@ def _base_url(args: argparse.Namespace) -> str:
     return "http://" + (bind or DEFAULT_HTTP)
 
 
+def fetch(args: argparse.Namespace, method: str, path: str) -> tuple[int, Any]:
+    """(status, decoded JSON or text) of one request; status 0 when the daemon is unreachable."""
+    url = _base_url(args) + path
+    req = urllib.request.Request(
+        url, method=method, headers=cli_headers(args.config, getattr(args, "data_dir", None))
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            payload, status = resp.read(), resp.status
+    except urllib.error.HTTPError as exc:
+        payload, status = exc.read(), exc.code
+    except urllib.error.URLError as exc:
+        return 0, f"cannot reach the daemon at {url}: {exc.reason}"
+    try:
+        return status, orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return status, payload.decode(errors="replace")
+
+
 def call(
     args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None
 ) -> int:

@@ -248,6 +248,20 @@ async def get_archive(request: web.Request) -> web.Response:
     return json_response(data)
 
 
+async def precheck(request: web.Request) -> web.Response:
+    """GET /api/precheck[?badge=B]: the readiness checks now, read only (supervisor)."""
+    view = request.app[VIEW]
+    session = request.get(SESSION)
+    badge = request.query.get("badge") or None
+    if session is not None:
+        if badge is not None and badge != session.user.badge:
+            refuse("badge", "'badge' is not the badge of the logged-in account", 403)
+        badge = session.user.badge
+    if badge is not None and badge not in view.site.people:
+        refuse("badge", f"badge {badge[:80]!r} is not a known person")
+    return json_response(view.precheck(badge))
+
+
 # -- other operator actions ---------------------------------------------------------------------
 
 
@@ -363,6 +377,7 @@ def mount_api(app: web.Application, view: ReadView, actions: Actions) -> None:
             web.post("/api/seals/{seal_id}/start", seal_start),
             web.post("/api/seals/{seal_id}/end", seal_end),
             web.get("/api/seals/{seal_id}/archive", get_archive),
+            web.get("/api/precheck", precheck),
             web.post("/api/approvals", approval),
             web.post("/api/inspections", inspection),
             web.post("/api/reviews", review),

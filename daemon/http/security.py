@@ -55,6 +55,8 @@ def required_role(method: str, path: str) -> str:
     """The least role that may make this request (guards only look)."""
     if path.startswith("/api/users"):
         return "admin"
+    if path == "/api/precheck":  # the pre-seal inspection: who answers for the seal
+        return "supervisor"
     if method in SAFE_METHODS or path.startswith("/auth/"):
         return "guard"
     if path.startswith(("/api/seals/", "/api/maintenance")):

@@ -33,7 +33,7 @@ from daemon.pipeline.decode import Decoder, reason_class
 from daemon.pipeline.items import Incoming, Kind, Outcome, Reject, Row, Skip
 from daemon.store import Snapshot, Store, Writes
 from policies.engine import Engine, EventRejected, Transition
-from policies.events import Event, Rejection, parse_event
+from policies.events import Event, Rejection, SealEvent, parse_event
 from policies.rules.authority import actor_of
 from policies.site import Site
 from policies.timefmt import format_ts, parse_ts, seconds
@@ -255,6 +255,7 @@ class EngineStage:
         result = Result()
         for item in batch:
             result.outcomes.append(self._accept(item, result))
+        self._sync_seals(result.writes)  # seals a timer started or ended before an event
         if self.engine.clock is not None:
             result.writes.meta["clock"] = str(self.engine.clock)
         self._ledger(result.writes)
@@ -266,8 +267,9 @@ class EngineStage:
         if trs:
             result.rows = self._transitions(result.writes, trs, None)
             result.writes.meta["clock"] = str(self.engine.clock)
-            if any(t.policy == "pre-seal" for t in trs):
-                self._sync_seals(result.writes)
+        # A seal of the site file starts and ends on a timer, with or without an alert.
+        self._sync_seals(result.writes)
+        if result.writes:
             self._ledger(result.writes)
         return result
 
@@ -417,8 +419,11 @@ class EngineStage:
             )
         rows = self._transitions(w, trs, seq)
         result.rows += rows
-        if ev.type.startswith("seal.") or (trs and any(t.policy == "pre-seal" for t in trs)):
-            self._sync_seals(w, actor if ev.type.startswith("seal.") else None, ev.type)
+        if isinstance(ev, SealEvent):
+            # Who started or ended *this* seal: only the seal the event names is attributed.
+            self._sync_seals(w, ev.seal, ev.type, actor)
+        elif trs and any(t.policy == "pre-seal" for t in trs):
+            self._sync_seals(w)
         return Outcome(True, None, seq, [r.as_dict() for r in rows])
 
     def _remember(self, digest: str) -> None:
@@ -526,15 +531,25 @@ class EngineStage:
         self.metrics.inc("sealwatch_operator_actions_total", kind)
         return action_id
 
-    def _sync_seals(self, w: Writes, actor: str | None = None, etype: str = "") -> None:
+    def _sync_seals(
+        self, w: Writes, seal_id: str | None = None, etype: str = "", actor: str | None = None
+    ) -> None:
+        """Write the row of every seal that changed since the last sync.
+
+        Only the seal `seal_id` (the one a `seal.start`/`seal.end` event names) is attributed
+        to `actor`: other seals may have changed at the same time (a seal of the site file
+        started by its schedule, a timer that fired before the event) and keep who started
+        and ended them, or nobody (a scheduled start has no starter).
+        """
         for s in self.engine.seals():
             key = (s.status, s.start, s.end, s.planned_end, s.name)
-            if self._seal_cache.get(s.id) == key:
+            named = s.id == seal_id
+            if self._seal_cache.get(s.id) == key and not named:
                 continue
             self._seal_cache[s.id] = key
             prev = self._seal_rows.get(s.id)
-            started_by = actor if etype == "seal.start" else None
-            ended_by = actor if etype == "seal.end" else None
+            started_by = actor if named and etype == "seal.start" else None
+            ended_by = actor if named and etype == "seal.end" else None
             if prev is not None:  # as the store's upsert does
                 started_by = started_by if started_by is not None else prev[7]
                 ended_by = ended_by if ended_by is not None else prev[8]

@@ -5,7 +5,7 @@ Also EXAM-2.7.10 (video systems always in effective working state: stream and ta
 
 from __future__ import annotations
 
-from policies.core import Rule
+from policies.core import Context, Rule
 from policies.events import CameraStatus, Event, RecordingInventory
 from policies.timefmt import format_ts, seconds, to_us
 
@@ -60,6 +60,37 @@ class VideoRetention(Rule):
     clause = "EXAM-2.7.9"
     severity = "major"
     handles = ("recording.inventory",)
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.timeout_s = self.tunables.heartbeat_timeout_s
+        # Cameras with a recordings folder: each must send an inventory (adapters/recordings.py
+        # sends one per scan, also for a missing or empty folder).
+        self.recorded = sorted(c.id for c in self.site.cameras.values() if c.recordings)
+        self.sealed_period = 0  # bumped at each seal start and end: stale timers do nothing
+
+    def on_seal_start(self) -> None:
+        """A camera that has sent no inventory `heartbeat_timeout_s` after the later of the
+        seal start and the first event: its retention is unknown, which is not compliant."""
+        self.sealed_period += 1
+        due = self.ctx.now + seconds(self.timeout_s)
+        for camera in self.recorded:
+            if camera not in self.ctx.world.inventory:
+                self.ctx.schedule(due, self._no_inventory, (camera, self.sealed_period))
+
+    def on_seal_end(self) -> None:
+        self.sealed_period += 1
+
+    def _no_inventory(self, arg: tuple[str, int]) -> None:
+        camera, period = arg
+        if period != self.sealed_period or camera in self.ctx.world.inventory:
+            return
+        self.raise_(
+            camera,
+            f"camera {camera}: no recording inventory received in {self.timeout_s:g} s of the "
+            "seal (retention unknown)",
+            fold=False,
+        )
 
     def on_event(self, ev: Event) -> None:
         assert isinstance(ev, RecordingInventory)
