@@ -178,6 +178,21 @@ def wait_http(url: str, procs: list[subprocess.Popen[bytes]], timeout_s: float =
     return False
 
 
+def wait_backfill(
+    site_path: Path, data: Path, sim: subprocess.Popen[bytes], timeout_s: float = 60.0
+) -> None:
+    """Until every camera's recordings folder has more than 90 day folders (or the timeout)."""
+    from policies.site import load_site
+
+    site = load_site(site_path)
+    folders = [data / c.recordings for c in site.cameras.values() if c.recordings]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and sim.poll() is None:
+        if all(f.is_dir() and sum(1 for _ in f.iterdir()) > 90 for f in folders):
+            return
+        time.sleep(0.1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="Run the sealwatch demo.")
     ap.add_argument("--http-port", type=int, default=8080, help="if free (else any free port)")
@@ -272,6 +287,9 @@ def main() -> int:
                 stderr=subprocess.STDOUT,
             )
         )
+        # The daemon starts once the simulated recorders hold their 95 days of footage: a
+        # first scan of an empty folder would (rightly) raise video-retention for each camera.
+        wait_backfill(site, data, procs[0])
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "daemon", "run", "--config", str(site)],
