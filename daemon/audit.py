@@ -86,7 +86,9 @@ TRANSITION_COLUMNS = (
 )
 ACTION_COLUMNS = "id, ts, kind, actor, origin, alert_id, event_seq, body"
 SUPPRESSION_COLUMNS = 'id, device, start, "end", reason, by_badge, created'
-SEAL_COLUMNS = 'id, name, classification, start, "end", planned_end, status, started_by, ended_by'
+SEAL_COLUMNS = (
+    'id, name, classification, start, "end", planned_end, status, started_by, ended_by, precheck'
+)
 LEDGER_TABLES: dict[str, tuple[str, str]] = {
     "events": ("seq", EVENT_COLUMNS),
     "rejections": ("id", REJECTION_COLUMNS),
@@ -108,9 +110,19 @@ def row_hash(values: tuple[Any, ...] | list[Any]) -> str:
     return hashlib.sha256(orjson.dumps(list(values), default=_default)).hexdigest()
 
 
+def seal_hash(values: tuple[Any, ...] | list[Any]) -> str:
+    """A seal row's content hash. A row without `precheck` (the tenth column, schema 3) hashes
+    as its first nine columns, so rows chained before schema 3 still verify."""
+    return row_hash(values[:9] if len(values) > 9 and values[9] is None else values)
+
+
 def ledger_body(tables: dict[str, list[tuple[Any, ...]]]) -> dict[str, Any]:
     """A `ledger` record's body: per table, [id, content hash] of each row, in write order."""
-    return {t: [[r[0], row_hash(r)] for r in rows] for t, rows in tables.items() if rows}
+    return {
+        t: [[r[0], seal_hash(r) if t == SEALS else row_hash(r)] for r in rows]
+        for t, rows in tables.items()
+        if rows
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +266,7 @@ def verify(
             row = stored_seals.pop(sid, None)
             if row is None:
                 raise _Broken(SEALS, sid, f"is missing (chained by audit record {seq})", seq)
-            if row_hash(row) != digest:
+            if seal_hash(row) != digest:
                 raise _Broken(
                     SEALS, sid, f"its content does not match its newest version (record {seq})"
                 )

@@ -22,8 +22,9 @@ import orjson
 
 from daemon.audit import EVENT_COLUMNS, LEDGER_TABLES, SEALS, TRANSITION_COLUMNS, AuditChain
 
-# 1: before the ledger (no `schema_version` in meta); 2: the ledger covers every row.
-SCHEMA_VERSION = 2
+# 1: before the ledger (no `schema_version` in meta); 2: the ledger covers every row;
+# 3: seals.precheck (the pre-seal record in force when the seal started).
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,7 +55,7 @@ CREATE TABLE IF NOT EXISTS suppressions(
     reason TEXT NOT NULL, by_badge TEXT NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS seals(
     id TEXT PRIMARY KEY, name TEXT, classification TEXT, start INTEGER, "end" INTEGER,
-    planned_end INTEGER, status TEXT NOT NULL, started_by TEXT, ended_by TEXT);
+    planned_end INTEGER, status TEXT NOT NULL, started_by TEXT, ended_by TEXT, precheck TEXT);
 CREATE TABLE IF NOT EXISTS audit(
     seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
     prev TEXT NOT NULL, hash TEXT NOT NULL);
@@ -66,10 +67,10 @@ CREATE TABLE IF NOT EXISTS snapshots(
 
 _SEAL_UPSERT = (
     'INSERT INTO seals(id, name, classification, start, "end", planned_end, status, '
-    "started_by, ended_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE "
-    "SET name=excluded.name, classification=excluded.classification, "
+    "started_by, ended_by, precheck) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) "
+    "DO UPDATE SET name=excluded.name, classification=excluded.classification, "
     'start=excluded.start, "end"=excluded."end", planned_end=excluded.planned_end, '
-    "status=excluded.status, "
+    "status=excluded.status, precheck=excluded.precheck, "
     "started_by=COALESCE(excluded.started_by, seals.started_by), "
     "ended_by=COALESCE(excluded.ended_by, seals.ended_by)"
 )
@@ -137,7 +138,7 @@ class Writes:
         for sid, row in other.seals.items():
             prev = self.seals.get(sid)
             if prev is not None:  # keep who started and ended it, as the upsert would
-                row = (*row[:7], row[7] or prev[7], row[8] or prev[8])
+                row = (*row[:7], row[7] or prev[7], row[8] or prev[8], *row[9:])
             self.seals[sid] = row
         self.suppressions += other.suppressions
         self.meta.update(other.meta)
@@ -160,7 +161,9 @@ def migrate(conn: sqlite3.Connection) -> None:
     """Bring an existing store up to SCHEMA_VERSION, in one transaction.
 
     1 → 2: rows written before the ledger are not in the chain; the ids they reach are kept
-    as the ledger's floor (`verify` reports rows above it that the chain does not cover)."""
+    as the ledger's floor (`verify` reports rows above it that the chain does not cover).
+    2 → 3: seals gain `precheck` (NULL for the rows already there; `audit.seal_hash` hashes
+    such a row as before)."""
     version = schema_version(conn)
     if version >= SCHEMA_VERSION:
         return
@@ -177,9 +180,16 @@ def migrate(conn: sqlite3.Connection) -> None:
                 "DO UPDATE SET value=excluded.value",
                 [
                     ("ledger_floor", orjson.dumps(floor).decode()),
-                    ("schema_version", str(SCHEMA_VERSION)),
                 ],
             )
+        columns = {str(r[1]) for r in conn.execute("PRAGMA table_info(seals)")}
+        if version < 3 and "precheck" not in columns:
+            conn.execute("ALTER TABLE seals ADD COLUMN precheck TEXT")
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) "
+            "DO UPDATE SET value=excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -501,10 +511,11 @@ class Store:
                 "status": r[6],
                 "started_by": r[7],
                 "ended_by": r[8],
+                "precheck": r[9],
             }
             for r in self.reader.execute(
                 'SELECT id, name, classification, start, "end", planned_end, status, '
-                "started_by, ended_by FROM seals ORDER BY start"
+                "started_by, ended_by, precheck FROM seals ORDER BY start"
             )
         ]
 

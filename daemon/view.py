@@ -278,10 +278,11 @@ class ReadView:
             "status",
             "started_by",
             "ended_by",
+            "precheck",
         )
         rows = self._conn.execute(
             'SELECT id, name, classification, start, "end", planned_end, status, '
-            "started_by, ended_by FROM seals ORDER BY start"
+            "started_by, ended_by, precheck FROM seals ORDER BY start"
         ).fetchall()
         return [dict(zip(keys, r, strict=True)) for r in rows]
 

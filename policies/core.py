@@ -99,6 +99,9 @@ class SealState:
     planned_end: int | None
     status: str = "pending"  # pending | active | ended
     source: str = "site"  # site | event
+    # the last pre-seal record when it came into force (precheck.recorded): passed | failed |
+    # none (no record since the engine started)
+    precheck: str = "none"
 
 
 @dataclass(slots=True)

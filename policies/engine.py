@@ -19,7 +19,14 @@ from policies.core import (
     Transition,
     World,
 )
-from policies.events import AlertAck, AlertShelve, AlertUnshelve, Event, SealEvent
+from policies.events import (
+    AlertAck,
+    AlertShelve,
+    AlertUnshelve,
+    Event,
+    PrecheckRecorded,
+    SealEvent,
+)
 from policies.rules.access import BadgeDeniedBurst, EscortedExit, TwoPerson, ZoneAuthorization
 from policies.rules.alarms import Intrusion, PerimeterArmed, Power
 from policies.rules.authority import AUTHORITY, UnauthorisedAction
@@ -66,7 +73,7 @@ RULES: tuple[type[Rule], ...] = (
 
 
 OPERATOR_TYPES = frozenset(
-    {"alert.ack", "alert.shelve", "alert.unshelve", "seal.start", "seal.end"}
+    {"alert.ack", "alert.shelve", "alert.unshelve", "seal.start", "seal.end", "precheck.recorded"}
 )
 
 
@@ -86,6 +93,7 @@ class Engine:
                 self._dispatch.setdefault(etype, []).append(rule.on_event)
         self.floor: int | None = None  # the earliest ts a new event may carry
         self._sealed_checked = True
+        self.precheck: PrecheckRecorded | None = None  # the last pre-seal record
 
     # -- the public surface ------------------------------------------------------------------
 
@@ -227,6 +235,8 @@ class Engine:
     def _activate(self, seal: SealState, t: int, *, seen: bool) -> None:
         ctx = self.ctx
         seal.status, seal.start = "active", t
+        last = self.precheck
+        seal.precheck = "none" if last is None else "passed" if last.passed else "failed"
         if not ctx.sealed:
             ctx.sealed = True
             self._sealed_checked = False
@@ -320,3 +330,5 @@ class Engine:
                 self._activate(seal, ev.ts, seen=True)
             else:
                 self._end(ctx.seals[ev.seal])
+        elif isinstance(ev, PrecheckRecorded):
+            self.precheck = ev

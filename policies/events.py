@@ -172,6 +172,25 @@ class SealEvent(Event):
     badge: str | None = None  # who starts or ends it (absent in older streams)
 
 
+@dataclass(frozen=True, slots=True)
+class PrecheckItem:
+    """One readiness item of a pre-seal record: passed when it lists no problems."""
+
+    item: str
+    passed: bool
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class PrecheckRecorded(Event):
+    """precheck.recorded: the written pre-seal inspection record (EXAM-2.8.14)."""
+
+    badge: str = ""  # the inspector
+    items: tuple[PrecheckItem, ...] = ()
+    remediation: str | None = None
+    passed: bool = False
+
+
 @dataclass(slots=True)
 class DeviceEvent(Event):
     """device.heartbeat and device.status."""
@@ -207,6 +226,8 @@ DBM_MIN, DBM_MAX = -300.0, 300.0  # band power and RSSI
 TEMP_MIN, TEMP_MAX = -273.15, 1000.0  # temperature_c
 FPS_MAX: Final = 10_000.0
 MAX_VALID_S: Final = 30 * 86_400.0  # an exit approval is valid for at most 30 days
+MAX_PRECHECK_ITEMS: Final = 32  # items of one pre-seal record
+MAX_PRECHECK_PROBLEMS: Final = 1000  # problems of one item (one per device at most)
 
 
 class _Bad(Exception):
@@ -569,6 +590,44 @@ def _seal(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     )
 
 
+def _precheck(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    raw: Any = o.get("items")
+    if type(raw) is not list or not raw:
+        if "items" not in o:
+            raise _Bad("missing field 'items'")
+        raise _Bad("field 'items' must be a non-empty list of {item, passed, problems}")
+    if len(raw) > MAX_PRECHECK_ITEMS:
+        raise _Bad(f"field 'items' lists more than {MAX_PRECHECK_ITEMS} items ({len(raw)})")
+    items: list[PrecheckItem] = []
+    for x in raw:
+        if type(x) is not dict:
+            raise _Bad("each item must be an object {item, passed, problems}")
+        problems: Any = x.get("problems", [])
+        if type(problems) is not list or not all(type(p) is str and p for p in problems):
+            raise _Bad("field 'problems' of an item must be a list of non-empty strings")
+        if len(problems) > MAX_PRECHECK_PROBLEMS:
+            raise _Bad(
+                f"an item lists more than {MAX_PRECHECK_PROBLEMS} problems ({len(problems)})"
+            )
+        for p in problems:
+            _text_ok(p, "problems", MAX_TEXT_LEN)
+        name = _str(x, "item", MAX_TEXT_LEN)
+        passed = _bool(x, "passed")
+        if passed is not (not problems):
+            raise _Bad(f"item {_show(name)}: 'passed' must be true exactly when it has no problems")
+        items.append(PrecheckItem(name, passed, tuple(problems)))
+    passed_all = _bool(o, "passed")
+    if passed_all is not all(i.passed for i in items):
+        raise _Bad("field 'passed' must be true exactly when every item passed")
+    return PrecheckRecorded(
+        *b,
+        badge=_str(o, "badge"),
+        items=tuple(items),
+        remediation=_opt_str(o, "remediation", MAX_TEXT_LEN),
+        passed=passed_all,
+    )
+
+
 def _heartbeat(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     return DeviceEvent(*b)
 
@@ -620,6 +679,7 @@ EVENT_TYPES: dict[str, tuple[tuple[str, ...], _Build]] = {
     "alert.unshelve": (("console",), _unshelve),
     "seal.start": (("console",), _seal),
     "seal.end": (("console",), _seal),
+    "precheck.recorded": (("console",), _precheck),
     "device.heartbeat": (_ANY, _heartbeat),
     "device.status": (_ANY, _status),
     "daemon.health": (("daemon",), _health),  # from DAEMON_DEVICE only

@@ -349,6 +349,19 @@ def _good_fields(site: Site, etype: str) -> dict[str, Any]:
             "end": Later(30 * 86_400, optional=True),
         },
         "seal.end": {"seal": st.sampled_from([*seal_ids, "drill", "é漢字🙂"])},
+        "precheck.recorded": {
+            "badge": badge,
+            "items": st.lists(
+                st.builds(
+                    lambda name: {"item": name, "passed": True, "problems": []},
+                    st.sampled_from(["perimeter armed", "é漢字🙂", "i" * 2000]),
+                ),
+                min_size=1,
+                max_size=32,
+            ),
+            "passed": st.just(True),
+            "remediation": _text(2000),
+        },
         "device.heartbeat": {},
         "device.status": {"state": st.sampled_from(["online", "offline"])},
         "daemon.health": {
@@ -679,6 +692,12 @@ def baseline(site: Site, etype: str, ts: int, alert_id: str = "a") -> dict[str, 
         "alert.unshelve": {"alert_id": alert_id, "badge": badge},
         "seal.start": {"seal": "grid", "name": "n", "classification": "secret", "end": later},
         "seal.end": {"seal": "grid"},
+        "precheck.recorded": {
+            "badge": badge,
+            "items": [{"item": "a", "passed": False, "problems": ["p"]}],
+            "passed": False,
+            "remediation": "r",
+        },
         "device.status": {"state": "offline"},
         "daemon.health": {"component": "store", "state": "degraded", "reason": "r"},
     }

@@ -395,6 +395,25 @@ def test_a_store_of_the_previous_schema_is_migrated(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
+def test_a_store_of_schema_2_gains_the_seals_precheck_column(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA.replace(", precheck TEXT", ""))
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    conn.execute("INSERT INTO seals(id, status) VALUES ('old', 'ended')")
+    conn.commit()
+    conn.close()
+    store = Store(path)
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "3"
+    assert [(s["id"], s["precheck"]) for s in store.seals()] == [("old", None)]
+    store.close()
+    # a row without precheck hashes as it did under schema 2, so its chained digest holds
+    old = ("old", None, None, None, None, None, "ended", None, None)
+    assert audit.seal_hash((*old, None)) == audit.row_hash(old)
+    assert audit.seal_hash((*old, "failed")) != audit.row_hash(old)
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
 @pytest.mark.slow
 async def test_the_daemon_publishes_its_signed_head_retained_and_it_anchors_the_store(
     tmp_path: Path, mosquitto_session: Mosquitto

@@ -36,6 +36,14 @@ def cmd_precheck(args: argparse.Namespace) -> int:
         for problem in item["problems"]:
             print(f"         - {problem}")
     print("READY" if result["passed"] else "NOT READY")
+    if args.record:
+        # the daemon runs the checks again and records what it finds (never these items)
+        body = {"badge": args.badge, "remediation": args.remediation, "console": args.console}
+        status, outcome = fetch(args, "POST", "/api/precheck", body)
+        if not isinstance(outcome, dict) or not outcome.get("accepted"):
+            print(f"precheck not recorded ({status}): {outcome}", file=sys.stderr)
+            return 2
+        print(f"recorded as event {outcome.get('seq')}")
     return 0 if result["passed"] else 1
 
 
@@ -162,6 +170,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     client("alerts", "list the alerts not yet closed", cmd_alerts)
     p = client("precheck", "run the pre-seal readiness checks against the live site", cmd_precheck)
     p.add_argument("--badge", help="the inspector's badge")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="record the checks as the written pre-seal record (precheck.recorded; needs --badge)",
+    )
+    p.add_argument("--remediation", help="with --record: the inspector's remediation note")
+    p.add_argument("--console", help="with --record: the console it is recorded at")
     p = client("ack", "acknowledge an alert", cmd_ack)
     p.add_argument("alert_id")
     p.add_argument("--badge", required=True, help="who acknowledges (the person acting)")

@@ -26,12 +26,18 @@ def _base_url(args: argparse.Namespace) -> str:
     return "http://" + (bind or DEFAULT_HTTP)
 
 
-def fetch(args: argparse.Namespace, method: str, path: str) -> tuple[int, Any]:
-    """(status, decoded JSON or text) of one request; status 0 when the daemon is unreachable."""
+def fetch(
+    args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    """(status, decoded JSON or text) of one request; status 0 when the daemon is unreachable.
+    `body` (None values left out) is sent as JSON."""
     url = _base_url(args) + path
-    req = urllib.request.Request(
-        url, method=method, headers=cli_headers(args.config, getattr(args, "data_dir", None))
-    )
+    headers = cli_headers(args.config, getattr(args, "data_dir", None))
+    data = None
+    if body is not None:
+        data = orjson.dumps({k: v for k, v in body.items() if v is not None})
+        headers = {"Content-Type": "application/json", **headers}
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             payload, status = resp.read(), resp.status

@@ -262,6 +262,25 @@ async def precheck(request: web.Request) -> web.Response:
     return json_response(view.precheck(badge))
 
 
+async def record_precheck(request: web.Request) -> web.Response:
+    """POST /api/precheck {badge, remediation?, console?}: the readiness checks now, recorded
+    as a `precheck.recorded` event by the inspector (supervisor or secrecy officer). The items
+    are the server's, from the live engine: any in the body are ignored."""
+    view = request.app[VIEW]
+    body = await read_body(request)
+    actor = _actor(request, body)
+    remediation = opt_str(body, "remediation", 2000)
+    checks = view.precheck(actor)
+    event: dict[str, Any] = {
+        "type": "precheck.recorded",
+        "items": checks["items"],
+        "passed": checks["passed"],
+    }
+    if remediation:
+        event["remediation"] = remediation
+    return await _command(request, body, event, actor)
+
+
 # -- other operator actions ---------------------------------------------------------------------
 
 
@@ -378,6 +397,7 @@ def mount_api(app: web.Application, view: ReadView, actions: Actions) -> None:
             web.post("/api/seals/{seal_id}/end", seal_end),
             web.get("/api/seals/{seal_id}/archive", get_archive),
             web.get("/api/precheck", precheck),
+            web.post("/api/precheck", record_precheck),
             web.post("/api/approvals", approval),
             web.post("/api/inspections", inspection),
             web.post("/api/reviews", review),

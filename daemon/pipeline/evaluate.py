@@ -121,6 +121,7 @@ class EngineStage:
                 s["status"],
                 s["started_by"],
                 s["ended_by"],
+                s["precheck"],
             )
             for s in store.seals()
         }
@@ -542,7 +543,7 @@ class EngineStage:
         and ended them, or nobody (a scheduled start has no starter).
         """
         for s in self.engine.seals():
-            key = (s.status, s.start, s.end, s.planned_end, s.name)
+            key = (s.status, s.start, s.end, s.planned_end, s.name, s.precheck)
             named = s.id == seal_id
             if self._seal_cache.get(s.id) == key and not named:
                 continue
@@ -563,6 +564,7 @@ class EngineStage:
                 s.status,
                 started_by,
                 ended_by,
+                s.precheck,
             )
             self._seal_rows[s.id] = row
             w.seals[s.id] = row

@@ -1,7 +1,7 @@
 """EXAM-2.8.2: "A seal leaves a complete archive: who, when, every entry and exit."
 
 The archive's "who" is only worth something if whoever acknowledges an alert, approves an
-exit, records an inspection or review, or starts or ends a seal is a known person whose role
+exit, records an inspection, review or pre-seal check, or starts or ends a seal is a known person whose role
 allows it. `AUTHORITY` is the one table of who may do what (docs/policies.md quotes it). The
 engine asks `refusal(ev)` before an operator action changes anything; a refused action is a
 rejection naming the badge and the action, and the attempt itself raises `unauthorised-action`
@@ -43,6 +43,7 @@ AUTHORITY: Final[dict[str, Authority]] = {
     "approval.granted": Authority("granted_by", SUPERVISOR_ROLES, optional=True),
     "seal.start": Authority("badge", SUPERVISOR_ROLES, optional=True),
     "seal.end": Authority("badge", SUPERVISOR_ROLES, optional=True),
+    "precheck.recorded": Authority("badge", SUPERVISOR_ROLES),
 }
 
 ROLE_NAMES: Final = {

@@ -2,9 +2,15 @@
 
 Run when the engine sees a seal start: every readiness check at once, one latched alert that
 lists each failure.
+
+`precheck.recorded` is the written record of the same checks (inspector, items, remediation);
+the engine keeps the last one and marks each seal that comes into force with it (`SealState.
+precheck`: passed, failed, or none when there was no record).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from policies.core import Rule
 from policies.rules.staffing import ON_DUTY_ROLES
@@ -82,6 +88,14 @@ class PreSeal(Rule):
             ("monitoring room staffed", staffed),
             ("video retention compliant", retention),
         ]
+
+    def record(self) -> dict[str, Any]:
+        """The `items` and `passed` fields of a `precheck.recorded` event, from the live state."""
+        items = [
+            {"item": item, "passed": not problems, "problems": problems}
+            for item, problems in self.checklist()
+        ]
+        return {"items": items, "passed": all(i["passed"] for i in items)}
 
     def check(self, seal_id: str) -> None:
         problems = self.failures()
