@@ -403,10 +403,6 @@ class Store:
 
     # -- transitions and alerts -------------------------------------------------------------
 
-    def last_transition_id(self) -> int:
-        row = self.reader.execute("SELECT MAX(id) FROM transitions").fetchone()
-        return int(row[0] or 0)
-
     def transition_keys_after(self, tid: int) -> list[tuple[int, str, str]]:
         return [
             (int(r[0]), str(r[1]), str(r[2]))
@@ -516,26 +512,6 @@ class Store:
             for r in self.reader.execute(
                 'SELECT id, name, classification, start, "end", planned_end, status, '
                 "started_by, ended_by, precheck FROM seals ORDER BY start"
-            )
-        ]
-
-    def events_between(self, start: int, end: int, types: tuple[str, ...]) -> list[dict[str, Any]]:
-        marks = ",".join("?" * len(types))
-        return [
-            orjson.loads(r[0])
-            for r in self.reader.execute(
-                f"SELECT source FROM events WHERE ts >= ? AND ts <= ? AND type IN ({marks}) "
-                "ORDER BY seq",
-                (start, end, *types),
-            )
-        ]
-
-    def transitions_between(self, start: int, end: int) -> list[dict[str, Any]]:
-        return [
-            {"ts_us": r[0], **orjson.loads(r[1])}
-            for r in self.reader.execute(
-                "SELECT ts, line FROM transitions WHERE ts >= ? AND ts <= ? ORDER BY id",
-                (start, end),
             )
         ]
 

@@ -226,7 +226,7 @@ class ReadView:
 
     @property
     def site(self) -> Site:
-        return self._p.site  # type: ignore[no-any-return]
+        return self._p.site
 
     @property
     def tz(self) -> tzinfo:

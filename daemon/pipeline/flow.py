@@ -29,6 +29,7 @@ from daemon.pipeline.persist import Commit, Persister, StoreHealth
 from daemon.pipeline.sinks import FanOut, Listeners
 from daemon.store import Store, Writes
 from policies.events import DAEMON_DEVICE
+from policies.site import Site
 
 log = logging.getLogger("sealwatch.pipeline")
 
@@ -59,7 +60,7 @@ def new_metrics() -> Metrics:
     m.counter("sealwatch_mqtt_sessions_lost_total", "Broker sessions found lost on reconnect")
     m.counter("sealwatch_published_total", "Alert transitions acked by the broker")
     m.counter("sealwatch_operator_actions_total", "Operator actions recorded", ("kind",))
-    m.counter("sealwatch_store_failures_total", "Store writes that failed and were retried")
+    m.counter("sealwatch_store_failures_total", "Times the store went from writable to failing")
     return m
 
 
@@ -68,7 +69,7 @@ class Pipeline:
 
     def __init__(
         self,
-        site: Any,
+        site: Site,
         settings: Settings,
         store: Store,
         *,

@@ -78,8 +78,6 @@ class Persister:
         self.reason = ""
         self.pending: deque[Commit] = deque()  # submitted, not yet written (loop side)
         self.pending_items = 0
-        self.written_commits = 0
-        self.failures = 0
         self.room = asyncio.Event()
         self.room.set()
         self._queue: deque[Commit | _Call | _Stop] = deque()
@@ -149,7 +147,6 @@ class Persister:
             commit = self.pending.popleft()
             self.pending_items -= commit.items
             commit.let_go()
-        self.written_commits += count
         if not self.full:
             self.room.set()
 
@@ -204,7 +201,6 @@ class Persister:
             try:
                 self.store.apply(writes)
             except (sqlite3.Error, OSError) as exc:
-                self.failures += 1
                 if not failing:
                     failing = True
                     reason = f"{type(exc).__name__}: {exc}"
