@@ -478,16 +478,12 @@ class ReadView:
         """The pre-seal readiness checks (EXAM-2.8.14) against the engine's current world, read
         only: each item with its result and problems, as the `pre-seal` alert would list them."""
         preseal = self._p.stage.engine.preseal
-        items = preseal.checklist() if preseal is not None else []
+        record = preseal.record() if preseal is not None else {"items": [], "passed": True}
         return {
             "ts": format_time(self.clock(), self.tz),
             "site": self.site.id,
             "inspector": badge,
-            "passed": all(not problems for _item, problems in items),
-            "items": [
-                {"item": item, "passed": not problems, "problems": problems}
-                for item, problems in items
-            ],
+            **record,
         }
 
     # -- health and metrics ---------------------------------------------------------------------

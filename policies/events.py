@@ -179,6 +179,7 @@ class PrecheckItem:
     item: str
     passed: bool
     problems: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()  # what was seen (readings, who is on duty, …)
 
 
 @dataclass(slots=True)
@@ -228,6 +229,7 @@ FPS_MAX: Final = 10_000.0
 MAX_VALID_S: Final = 30 * 86_400.0  # an exit approval is valid for at most 30 days
 MAX_PRECHECK_ITEMS: Final = 32  # items of one pre-seal record
 MAX_PRECHECK_PROBLEMS: Final = 1000  # problems of one item (one per device at most)
+MAX_PRECHECK_EVIDENCE: Final = 1000  # evidence texts of one item
 
 
 class _Bad(Exception):
@@ -611,11 +613,21 @@ def _precheck(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
             )
         for p in problems:
             _text_ok(p, "problems", MAX_TEXT_LEN)
+        evidence: Any = x.get("evidence", [])
+        if type(evidence) is not list or not all(type(e) is str and e for e in evidence):
+            raise _Bad("field 'evidence' of an item must be a list of non-empty strings")
+        if len(evidence) > MAX_PRECHECK_EVIDENCE:
+            raise _Bad(
+                f"an item lists more than {MAX_PRECHECK_EVIDENCE} pieces of evidence "
+                f"({len(evidence)})"
+            )
+        for e in evidence:
+            _text_ok(e, "evidence", MAX_TEXT_LEN)
         name = _str(x, "item", MAX_TEXT_LEN)
         passed = _bool(x, "passed")
         if passed is not (not problems):
             raise _Bad(f"item {_show(name)}: 'passed' must be true exactly when it has no problems")
-        items.append(PrecheckItem(name, passed, tuple(problems)))
+        items.append(PrecheckItem(name, passed, tuple(problems), tuple(evidence)))
     passed_all = _bool(o, "passed")
     if passed_all is not all(i.passed for i in items):
         raise _Bad("field 'passed' must be true exactly when every item passed")

@@ -34,6 +34,8 @@ ACK_AFTER_S = 45  # the interruption's alert is acknowledged this long after it 
 SEAL = "s-arch"
 OLD, NEW = "2026-03-01T00:00:00+08:00", "2026-06-07T08:00:00+08:00"
 NEW2 = "2026-06-07T08:03:00+08:00"
+PRECHECK_AT = 8  # S2001 records the pre-seal checks, two seconds before the seal starts
+REMEDIATION = "cam-press: recordings folder to be mounted before the next seal"
 
 
 def ev(now: int, device: str, body: dict[str, object]) -> Incoming:
@@ -94,7 +96,7 @@ async def _write_store(data: Path) -> dict[str, Any]:
         305: [(g, {"type": "badge.granted", "badge": "B1002", "direction": "out"})],
         310: [(c, {"type": "seal.end", "seal": SEAL, "badge": "S2002"})],
     }
-    for t in sorted({*range(5, 311, 5), drop, back, ack_at, *plan}):
+    for t in sorted({*range(5, 311, 5), drop, back, ack_at, PRECHECK_AT, *plan}):
         low = "gsm900" if drop <= t < back else None
         if t % 5 == 0 or t in (drop, back):
             at(
@@ -124,6 +126,11 @@ async def _write_store(data: Path) -> dict[str, Any]:
             said = await p.comment(facts["jam_alert"], "O4001", "vendor called", "cli")
             assert said.accepted, said
             at(t, (c, ack))
+        if t == PRECHECK_AT:  # the written pre-seal record, from the live checks
+            preseal = p.stage.engine.preseal
+            assert preseal is not None
+            record = {"type": "precheck.recorded", "badge": "S2001", **preseal.record()}
+            at(t, (c, {**record, "remediation": REMEDIATION}))
         if t in plan:
             at(t, *plan[t])
     # after the seal: must not change its archive
@@ -249,6 +256,26 @@ def test_alert_history_and_time_to_acknowledge(built: tuple[Path, dict[str, Any]
     ] or all(g["duration_s"] > 3600 for g in doc["patrol"]["gaps"])
     pre = doc["preseal"]
     assert pre["passed"] is False and pre["problems"] and pre["ts"] == doc["seal"]["start"]
+
+
+def test_the_written_preseal_record(built: tuple[Path, dict[str, Any]]) -> None:
+    doc = archive(built[0])
+    record = doc["preseal"]["record"]
+    assert record["ts"] == "2026-06-07T08:00:08+08:00"
+    assert record["inspector"] == "S2001" and record["remediation"] == REMEDIATION
+    assert record["passed"] is False and doc["seal"]["precheck"] == "failed"
+    items = {i["item"]: i for i in record["items"]}
+    assert len(items) == 7 and all(i["evidence"] for i in items.values())
+    jammers = items["every jammer band above its floor, output on"]
+    assert jammers["passed"] is True
+    assert "jam-work/gsm900 35.0 dBm (floor 30.0)" in jammers["evidence"]
+    staffed = items["monitoring room staffed"]
+    assert staffed["passed"] is True and staffed["evidence"] == [
+        "monitoring-room: O4001 on duty (need 1)"
+    ]
+    retention = items["video retention compliant"]
+    assert not retention["passed"]
+    assert "camera cam-press retention unknown: no inventory received" in retention["problems"]
 
 
 def test_calls_cameras_inspections_and_reviews(built: tuple[Path, dict[str, Any]]) -> None:

@@ -68,7 +68,7 @@ class Rows:
     def seal(self, seal_id: str) -> Json | None:
         row = self.conn.execute(
             'SELECT id, name, classification, start, "end", planned_end, status, '
-            "started_by, ended_by FROM seals WHERE id = ?",
+            "started_by, ended_by, precheck FROM seals WHERE id = ?",
             (seal_id,),
         ).fetchone()
         keys = (
@@ -81,6 +81,7 @@ class Rows:
             "status",
             "started_by",
             "ended_by",
+            "precheck",
         )
         return None if row is None else dict(zip(keys, row, strict=True))
 
@@ -208,6 +209,8 @@ class Builder:
             "status": s["status"],
             "started_by": s["started_by"],
             "ended_by": s["ended_by"],
+            # the last written pre-seal record when the seal came into force
+            "precheck": s["precheck"] or "none",
             "duration_s": whole_s(self.end - self.start),
         }
 
@@ -642,8 +645,12 @@ class Builder:
         return ins, rev
 
     def preseal(self, alerts: list[Json]) -> Json:
-        """The engine checks readiness when the seal starts: its pre-seal alert (subject: the
-        seal) lists every failure; no such alert at the start means every check passed."""
+        """The written pre-seal record (the last `precheck.recorded` at or before the start:
+        inspector, every item with its result, problems and evidence, remediation) and the
+        engine's own check when the seal started: its pre-seal alert (subject: the seal) lists
+        every failure; no such alert at the start means every check passed."""
+        records = self.rows.events(("precheck.recorded",), None, self.start)
+        record = self._precheck(*records[-1][1:]) if records else None
         a = next(
             (
                 x
@@ -655,7 +662,13 @@ class Builder:
             None,
         )
         if a is None:
-            return {"ts": self.t(self.start), "passed": True, "problems": [], "message": None}
+            return {
+                "ts": self.t(self.start),
+                "passed": True,
+                "problems": [],
+                "message": None,
+                "record": record,
+            }
         message = str(a["message"] or "")
         _head, sep, tail = message.partition("failure(s): ")
         return {
@@ -664,6 +677,29 @@ class Builder:
             "problems": tail.split("; ") if sep and tail else [],
             "message": message,
             "alert_id": a["alert_id"],
+            "record": record,
+        }
+
+    def _precheck(self, ts: int, src: Json) -> Json:
+        items = src.get("items")
+        badge = src.get("badge")
+        person = self.site.people.get(badge) if isinstance(badge, str) else None
+        return {
+            "ts": self.t(ts),
+            "inspector": badge,
+            "inspector_name": None if person is None else person.name,
+            "passed": src.get("passed") is True,
+            "items": [
+                {
+                    "item": i.get("item"),
+                    "passed": i.get("passed") is True,
+                    "problems": list(i.get("problems") or []),
+                    "evidence": list(i.get("evidence") or []),
+                }
+                for i in (items if isinstance(items, list) else [])
+                if isinstance(i, dict)
+            ],
+            "remediation": src.get("remediation"),
         }
 
 

@@ -72,6 +72,16 @@ LABELS: dict[str, dict[str, str]] = {
         "pass": "通过",
         "fail": "未通过",
         "problems": "发现问题",
+        "evidence": "检查依据",
+        "item": "检查项目",
+        "remediation": "整改措施",
+        "written_record": "书面检查记录",
+        "engine_check": "封闭开始时的系统核验",
+        "no_record": "封闭开始前没有书面检查记录。",
+        "seal_marked": "封闭标记",
+        "mark_passed": "检查通过后封闭",
+        "mark_failed": "检查未通过即封闭",
+        "mark_none": "无检查记录即封闭",
         "message": "说明",
         "no_preseal": "本封闭期无封闭前检查记录。",
         "preseal_failed": "封闭前检查未通过即开始封闭。",
@@ -192,6 +202,16 @@ LABELS: dict[str, dict[str, str]] = {
         "pass": "passed",
         "fail": "FAILED",
         "problems": "Problems found",
+        "evidence": "Evidence",
+        "item": "Item",
+        "remediation": "Remediation",
+        "written_record": "Written inspection record",
+        "engine_check": "The system's check when the seal started",
+        "no_record": "No written inspection was recorded before the seal.",
+        "seal_marked": "Seal marked",
+        "mark_passed": "sealed after a passed check",
+        "mark_failed": "sealed after a failed check",
+        "mark_none": "sealed without a recorded check",
         "message": "Message",
         "no_preseal": "No pre-seal inspection was recorded for this seal.",
         "preseal_failed": "The seal was started after a failed pre-seal check.",
@@ -773,33 +793,80 @@ def _h2(ctx: _Ctx, n: int, key: str, newpage: bool = False) -> str:
     return f'<h2{cls} id="{key}">{n}. {esc(ctx.t(key))}</h2>'
 
 
+def _result(ctx: _Ctx, passed: Any) -> str:
+    if passed is True:
+        return esc(ctx.t("pass"))
+    if passed is False:
+        return f'<span class="bad">{esc(ctx.t("fail"))}</span>'
+    return DASH
+
+
+def _bullets(ctx: _Ctx, items: list[Any]) -> str:
+    if not items:
+        return esc(ctx.t("none"))
+    return "<ul class='hist'>" + "".join(f"<li>{_any(ctx, x)}</li>" for x in items) + "</ul>"
+
+
 def _s_preseal(ctx: _Ctx, a: dict[str, Any]) -> str:
     pre = a.get("preseal")
     if not isinstance(pre, dict):
         return f'<p class="none">{esc(ctx.t("no_preseal"))}</p>'
-    passed = pre.get("passed")
-    result = (
-        esc(ctx.t("pass"))
-        if passed is True
-        else f'<span class="bad">{esc(ctx.t("fail"))}</span>'
-        if passed is False
-        else DASH
+    mark = str(_dict(a.get("seal")).get("precheck") or "none")
+    out = [_kv(ctx, [("seal_marked", esc(ctx.t(f"mark_{mark}")))])]
+    record = pre.get("record")
+    out.append(f"<h3>{esc(ctx.t('written_record'))}</h3>")
+    if isinstance(record, dict):
+        out.append(
+            _kv(
+                ctx,
+                [
+                    ("ts", ctx.ts(record.get("ts"))),
+                    (
+                        "inspector",
+                        ctx.v(
+                            " ".join(
+                                str(x)
+                                for x in (record.get("inspector"), record.get("inspector_name"))
+                                if x
+                            )
+                            or None
+                        ),
+                    ),
+                    ("passed", _result(ctx, record.get("passed"))),
+                    ("remediation", ctx.v(record.get("remediation"))),
+                ],
+            )
+        )
+        out.append(
+            _table(
+                ctx,
+                [("item", ""), ("passed", ""), ("problems", ""), ("evidence", "")],
+                (
+                    (
+                        ctx.v(i.get("item")),
+                        _result(ctx, i.get("passed")),
+                        _bullets(ctx, _list(i.get("problems"))),
+                        _bullets(ctx, _list(i.get("evidence"))),
+                    )
+                    for i in map(_dict, _list(record.get("items")))
+                ),
+            )
+        )
+    else:
+        out.append(f'<p class="none">{esc(ctx.t("no_record"))}</p>')
+    out.append(f"<h3>{esc(ctx.t('engine_check'))}</h3>")
+    out.append(
+        _kv(
+            ctx,
+            [
+                ("ts", ctx.ts(pre.get("ts"))),
+                ("passed", _result(ctx, pre.get("passed"))),
+                ("problems", _bullets(ctx, _list(pre.get("problems")))),
+                ("message", ctx.v(pre.get("message"))),
+            ],
+        )
     )
-    problems = _list(pre.get("problems"))
-    probs = (
-        "<ul class='hist'>" + "".join(f"<li>{_any(ctx, p)}</li>" for p in problems) + "</ul>"
-        if problems
-        else esc(ctx.t("none"))
-    )
-    return _kv(
-        ctx,
-        [
-            ("ts", ctx.ts(pre.get("ts"))),
-            ("passed", result),
-            ("problems", probs),
-            ("message", ctx.v(pre.get("message"))),
-        ],
-    )
+    return "".join(out)
 
 
 def _any(ctx: _Ctx, x: Any) -> str:

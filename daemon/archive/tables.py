@@ -40,7 +40,15 @@ def _seal_rows(doc: Json) -> list[Json]:
     rows += [{"field": f"ledger.{k}", "value": v} for k, v in sorted(doc["ledger"].items())]
     p = doc["preseal"]
     if p is not None:
-        rows += [{"field": f"preseal.{k}", "value": v} for k, v in sorted(p.items())]
+        rows += [
+            {"field": f"preseal.{k}", "value": v} for k, v in sorted(p.items()) if k != "record"
+        ]
+        record = p.get("record") or {}
+        rows += [
+            {"field": f"preseal.record.{k}", "value": v}
+            for k, v in sorted(record.items())
+            if k != "items"
+        ]
     load = doc["alarm_load"]
     rows += [
         {"field": f"alarm_load.{k}", "value": v}
@@ -48,6 +56,11 @@ def _seal_rows(doc: Json) -> list[Json]:
         if not isinstance(v, list)
     ]
     return [{"format": doc["format"], **r} for r in rows]
+
+
+def _preseal_items(doc: Json) -> list[Json]:
+    record = (doc["preseal"] or {}).get("record") or {}
+    return list(record.get("items") or [])
 
 
 def _personnel(doc: Json) -> list[Json]:
@@ -83,6 +96,16 @@ TABLES: list[tuple[str, Callable[[Json], list[Json]], list[Column]]] = [
         "seal",
         _seal_rows,
         [("format", "format", "格式"), ("field", "field", "项目"), ("value", "value", "内容")],
+    ),
+    (
+        "preseal_items",
+        _preseal_items,
+        [
+            ("item", "item", "检查项目"),
+            ("passed", "passed", "结果"),
+            ("problems", "problems", "发现问题"),
+            ("evidence", "evidence", "检查依据"),
+        ],
     ),
     (
         "personnel",

@@ -10,10 +10,23 @@ precheck`: passed, failed, or none when there was no record).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Any
 
 from policies.core import Rule
+from policies.events import MAX_PRECHECK_EVIDENCE
 from policies.rules.staffing import ON_DUTY_ROLES
+from policies.timefmt import format_ts
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One readiness item: what is wrong (empty: it passes) and what was seen."""
+
+    item: str
+    problems: list[str]
+    evidence: list[str]
 
 
 class PreSeal(Rule):
@@ -23,52 +36,77 @@ class PreSeal(Rule):
     latched = True
 
     def failures(self) -> list[str]:
-        return [problem for _item, problems in self.checklist() for problem in problems]
+        return [problem for c in self.checklist() for problem in c.problems]
 
-    def checklist(self) -> list[tuple[str, list[str]]]:
-        """Each readiness item with its problems (none: it passes), in the alert's order."""
+    def checklist(self) -> list[Check]:
+        """Each readiness item with its problems and evidence, in the alert's order."""
         site, ctx, w = self.site, self.ctx, self.ctx.world
         devices: list[str] = []
         offline = ctx.active_alerts("device-offline")
         devices += [f"{d} offline" for d in sorted(offline)]
-        for group in (site.jammers, site.cameras, site.alarm_panels, site.phone_detectors):
-            devices += [f"{d} never heard" for d in group if d not in w.last_seen]
+        watched = [
+            d
+            for group in (site.jammers, site.cameras, site.alarm_panels, site.phone_detectors)
+            for d in group
+        ]
+        devices += [f"{d} never heard" for d in watched if d not in w.last_seen]
+        heard = sorted(d for d in watched if d in w.last_seen and d not in offline)
+        devices_seen = [f"{len(heard)} of {len(watched)} devices reporting"] + [
+            f"{d} last heard {_t(w.last_seen[d], site.tz)}" for d in heard
+        ]
         doors = {d.id for d in site.boundary_doors}
         if site.entrance is not None:
             doors |= {site.entrance.outer, site.entrance.inner}
         open_doors = [f"door {d} open" for d in sorted(doors) if d in w.doors_open]
+        closed = [f"door {d} closed" for d in sorted(doors) if d not in w.doors_open]
         jammers: list[str] = []
+        readings: list[str] = []
         for jid, jammer in site.jammers.items():
             status = w.jammer.get(jid)
             if status is None:
-                continue
+                continue  # listed under devices: never heard
             if not status.output:
                 jammers.append(f"jammer {jid} output off")
-            jammers += [
-                f"jammer {jid} band {b.id} below floor"
-                for b in jammer.bands
-                if status.bands.get(b.id, float("-inf")) < b.min_dbm
-            ]
+            readings.append(f"jammer {jid} output {'on' if status.output else 'off'}")
+            for b in jammer.bands:
+                level = status.bands.get(b.id, float("-inf"))
+                if level < b.min_dbm:
+                    jammers.append(f"jammer {jid} band {b.id} below floor")
+                readings.append(f"{jid}/{b.id} {level:.1f} dBm (floor {b.min_dbm:.1f})")
         cameras = [
             f"camera {cid} {'down' if cam.stream == 'down' else cam.tamper}"
             for cid, cam in w.camera.items()
             if cam.stream == "down" or cam.tamper is not None
         ]
+        streams = [
+            f"camera {cid} no status received"
+            if cam is None
+            else f"camera {cid} {cam.stream}"
+            + (f", {cam.fps:g} fps" if cam.fps is not None else "")
+            + (f", tamper {cam.tamper}" if cam.tamper else ", no tamper")
+            for cid, cam in sorted((c, w.camera.get(c)) for c in site.cameras)
+        ]
+        panels = site.perimeter_panels()
         perimeter = [
-            f"perimeter panel {p} disarmed"
-            for p in site.perimeter_panels()
-            if w.panel_armed.get(p) is False
+            f"perimeter panel {p} disarmed" for p in panels if w.panel_armed.get(p) is False
+        ]
+        armed = [
+            f"perimeter panel {p} "
+            + {True: "armed", False: "disarmed", None: "not reported"}[w.panel_armed.get(p)]
+            for p in panels
         ]
         staffed: list[str] = []
+        on_duty: list[str] = []
         need = self.tunables.min_operators_on_duty
         for zone in site.monitoring_zones:
-            have = sum(
-                1
+            present = sorted(
+                b
                 for b in w.on_duty.get(zone, ())
                 if b in site.people and site.people[b].role in ON_DUTY_ROLES
             )
-            if have < need:
-                staffed.append(f"{zone}: {have} of {need} operators on duty")
+            if len(present) < need:
+                staffed.append(f"{zone}: {len(present)} of {need} operators on duty")
+            on_duty.append(f"{zone}: {', '.join(present) or 'nobody'} on duty (need {need})")
         retention = [
             f"camera {c} out of retention"
             for c in sorted(ctx.active_alerts("video-retention"))
@@ -79,21 +117,33 @@ class PreSeal(Rule):
             for c in sorted(site.cameras)
             if site.cameras[c].recordings and c not in w.inventory
         ]
+        inventories = [
+            f"camera {c} no inventory"
+            if inv is None
+            else f"camera {c} footage {_t(inv.oldest, site.tz)} .. {_t(inv.newest, site.tz)}, "
+            f"{len(inv.gaps)} gap(s)"
+            for c, inv in sorted((c, w.inventory.get(c)) for c in site.cameras)
+        ]
         return [
-            ("every device reporting", devices),
-            ("boundary and entrance doors closed", open_doors),
-            ("every jammer band above its floor, output on", jammers),
-            ("cameras streaming without tamper", cameras),
-            ("perimeter armed", perimeter),
-            ("monitoring room staffed", staffed),
-            ("video retention compliant", retention),
+            Check("every device reporting", devices, devices_seen),
+            Check("boundary and entrance doors closed", open_doors, closed),
+            Check("every jammer band above its floor, output on", jammers, readings),
+            Check("cameras streaming without tamper", cameras, streams),
+            Check("perimeter armed", perimeter, armed or ["no perimeter panel in the site file"]),
+            Check("monitoring room staffed", staffed, on_duty),
+            Check("video retention compliant", retention, inventories),
         ]
 
     def record(self) -> dict[str, Any]:
         """The `items` and `passed` fields of a `precheck.recorded` event, from the live state."""
         items = [
-            {"item": item, "passed": not problems, "problems": problems}
-            for item, problems in self.checklist()
+            {
+                "item": c.item,
+                "passed": not c.problems,
+                "problems": c.problems,
+                "evidence": c.evidence[:MAX_PRECHECK_EVIDENCE],
+            }
+            for c in self.checklist()
         ]
         return {"items": items, "passed": all(i["passed"] for i in items)}
 
@@ -105,3 +155,7 @@ class PreSeal(Rule):
                 f"seal {seal_id} started with {len(problems)} readiness "
                 f"failure(s): " + "; ".join(problems),
             )
+
+
+def _t(us: int | None, tz: tzinfo) -> str:
+    return "unknown" if us is None else format_ts(us, tz)
