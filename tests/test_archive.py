@@ -265,7 +265,7 @@ def test_the_written_preseal_record(built: tuple[Path, dict[str, Any]]) -> None:
     assert record["inspector"] == "S2001" and record["remediation"] == REMEDIATION
     assert record["passed"] is False and doc["seal"]["precheck"] == "failed"
     items = {i["item"]: i for i in record["items"]}
-    assert len(items) == 7 and all(i["evidence"] for i in items.values())
+    assert len(items) == 9 and all(i["evidence"] for i in items.values())
     jammers = items["every jammer band above its floor, output on"]
     assert jammers["passed"] is True
     assert "jam-work/gsm900 35.0 dBm (floor 30.0)" in jammers["evidence"]
@@ -314,6 +314,7 @@ def test_a_closed_seal_gives_the_same_bytes_twice_and_from_the_cli(
         str(data),
         "--format",
         "json",
+        "--no-proofs",
         "-o",
         str(out),
     )
@@ -437,3 +438,94 @@ def test_a_signed_archive_verifies_and_an_edited_figure_does_not(
     forged.write_bytes(orjson.dumps(sign(doc, Ed25519PrivateKey.generate())))
     code, text = verify(forged, "--config", str(EXAMPLE_SITE), "--data-dir", str(data))
     assert code == 1 and "another key" in text and "differs from what the store" in text, text
+
+
+def test_inclusion_proofs_verify_without_the_store(
+    built: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The JSON archive carries the rows and ledger records it was built from: `archive
+    verify` with only the public key proves every figure against the signed head; an edited
+    row, a dropped record or another site file is found."""
+    import shutil
+
+    from daemon.audit import load_or_create_key
+
+    data = tmp_path / "data"
+    shutil.copytree(built[0], data)
+    load_or_create_key(data / "audit-ed25519.key")
+    out = tmp_path / "a.json"
+    r = sealwatch_cli(
+        "archive", SEAL, "--config", str(EXAMPLE_SITE), "--data-dir", str(data), "-o", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    doc = orjson.loads(out.read_bytes())
+    proofs = doc["proofs"]
+    assert proofs["format"] == "sealwatch-proofs/1" and not proofs["beyond"]
+    assert proofs["chain"]["records"][-1][0] == doc["ledger"]["head_seq"]
+    assert {"events", "transitions", "actions", "seals"} <= set(proofs["rows"])
+    pub = tmp_path / "site.pub"  # the auditor's machine: the archive and the public key only
+    shutil.copy(data / "audit-ed25519.key.pub", pub)
+    shutil.rmtree(data)
+
+    def verify(d: dict[str, Any]) -> tuple[int, str]:
+        path = tmp_path / "check.json"
+        path.write_bytes(orjson.dumps(d))
+        r = sealwatch_cli("archive", "verify", str(path), "--public-key", str(pub))
+        return r.returncode, r.stdout + r.stderr
+
+    code, text = verify(doc)
+    assert code == 0 and "proven in the ledger" in text, text
+
+    # a carried event edited (who passed the gate): its hash no longer matches the ledger
+    edited = orjson.loads(out.read_bytes())
+    events = edited["proofs"]["rows"]["events"]
+    i = next(i for i, e in enumerate(events) if '"B1002"' in e[-1])
+    events[i][-1] = events[i][-1].replace('"B1002"', '"B1003"')
+    code, text = verify(edited)
+    assert code == 1 and "differs from its hash in the ledger" in text, text
+
+    # a ledger record dropped from the chain: it no longer reaches the signed head
+    dropped = orjson.loads(out.read_bytes())
+    del dropped["proofs"]["chain"]["records"][len(dropped["proofs"]["chain"]["records"]) // 2]
+    code, text = verify(dropped)
+    assert code == 1 and "signed head" in text, text
+
+    # a row left out: the archive rebuilt from the rest is not the signed one
+    missing = orjson.loads(out.read_bytes())
+    trs = missing["proofs"]["rows"]["transitions"]
+    del trs[next(i for i, t in enumerate(trs) if t[7] == "acknowledged")]
+    code, text = verify(missing)
+    assert code == 1 and "'alerts' is not what the proofs' rows give" in text, text
+
+    # another site file (a renamed person): its fingerprint is not the signed one
+    other = orjson.loads(out.read_bytes())
+    other["proofs"]["site_file"] = other["proofs"]["site_file"].replace("Zhang Wei", "Zhang San")
+    code, text = verify(other)
+    assert code == 1 and "'site' is not what the proofs' rows give" in text, text
+
+
+def test_an_html_archive_verifies_and_an_edited_page_does_not(
+    built: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    import shutil
+
+    from daemon.audit import load_or_create_key
+
+    data = tmp_path / "data"
+    shutil.copytree(built[0], data)
+    load_or_create_key(data / "audit-ed25519.key")
+    page = tmp_path / "a.html"
+    for lang in ("zh", "en"):
+        r = sealwatch_cli(
+            "archive", SEAL, "--config", str(EXAMPLE_SITE), "--data-dir", str(data),
+            "--format", "html", "--lang", lang, "-o", str(page),
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        pub = str(data / "audit-ed25519.key.pub")
+        ok = sealwatch_cli("archive", "verify", str(page), "--public-key", pub)
+        assert ok.returncode == 0 and "archive genuine" in ok.stdout, ok.stdout + ok.stderr
+    text = page.read_text(encoding="utf-8")
+    assert "Paper C" in text
+    page.write_text(text.replace("Paper C", "Paper D", 1), encoding="utf-8")
+    bad = sealwatch_cli("archive", "verify", str(page), "--public-key", pub)
+    assert bad.returncode == 1 and "not what its signed document renders" in bad.stderr, bad.stderr

@@ -60,10 +60,18 @@ def _ts_field(value: Any, tz: tzinfo) -> str | None:
 
 
 class Rows:
-    """The queries the archive needs, on a read-only connection."""
+    """The queries the archive needs, on a read-only connection. Every row it returns is noted
+    in `used` (table → ids): the archive's inclusion proofs carry exactly those rows, and the
+    archive rebuilt from them alone is the same document (daemon/archive/proofs.py)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.used: dict[str, set[Any]] = {
+            "events": set(),
+            "transitions": set(),
+            "actions": set(),
+            "seals": set(),
+        }
 
     def seal(self, seal_id: str) -> Json | None:
         row = self.conn.execute(
@@ -83,11 +91,19 @@ class Rows:
             "ended_by",
             "precheck",
         )
-        return None if row is None else dict(zip(keys, row, strict=True))
+        if row is None:
+            return None
+        self.used["seals"].add(row[0])
+        return dict(zip(keys, row, strict=True))
 
     def last_event_ts(self) -> int | None:
-        row = self.conn.execute("SELECT MAX(ts) FROM events").fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+        row = self.conn.execute(
+            "SELECT seq, ts FROM events ORDER BY ts DESC, seq DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        self.used["events"].add(int(row[0]))
+        return int(row[1])
 
     def events(self, types: Iterable[str], lo: int | None, hi: int) -> list[tuple[int, int, Json]]:
         """(seq, ts, source) of events of `types` with lo <= ts <= hi (lo None: from the
@@ -101,10 +117,42 @@ class Rows:
             sql += " AND ts >= ?"
             args.append(lo)
         rows = self.conn.execute(sql + " ORDER BY seq", args).fetchall()
+        self.used["events"].update(int(r[0]) for r in rows)
         return [(int(r[0]), int(r[1]), _loads(r[2])) for r in rows]
 
-    def transitions(self, hi: int, *, policy: str | None = None) -> list[Json]:
-        """Every transition with ts <= hi (of one policy), in id order, with its columns."""
+    def carried(
+        self, types: Iterable[str], key: str | None, lo: int, hi: int, *, since_off: bool = False
+    ) -> list[tuple[int, int, Json]]:
+        """Events of `types` with lo <= ts <= hi, after the state they carry into the window:
+        per `key` field (None: one state in all) the latest event before `lo` — or, with
+        `since_off`, every event since the last `state: off` before `lo`. The window's figures
+        are the same as from every event before it (and the proofs stay short)."""
+        before: dict[Any, list[tuple[int, int, Json]]] = defaultdict(list)
+        inside: list[tuple[int, int, Json]] = []
+        sql = (
+            "SELECT seq, ts, source FROM events WHERE ts <= ? "
+            "AND type IN (SELECT value FROM json_each(?)) ORDER BY seq"
+        )
+        for r in self.conn.execute(sql, (hi, orjson.dumps(list(types)).decode())):
+            row = (int(r[0]), int(r[1]), _loads(r[2]))
+            if row[1] >= lo:
+                inside.append(row)
+                continue
+            k = None if key is None else str(row[2].get(key))
+            if since_off:
+                if row[2].get("state") == "off":
+                    before[k] = []
+                else:
+                    before[k].append(row)
+            else:
+                before[k] = [row]
+        out = sorted([r for rows in before.values() for r in rows] + inside)
+        self.used["events"].update(r[0] for r in out)
+        return out
+
+    def transitions(self, lo: int, hi: int, *, policy: str | None = None) -> list[Json]:
+        """Every transition with ts <= hi (of one policy), in id order, with its columns, of
+        the alerts that have a transition in [lo, hi] or were not cleared before `lo`."""
         sql = (
             "SELECT id, event_seq, ts, alert_id, policy, subject, severity, state, clause, "
             "message, acked_by, comment, suppressed FROM transitions WHERE ts <= ?"
@@ -128,18 +176,25 @@ class Rows:
             "comment",
             "suppressed",
         )
-        return [
+        rows = [
             dict(zip(keys, r, strict=True))
             for r in self.conn.execute(sql + " ORDER BY id", args).fetchall()
         ]
+        closed_before = {r["alert_id"] for r in rows if r["ts"] < lo and r["state"] == "cleared"}
+        inside = {r["alert_id"] for r in rows if r["ts"] >= lo}
+        kept = [r for r in rows if r["alert_id"] in inside or r["alert_id"] not in closed_before]
+        self.used["transitions"].update(r["id"] for r in kept)
+        return kept
 
-    def actions(self, hi: int) -> list[Json]:
+    def actions(self, lo: int, hi: int) -> list[Json]:
+        """Operator actions with lo <= ts <= hi."""
         keys = ("id", "ts", "kind", "actor", "alert_id", "event_seq", "body")
         rows = self.conn.execute(
             "SELECT id, ts, kind, actor, alert_id, event_seq, body FROM actions "
-            "WHERE ts <= ? ORDER BY id",
-            (hi,),
+            "WHERE ts >= ? AND ts <= ? ORDER BY id",
+            (lo, hi),
         ).fetchall()
+        self.used["actions"].update(int(r[0]) for r in rows)
         return [{**dict(zip(keys[:6], r[:6], strict=True)), "body": _loads(r[6])} for r in rows]
 
     def ledger(self, lo: int, hi: int) -> Json:
@@ -219,7 +274,9 @@ class Builder:
     def personnel(self) -> list[Json]:
         site = self.site
         duty: dict[str, list[list[int | None]]] = defaultdict(list)
-        for _seq, ts, src in self.rows.events(("operator.duty",), None, self.end):
+        for _seq, ts, src in self.rows.carried(
+            ("operator.duty",), "badge", self.start, self.end, since_off=True
+        ):
             badge = str(src.get("badge"))
             spans = duty[badge]
             if src.get("state", "on") == "on":
@@ -299,7 +356,7 @@ class Builder:
         count: dict[str, int] = defaultdict(int)
         peak: dict[str, int] = defaultdict(int)
         started = False
-        for _seq, ts, src in self.rows.events(("badge.granted",), None, self.end):
+        for _seq, ts, src in self.rows.carried(("badge.granted",), "badge", self.start, self.end):
             door = self.site.doors.get(str(src.get("device")))
             if door is None:
                 continue
@@ -325,9 +382,9 @@ class Builder:
 
     def alert_histories(self) -> tuple[list[Json], list[Json]]:
         """(alerts raised in the window with their history, every raise in the window)."""
-        trs = self.rows.transitions(self.end)
+        trs = self.rows.transitions(self.start, self.end)
         raised_in = {t["alert_id"] for t in trs if t["state"] == "raised" and t["ts"] >= self.start}
-        actions = [a for a in self.rows.actions(self.end)]
+        actions = [a for a in self.rows.actions(self.start, self.end)]
         actor_of_event = {a["event_seq"]: a["actor"] for a in actions if a["event_seq"] is not None}
         hist: dict[str, list[tuple[int, int, Json]]] = defaultdict(list)
         first: dict[str, Json] = {}
@@ -484,7 +541,7 @@ class Builder:
     # jammers
 
     def jammers(self) -> list[Json]:
-        trs = self.rows.transitions(self.end, policy="jammer-uptime")
+        trs = self.rows.transitions(self.start, self.end, policy="jammer-uptime")
         # each alert occurrence: subject, raised, cleared, first ack
         occ: dict[str, Json] = {}
         for t in trs:
@@ -602,7 +659,9 @@ class Builder:
     def video_retention(self) -> list[Json]:
         latest_start: dict[str, Json] = {}
         latest_end: dict[str, Json] = {}
-        for _seq, ts, src in self.rows.events(("recording.inventory",), None, self.end):
+        for _seq, ts, src in self.rows.carried(
+            ("recording.inventory",), "device", self.start, self.end
+        ):
             cam = str(src.get("device"))
             inv = self._inventory(ts, src)
             if ts <= self.start:
@@ -649,7 +708,7 @@ class Builder:
         inspector, every item with its result, problems and evidence, remediation) and the
         engine's own check when the seal started: its pre-seal alert (subject: the seal) lists
         every failure; no such alert at the start means every check passed."""
-        records = self.rows.events(("precheck.recorded",), None, self.start)
+        records = self.rows.carried(("precheck.recorded",), None, self.start + 1, self.start)
         record = self._precheck(*records[-1][1:]) if records else None
         a = next(
             (
@@ -717,9 +776,14 @@ def _union_us(spans: list[tuple[int, int]]) -> int:
     return total
 
 
-def build_archive(conn: sqlite3.Connection, site: Site, seal_id: str) -> Json | None:
-    """The seal's archive, or None if the store has no such seal, or it never started."""
+def build_archive(
+    conn: sqlite3.Connection, site: Site, seal_id: str, used: dict[str, set[Any]] | None = None
+) -> Json | None:
+    """The seal's archive, or None if the store has no such seal, or it never started. `used`
+    gets the ids of every row it was built from (for the proofs)."""
     rows = Rows(conn)
+    if used is not None:
+        used.update(rows.used)  # the same sets: filled as the archive is built
     seal = rows.seal(seal_id)
     if seal is None or seal["start"] is None:
         return None

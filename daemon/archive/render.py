@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 LANGS = ("zh", "en")
 
 # Label texts. Values of the archive (states, roles, directions, ...) that are not listed here
@@ -1289,8 +1291,36 @@ def render_html(archive: dict[str, Any], lang: str = "zh") -> str:
     for n, (key, fn, newpage) in enumerate(_SECTIONS, 1):
         parts.append(_h2(ctx, n, key, newpage))
         parts.append(fn(ctx, archive))
+    parts.append(_embedded(archive))
     parts.append("</body></html>\n")
     return "".join(parts)
+
+
+EMBED_ID = "sealwatch-archive"
+
+
+def _embedded(archive: dict[str, Any]) -> str:
+    """The signed document inside the page, so that `sealwatch archive verify PAGE.html`
+    checks the signature and that the page is exactly what the document renders to."""
+    doc = {k: v for k, v in archive.items() if k != "proofs"}
+    # no "<" at all inside the block: no "</script" or "<!--" can end or confuse it
+    text = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode().replace("<", "\\u003c")
+    return f'<script type="application/json" id="{EMBED_ID}">{text}</script>'
+
+
+def embedded_archive(page: str) -> tuple[dict[str, Any], str] | None:
+    """(the document a page embeds, the page's language), or None."""
+    start = page.find(f'<script type="application/json" id="{EMBED_ID}">')
+    if start < 0:
+        return None
+    start = page.index(">", start) + 1
+    end = page.find("</script>", start)
+    lang = "en" if '<html lang="en">' in page[:200] else "zh"
+    try:
+        doc = orjson.loads(page[start:end])
+    except orjson.JSONDecodeError:
+        return None
+    return (doc, lang) if isinstance(doc, dict) else None
 
 
 def _no_fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:

@@ -20,13 +20,16 @@ from daemon.audit import canonical, public_hex
 Json = dict[str, Any]
 
 
+UNSIGNED = ("signature", "proofs")  # the proofs prove themselves against the signed head
+
+
 def _message(doc: Json) -> bytes:
-    return canonical({k: v for k, v in doc.items() if k != "signature"}).encode()
+    return canonical({k: v for k, v in doc.items() if k not in UNSIGNED}).encode()
 
 
 def sign(doc: Json, key: Ed25519PrivateKey) -> Json:
     """The archive with its `signature` (alg, the signer's public key, the signature)."""
-    signed = {k: v for k, v in doc.items() if k != "signature"}
+    signed = {k: v for k, v in doc.items() if k not in UNSIGNED}
     signed["signature"] = {
         "alg": "ed25519",
         "key": public_hex(key.public_key()),
@@ -48,8 +51,8 @@ def check(doc: Json, public_key: Ed25519PublicKey, rebuilt: Json | None = None) 
     except (InvalidSignature, ValueError):
         problems.append("the signature does not match the content (edited after signing)")
     if rebuilt is not None:
-        mine = {k: v for k, v in doc.items() if k != "signature"}
-        theirs = {k: v for k, v in rebuilt.items() if k != "signature"}
+        mine = {k: v for k, v in doc.items() if k not in UNSIGNED}
+        theirs = {k: v for k, v in rebuilt.items() if k not in UNSIGNED}
         for key in sorted(set(mine) | set(theirs)):
             if mine.get(key) != theirs.get(key):
                 problems.append(f"'{key}' differs from what the store's records give")

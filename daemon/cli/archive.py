@@ -42,12 +42,18 @@ def cmd_archive(args: argparse.Namespace) -> int:
         return fail(f"no store at {settings.db_path}")
     conn = _open_ro(settings.db_path)
     try:
-        doc = build_archive(conn, site, args.seal_id)
+        used: dict[str, set[Any]] = {}
+        doc = build_archive(conn, site, args.seal_id, used)
+        if doc is None:
+            return fail(f"no archive for seal '{args.seal_id}': no such seal has started")
+        doc = _signed(doc, settings.audit_key_path)
+        if args.format == "json" and not args.no_proofs:
+            from daemon.archive import proofs
+
+            site_text = Path(args.config).read_text(encoding="utf-8")
+            doc["proofs"] = proofs.build(conn, used, doc["ledger"], site_text)
     finally:
         conn.close()
-    if doc is None:
-        return fail(f"no archive for seal '{args.seal_id}': no such seal has started")
-    doc = _signed(doc, settings.audit_key_path)
     if args.format == "csv":
         if args.output in (None, "-"):
             return fail("archive --format csv needs -o DIR or -o FILE.zip")
@@ -84,7 +90,8 @@ def _signed(doc: dict[str, Any], key_path: Path) -> dict[str, Any]:
 
 
 def cmd_archive_verify(args: argparse.Namespace) -> int:
-    """`sealwatch archive verify FILE.json`: the signature, and with --config the store."""
+    """`sealwatch archive verify FILE.json|FILE.html`: the signature; the inclusion proofs a JSON
+    archive carries; an HTML page against the document it embeds; with --config the store."""
     import orjson
 
     from daemon.archive import build_archive
@@ -93,9 +100,25 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     from daemon.view import _open_ro
 
     try:
-        doc = orjson.loads(Path(args.file).read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        return fail(f"archive verify: cannot read {args.file} as a JSON archive: {exc}")
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        return fail(f"archive verify: cannot read {args.file}: {exc}")
+    page_problem = None
+    if data.lstrip().startswith(b"<"):  # an HTML archive: the document it embeds
+        from daemon.archive.render import embedded_archive, render_html
+
+        page = data.decode("utf-8", errors="replace")
+        found = embedded_archive(page)
+        if found is None:
+            return fail(f"archive verify: {args.file} is no HTML archive (no signed document)")
+        doc, lang = found
+        if render_html(doc, lang) != page:
+            page_problem = "the page is not what its signed document renders to (edited)"
+    else:
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            return fail(f"archive verify: cannot read {args.file} as a JSON archive: {exc}")
     if not isinstance(doc, dict) or not isinstance(doc.get("seal"), dict):
         return fail(f"archive verify: {args.file} is not a sealwatch archive")
     rebuilt = None
@@ -117,11 +140,27 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         return fail(f"archive verify: cannot read the site key {key_path}: {exc}")
     problems = check(doc, public, rebuilt)
+    if page_problem:
+        problems.append(page_problem)
+    proven = False
+    if "proofs" in doc:
+        from daemon.archive import proofs
+
+        more, notes = proofs.check(doc)
+        problems += more
+        proven = not more
+        for note in notes:
+            print(f"archive verify: {note}", file=sys.stderr)
     for p in problems:
         print(f"archive verify: {p}", file=sys.stderr)
     if problems:
         return 1
-    print("archive genuine" + (" and matching the store" if rebuilt is not None else ""))
+    said = ["archive genuine"]
+    if proven:
+        said.append("every record in it proven in the ledger up to the signed head")
+    if rebuilt is not None:
+        said.append("matching the store")
+    print(", ".join(said))
     return 0
 
 
@@ -143,4 +182,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-o", "--output", help="file (JSON; default stdout), or a directory or .zip (CSV)"
     )
     p.add_argument("--http", help="ask the running daemon at host:port instead (JSON)")
+    p.add_argument(
+        "--no-proofs",
+        action="store_true",
+        help="JSON without the inclusion proofs (rows and ledger records it was built from)",
+    )
     p.set_defaults(func=cmd_archive)

@@ -134,8 +134,55 @@ class PreSeal(Rule):
             Check("video retention compliant", retention, inventories),
         ]
 
+    def condition(self) -> list[Check]:
+        """What the written record checks beyond the engine's check at the seal's start (whose
+        alert text replays must keep): jammers answering without faults, alarm panels and
+        inputs sound."""
+        site, ctx, w = self.site, self.ctx, self.ctx.world
+        silent = ctx.active_alerts("jammer-uptime")
+        jam_problems: list[str] = []
+        jam_seen: list[str] = []
+        for jid in site.jammers:
+            status = w.jammer.get(jid)
+            if jid in silent and (status is None or status.output):
+                jam_problems.append(f"jammer {jid} not answering with its status")
+            if status is None:
+                continue
+            jam_problems += [f"jammer {jid} fault {f}" for f in status.faults]
+            temp = "" if status.temperature_c is None else f", {status.temperature_c:g} °C"
+            jam_seen.append(f"jammer {jid} faults: {', '.join(status.faults) or 'none'}{temp}")
+        tampered = ctx.active_alerts("intrusion")
+        panel_problems: list[str] = []
+        panel_seen: list[str] = []
+        for pid in sorted(site.alarm_panels):
+            mains, battery = w.panel_power.get(pid, (None, None))
+            if mains == "lost":
+                panel_problems.append(f"alarm panel {pid} mains lost")
+            if battery == "low":
+                panel_problems.append(f"alarm panel {pid} battery low")
+            if pid in tampered:
+                panel_problems.append(f"alarm panel {pid} tamper")
+            panel_seen.append(
+                f"alarm panel {pid} mains {mains or 'not reported'}, "
+                f"battery {battery or 'not reported'}"
+            )
+        for iid in sorted(site.alarm_inputs):
+            state = w.inputs.get(iid)
+            if state in ("tamper", "fault"):  # in alarm: people at work, disarmed
+                panel_problems.append(f"alarm input {iid} {state}")
+            panel_seen.append(f"alarm input {iid} {state or 'not reported'}")
+        return [
+            Check("jammers answering, without faults", jam_problems, jam_seen or ["no jammer"]),
+            Check(
+                "alarm panels and inputs sound",
+                panel_problems,
+                panel_seen or ["no alarm panel in the site file"],
+            ),
+        ]
+
     def record(self) -> dict[str, Any]:
-        """The `items` and `passed` fields of a `precheck.recorded` event, from the live state."""
+        """The `items` and `passed` fields of a `precheck.recorded` event, from the live state:
+        the engine's checks and the condition of the devices."""
         items = [
             {
                 "item": c.item,
@@ -143,7 +190,7 @@ class PreSeal(Rule):
                 "problems": c.problems,
                 "evidence": c.evidence[:MAX_PRECHECK_EVIDENCE],
             }
-            for c in self.checklist()
+            for c in self.checklist() + self.condition()
         ]
         return {"items": items, "passed": all(i["passed"] for i in items)}
 
