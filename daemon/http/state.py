@@ -287,7 +287,7 @@ class StateBuilder:
             "type": f"alert.{line.get('state')}",
             "cat": "alert",
             "zone": self.zone_of.get(device),
-            "actor": line.get("acked_by"),
+            "actor": line.get("acked_by") or line.get("shelved_by") or line.get("unshelved_by"),
             "detail": {
                 k: line.get(k)
                 for k in ("alert_id", "policy", "subject", "severity", "state", "clause", "comment")
