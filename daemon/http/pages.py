@@ -132,7 +132,16 @@ async def whoami(request: web.Request) -> web.Response:
     gate = request.app[GATE]
     session = gate.session_of(request)
     if session is None:
-        return json_response({"ok": False, "users_exist": gate.users_exist()}, 401)
+        # The login screen shows the site's name and its clock in the site's time zone.
+        site = gate.view.site
+        return json_response(
+            {
+                "ok": False,
+                "users_exist": gate.users_exist(),
+                "site": {"name": site.name, "timezone": site.timezone},
+            },
+            401,
+        )
     return json_response({"ok": True, **_whoami(gate, session)})
 
 
@@ -167,6 +176,11 @@ async def timeline(request: web.Request) -> web.Response:
             telemetry=telemetry == "1",
         )
     )
+
+
+async def seal_calendar(request: web.Request) -> web.Response:
+    """GET /api/dashboard/seals: upcoming, running and past seals with their status."""
+    return json_response(request.app[STATE].seal_calendar())
 
 
 async def camera_jpeg(request: web.Request) -> web.StreamResponse:
