@@ -28,8 +28,10 @@ from daemon.http.pages import (
     list_users,
     login,
     logout,
+    manifest,
     page,
     seal_calendar,
+    service_worker,
     snapshot,
     timeline,
     unlock_user,
@@ -158,6 +160,8 @@ def mount_dashboard(
     app.add_routes(
         [
             web.get("/", page),
+            web.get("/sw.js", service_worker),
+            web.get("/manifest.webmanifest", manifest),
             web.get("/live", live),
             web.post("/auth/login", login),
             web.post("/auth/logout", logout),

@@ -53,6 +53,27 @@ async def page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(WEB / "index.html", headers={"Cache-Control": "no-store"})
 
 
+async def service_worker(request: web.Request) -> web.StreamResponse:
+    """GET /sw.js: the page's service worker, served from the root so its scope is the whole
+    console (it caches the page's own assets, never the API or the live channel)."""
+    return web.FileResponse(
+        WEB / "sw.js",
+        headers={
+            "Content-Type": "text/javascript; charset=utf-8",
+            "Service-Worker-Allowed": "/",
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
+async def manifest(request: web.Request) -> web.StreamResponse:
+    """GET /manifest.webmanifest: the installable web app's manifest (icons ship in /static)."""
+    return web.FileResponse(
+        WEB / "manifest.webmanifest",
+        headers={"Content-Type": "application/manifest+json", "Cache-Control": "no-cache"},
+    )
+
+
 async def login(request: web.Request) -> web.Response:
     gate = request.app[GATE]
     if not gate.origin_ok(request, required=False):
