@@ -39,7 +39,8 @@ async def overflow(page: Page) -> dict[str, Any]:
         const out = [];
         if (sw > w) for (const e of document.querySelectorAll('body *')) {
             const r = e.getBoundingClientRect();
-            if (r.width && r.right > w + 0.5) out.push(e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(r.right));
+            if (r.width && r.right > w + 0.5)
+                out.push(e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(r.right));
         }
         return {inner: w, scroll: sw, wide: out.slice(0, 8)};
     }"""
@@ -57,8 +58,8 @@ async def label_overlaps(page: Page) -> list[str]:
         const out = [];
         for (let i = 0; i < ls.length; i++) for (let j = i + 1; j < ls.length; j++) {
             const [na, a] = ls[i], [nb, b] = ls[j];
-            if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5)
-                out.push(na + ' / ' + nb);
+            const x = a.left < b.right - 0.5 && b.left < a.right - 0.5;
+            if (x && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5) out.push(na + ' / ' + nb);
         }
         return out;
     }"""
