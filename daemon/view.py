@@ -9,6 +9,7 @@ Readers never hold the runtime. They get two small objects:
   - `closed_on_ack(since)`                        latched alerts closed by acknowledgement
   - `transitions(alert_id)`, `actions(alert_id)`  an alert's history and operator actions
   - `seal_records()`, `suppressions()`            seals and maintenance windows as stored
+  - `latest_event(type)`                         the newest stored event of a type
   - `raised_counts(start, end)`                   alerts raised in a window, by severity
   - `events_after(seq, limit)`                    accepted events, as fed to the engine
   - `rejections(limit)`                           the newest refused payloads
@@ -305,6 +306,15 @@ class ReadView:
             "started_by, ended_by, precheck FROM seals ORDER BY start"
         ).fetchall()
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def latest_event(self, event_type: str) -> EventRow | None:
+        """The newest stored event of one type (e.g. the last `precheck.recorded`)."""
+        row = self._conn.execute(
+            "SELECT seq, ts, device, type, actor, source FROM events WHERE type = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (event_type,),
+        ).fetchone()
+        return None if row is None else self._event_row(row)
 
     def raised_counts(self, start_us: int, end_us: int) -> dict[str, int]:
         """Alerts raised in [start, end], by severity (a seal's calendar line)."""

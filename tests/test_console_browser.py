@@ -187,3 +187,39 @@ async def test_guard_banner_informs_and_latched_alert_stays_greyed_after_ack(rig
         await expect(operator.locator(f'.alert.closed[data-id="{alert_id}"]')).to_be_visible()
         await operator.screenshot(path=ARTIFACTS / "console-wall-closed-alert.png")
         assert operator.errors == [] and guard.errors == []  # type: ignore[attr-defined]
+
+
+async def test_supervisor_runs_and_records_the_pre_seal_check(rig: Rig) -> None:  # noqa: F811
+    async with chromium() as browser:
+        ctx = await browser.new_context(viewport=SCREENS["tablet"])
+        page = await _page(ctx)
+        await login(page, rig.base, "sam")
+        await page.click("[data-tab=actions]")
+        await expect(page.locator("#precheck-latest")).to_contain_text("无记录")
+        await page.click("[data-act=precheck-run]")
+        # nobody on duty yet, devices unheard: items fail, each with its evidence
+        staffed = page.locator("#precheck-items li", has_text="monitoring room staffed")
+        await expect(staffed).to_have_class(re.compile(r"\bfail\b"))
+        await expect(staffed.locator(".problem")).to_contain_text("operators on duty")
+        await page.fill("#precheck-note", "operator O4001 called in; jammers being installed")
+        await page.click("#precheck-record")
+        await expect(page.locator("#act-precheck .out")).to_contain_text("已记录")
+        latest = page.locator("#precheck-latest")
+        await expect(latest).to_contain_text("operator O4001 called in")
+        await expect(latest).to_contain_text("未通过")
+        await page.screenshot(path=ARTIFACTS / "console-tablet-precheck.png", full_page=True)
+        # the record is the store's precheck.recorded event, by the supervisor's badge
+        assert rig.daemon.pipeline is not None
+        rows = [
+            e
+            for e in rig.daemon.pipeline.store.events_after(0)
+            if e.source.get("type") == "precheck.recorded"
+        ]
+        assert len(rows) == 1 and rows[0].source["remediation"].startswith("operator O4001")
+        assert page.errors == []  # type: ignore[attr-defined]
+    # guards and operators never see the panel
+    async with chromium() as browser:
+        page = await _page(await browser.new_context(viewport=SCREENS["phone"]))
+        await login(page, rig.base, "olga")
+        await page.click("[data-tab=actions]")
+        await expect(page.locator("#act-precheck")).to_be_hidden()

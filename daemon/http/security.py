@@ -65,7 +65,7 @@ def required_role(method: str, path: str) -> str:
     """The least role that may make this request (guards only look)."""
     if path.startswith("/api/users"):
         return "admin"
-    if path == "/api/precheck":  # the pre-seal inspection: who answers for the seal
+    if path in ("/api/precheck", "/api/precheck/latest"):  # the pre-seal inspection
         return "supervisor"
     if method in SAFE_METHODS or path.startswith("/auth/"):
         return "guard"

@@ -926,6 +926,9 @@ async function submitAction(form, ev) {
     r = ev.submitter && ev.submitter.value === "end"
       ? await api("POST", "/api/seals/" + seal + "/end", {})
       : await api("POST", "/api/seals/" + seal + "/start", { name: f.get("name") || undefined, classification: f.get("classification") });
+  } else if (form.id === "act-precheck") {
+    r = await api("POST", "/api/precheck", { remediation: f.get("remediation") || undefined });
+    if (r.ok) fetchLatestPrecheck();
   } else if (form.id === "act-approval") {
     r = await api("POST", "/api/approvals", { badge: f.get("badge"), valid_s: Number(f.get("valid")) * 60 });
   } else if (form.id === "act-inspection") {
@@ -968,6 +971,7 @@ function showTab(tab) {
   for (const v of document.querySelectorAll(".view")) v.classList.toggle("hidden", v.id !== "view-" + tab);
   refreshThumbs();
   if (tab === "seals") fetchCalendar();
+  if (tab === "actions" && RANK[S.role] >= RANK.supervisor) fetchLatestPrecheck();
   if (tab === "overview" && S.labelsPending) { const r = S.labelsPending; S.labelsPending = null; placeDoorLabels(r, Z.W); }
 }
 function wireUi() {
@@ -997,6 +1001,7 @@ function wireUi() {
       case "ack": case "shelve": openAlertDialog(b.dataset.act, b.dataset.id); break;
       case "unshelve": await api("POST", "/api/alerts/" + encodeURIComponent(b.dataset.id) + "/unshelve", {}); break;
       case "older": fetchTimeline(true); break;
+      case "precheck-run": runPrecheck(); break;
       case "zoom-in": zoomPlan(0.7); break;
       case "zoom-out": zoomPlan(1 / 0.7); break;
       case "zoom-reset": zoomPlan(0); break;
@@ -1004,7 +1009,7 @@ function wireUi() {
   });
   $("#ack-form").addEventListener("submit", (ev) => submitAlertDialog("ack", ev));
   $("#shelve-form").addEventListener("submit", (ev) => submitAlertDialog("shelve", ev));
-  for (const id of ["act-seal", "act-approval", "act-inspection", "act-review"]) {
+  for (const id of ["act-seal", "act-precheck", "act-approval", "act-inspection", "act-review"]) {
     const form = document.getElementById(id);
     form.addEventListener("submit", (ev) => submitAction(form, ev));
   }
@@ -1145,6 +1150,37 @@ function renderCalendar(seals) {
     }
     box.append(sec);
   }
+}
+
+// -- the pre-seal check (supervisors): run it, read the evidence, record it with a note -------
+function precheckList(ul, items) {
+  ul.textContent = "";
+  for (const it of items) {
+    const li = el("li", it.passed ? "pass" : "fail");
+    li.append(el("b", "", (it.passed ? "✓ " : "✗ ") + it.item));
+    for (const p of it.problems || []) li.append(el("div", "problem", p));
+    ul.append(li);
+  }
+}
+async function runPrecheck() {
+  const r = await api("GET", "/api/precheck");
+  const out = $("#act-precheck .out");
+  if (!r.ok) { out.className = "out note-bad"; out.textContent = t("actions.refused") + ((r.data && r.data.reason) || r.status); return; }
+  precheckList($("#precheck-items"), r.data.items);
+  out.className = "out " + (r.data.passed ? "note-ok" : "note-bad");
+  out.textContent = t(r.data.passed ? "precheck.ready" : "precheck.not_ready") + " · " + hms(Date.parse(r.data.ts));
+}
+async function fetchLatestPrecheck() {
+  const r = await api("GET", "/api/precheck/latest");
+  const box = $("#precheck-latest");
+  box.textContent = "";
+  if (!r.ok || !r.data.recorded) { box.textContent = t("precheck.none"); return; }
+  const d = r.data;
+  box.append(el("div", d.passed ? "note-ok" : "note-bad", t(d.passed ? "precheck.passed" : "precheck.failed") + " · " + when(Date.parse(d.ts)) + " · " + t("precheck.by") + " " + personName(d.inspector || "—")));
+  if (d.remediation) box.append(el("div", "remediation", d.remediation));
+  const ul = el("ul", "pc-items");
+  precheckList(ul, d.items);
+  box.append(ul);
 }
 
 boot();
