@@ -49,6 +49,7 @@ class AlertView:
     acked: bool = False
     acked_by: str | None = None
     shelved_until: int | None = None
+    shelved_by: str | None = None  # who shelved it (never under acked_by)
     suppressed: bool = False
     closed: bool = False  # the engine closed it (cleared and acknowledged)
 
@@ -96,11 +97,15 @@ def apply(view: AlertView | None, tr: Any, engine_alert: Any, *, suppressed: boo
     )
     if tr.state == "acknowledged":
         view = replace(view, acked=True, acked_by=tr.acked_by)
+    elif tr.state == "shelved":
+        view = replace(view, shelved_by=tr.acked_by)
+    elif tr.state == "unshelved":
+        view = replace(view, shelved_by=None)
     elif tr.state == "cleared":
         view = replace(view, active=False)
     if engine_alert is None:
         # The engine closed it: cleared and acknowledged (in either order).
-        return replace(view, closed=True, active=False, shelved_until=None)
+        return replace(view, closed=True, active=False, shelved_until=None, shelved_by=None)
     return replace(
         view,
         active=engine_alert.active,

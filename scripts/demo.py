@@ -77,20 +77,44 @@ def claim_data_dir(root: Path) -> tuple[Path, DataDirLock]:
     raise RuntimeError(f"no free demo data dir under {root}")
 
 
-def demo_site(data: Path, any_port: bool) -> Path:
-    """The reference site with its seal moved around now, so that a seal is in progress, and
-    its jammers and cameras on ports that are free (any free port if `any_port`)."""
+SEAL = {
+    "id": "demo-seal",
+    "name": "Demo: national exam paper set A (drill)",
+    "classification": "top_secret",
+}
+SUPERVISOR = "S2001"  # who records the pre-seal check and starts the seal
+OPERATOR = ("console-1", "O4001")  # who is on duty in the monitoring room
+
+
+def demo_site(data: Path, any_port: bool, *, mqtt_port: int, http_port: int) -> Path:
+    """The reference site with its jammers and cameras on ports that are free (any free port
+    if `any_port`), and a `daemon:` section naming the demo's data dir, HTTP address and
+    broker, so that `sealwatch … --config var/demo/site.yaml` finds the running demo.
+
+    Its seal is not in the file: the demo starts it once an operator is on duty (a seal in
+    force before anyone is on duty would rightly raise `monitoring-staffed`). The next
+    seals of the calendar are scheduled in the file: tomorrow's and the day after's."""
     raw = yaml.safe_load(SITE.read_text(encoding="utf-8"))
     now = datetime.now(UTC).replace(microsecond=0)
     raw["seals"] = [
         {
-            "id": "demo-seal",
-            "name": "Demo: national exam paper set A (drill)",
-            "classification": "top_secret",
-            "start": (now - timedelta(hours=1)).isoformat(),
-            "end": (now + timedelta(hours=12)).isoformat(),
+            "id": f"demo-next-{day}",
+            "name": f"Demo: exam paper set {'BC'[day - 1]} (drill)",
+            "classification": "secret",
+            "start": (now + timedelta(days=day)).isoformat(),
+            "end": (now + timedelta(days=day, hours=10)).isoformat(),
         }
+        for day in (1, 2)
     ]
+    raw["daemon"] = {
+        **(raw.get("daemon") or {}),
+        "data_dir": str(data),
+        "http": f"127.0.0.1:{http_port}",
+        "mqtt": {
+            **((raw.get("daemon") or {}).get("mqtt") or {}),
+            "url": f"mqtt://127.0.0.1:{mqtt_port}",
+        },
+    }
     moved: dict[int, int] = {}
 
     def port(p: int) -> int:
@@ -193,6 +217,66 @@ def wait_backfill(
         time.sleep(0.1)
 
 
+def _request(url: str, body: object = None, token: str | None = None) -> tuple[int, object]:
+    """(status, decoded JSON) of one local request; (0, reason) when nothing answered."""
+    import json
+
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+    except (OSError, ValueError) as exc:
+        return 0, str(exc)
+
+
+def start_seal(
+    base: str, control: str, data: Path, procs: list[subprocess.Popen[bytes]], timeout_s: float = 90
+) -> None:
+    """Put the operator on duty, wait until the pre-seal check passes (or the deadline), record
+    it as the supervisor, then start the seal: no transient `monitoring-staffed`."""
+    console, badge = OPERATOR
+    _request(f"{control}/actions", {"do": "operator.on", "console": console, "badge": badge})
+    token = (data / "api.token").read_text(encoding="utf-8").strip()
+    deadline = time.monotonic() + timeout_s
+    check: object = None
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        status, check = _request(f"{base}/api/precheck?badge={SUPERVISOR}", token=token)
+        if status == 200 and isinstance(check, dict) and check.get("passed"):
+            break
+        time.sleep(0.5)
+    else:
+        failing = (
+            [i["item"] for i in check.get("items", []) if not i["passed"]]
+            if isinstance(check, dict)
+            else check
+        )
+        print(f"demo: the pre-seal check did not pass in time ({failing}); sealing anyway")
+    _request(
+        f"{base}/api/precheck",
+        {"badge": SUPERVISOR, "remediation": "demo: recorded by the demo script"},
+        token,
+    )
+    end = (datetime.now(UTC) + timedelta(hours=12)).replace(microsecond=0).isoformat()
+    status, outcome = _request(
+        f"{base}/api/seals/{SEAL['id']}/start",
+        {
+            "badge": SUPERVISOR,
+            "name": SEAL["name"],
+            "classification": SEAL["classification"],
+            "end": end,
+        },
+        token,
+    )
+    if status != 200:
+        print(f"demo: the seal did not start ({status}): {outcome}", file=sys.stderr)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="Run the sealwatch demo.")
     ap.add_argument("--http-port", type=int, default=8080, help="if free (else any free port)")
@@ -211,9 +295,10 @@ def main() -> int:
     # The first demo gets the usual ports where free; a demo beside it takes any free ports,
     # so that two demos started at the same moment do not both pick the same "free" port.
     any_port = args.any_ports or data.name != "demo"
-    site = demo_site(data, any_port=any_port)
     mqtt_port = free_port(0 if any_port else args.mqtt_port)
     http_port = free_port(0 if any_port else args.http_port)
+    control_port = free_port(0)
+    site = demo_site(data, any_port=any_port, mqtt_port=mqtt_port, http_port=http_port)
     broker = EmbeddedBroker(mqtt_port)
     broker.start()
 
@@ -280,6 +365,8 @@ def main() -> int:
                     "95",
                     "--backfill-segment-s",
                     "3600",
+                    "--control",
+                    str(control_port),
                 ],  # 95 days of hour-long files: seconds
                 cwd=ROOT,
                 env=env,
@@ -310,11 +397,17 @@ def main() -> int:
                 file=sys.stderr,
             )
             return 1
-        print(f"\nsealwatch demo is running: http://127.0.0.1:{http_port}/")
+        base = f"http://127.0.0.1:{http_port}"
+        start_seal(base, f"http://127.0.0.1:{control_port}", data, procs)
+        print(f"\nsealwatch demo is running: {base}/")
         for user, role in users:
             print(f"  log in as {user!r} ({role}) with password {password!r}")
         print(f"  MQTT broker (embedded): 127.0.0.1:{mqtt_port}; data in {data}; logs in {logs}")
         print("  alerts appear within seconds; the incident scenario loops every ~3 minutes")
+        print("  the command line finds this demo with --config, or after these two lines:")
+        print(f"    export SEALWATCH_DATA_DIR={data}")
+        print(f"    export SEALWATCH_HTTP=127.0.0.1:{http_port}")
+        print(f"  e.g. .venv/bin/sealwatch alerts --config {site}")
         print("  Ctrl-C to stop\n", flush=True)
         while not stop.wait(1.0):
             for p in procs:

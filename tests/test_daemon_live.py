@@ -205,6 +205,24 @@ async def test_seal_rules_over_mqtt_and_operator_commands_over_http(
             "cleared",
         ]
         assert [a["kind"] for a in detail["actions"]] == ["alert.ack"]
+        # the stored view agrees with the transitions: closed by its acknowledgement
+        assert detail["acked"] is True and detail["acked_by"] == "O4001", detail
+        assert detail["closed"] is True and detail["isa_state"] == "normal"
+
+        # a shelve is recorded as a shelve, never as an acknowledgement
+        status, body = await ahttp(
+            port,
+            "POST",
+            f"/api/alerts/{pre['alert_id']}/shelve",
+            {"badge": "O4001", "for_s": 600, "reason": "installers on site"},
+        )
+        assert status == 200 and body["accepted"], body
+        shelved = await alerts.wait_for("pre-seal", "shelved", "s-live")
+        assert shelved["shelved_by"] == "O4001" and "acked_by" not in shelved
+        status, detail = await ahttp(port, "GET", f"/api/alerts/{pre['alert_id']}")
+        assert detail["transitions"][-1]["shelved_by"] == "O4001"
+        assert detail["acked"] is False and detail["acked_by"] is None
+        assert detail["shelved_by"] == "O4001"
 
         status, body = await ahttp(port, "POST", "/api/seals/s-live/end", {"badge": "S2001"})
         assert status == 200 and body["accepted"], body

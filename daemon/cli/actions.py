@@ -15,9 +15,53 @@ from urllib.parse import urlencode
 
 from daemon.cli.daemon_api import call, fetch
 
+ALERT_COLUMNS = ("id", "severity", "state", "raised", "policy", "subject", "clause", "by")
+
+
+def _when(rfc3339: Any) -> str:
+    """`2027-06-07T08:00:00.123456+08:00` -> `2027-06-07 08:00:00` (the site's time)."""
+    text = str(rfc3339 or "")
+    return text[:19].replace("T", " ") if len(text) >= 19 else text
+
+
+def alerts_table(alerts: list[dict[str, Any]]) -> str:
+    """The open alerts as a table for people (most severe first, then newest)."""
+    rank = {"critical": 0, "major": 1, "minor": 2}
+    rows = []
+    for a in sorted(
+        alerts, key=lambda a: (rank.get(a.get("severity", ""), 3), str(a.get("raised", "")))
+    ):
+        by = a.get("acked_by") or (f"shelved by {a['shelved_by']}" if a.get("shelved_by") else "")
+        rows.append(
+            (
+                str(a.get("alert_id", "")),
+                str(a.get("severity", "")),
+                str(a.get("isa_state", "")),
+                _when(a.get("raised")),
+                str(a.get("policy", "")),
+                str(a.get("subject", "")),
+                str(a.get("clause", "")),
+                str(by),
+            )
+        )
+    if not rows:
+        return "no open alerts\n"
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(ALERT_COLUMNS)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(ALERT_COLUMNS, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines) + f"\n{len(rows)} open alert(s)\n"
+
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    return call(args, "GET", "/api/alerts")
+    if args.json:
+        return call(args, "GET", "/api/alerts")
+    status, result = fetch(args, "GET", "/api/alerts")
+    if status != 200 or not isinstance(result, list):
+        reason = result.get("reason") if isinstance(result, dict) else result
+        print(f"alerts: {reason} ({status or 'no answer'})", file=sys.stderr)
+        return 2 if status == 0 else 1
+    sys.stdout.write(alerts_table(result))
+    return 0
 
 
 def cmd_precheck(args: argparse.Namespace) -> int:
@@ -167,7 +211,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.set_defaults(func=func)
         return p
 
-    client("alerts", "list the alerts not yet closed", cmd_alerts)
+    p = client(
+        "alerts", "list the alerts not yet closed (a table; --json for machines)", cmd_alerts
+    )
+    p.add_argument("--json", action="store_true", help="the API's JSON, times in µs and RFC 3339")
     p = client("precheck", "run the pre-seal readiness checks against the live site", cmd_precheck)
     p.add_argument("--badge", help="the inspector's badge")
     p.add_argument(

@@ -262,6 +262,27 @@ async def precheck(request: web.Request) -> web.Response:
     return json_response(view.precheck(badge))
 
 
+async def latest_precheck(request: web.Request) -> web.Response:
+    """GET /api/precheck/latest: the last written pre-seal record (a `precheck.recorded`
+    event in the store): when, by whom, each item with its result, the remediation note."""
+    view = request.app[VIEW]
+    row = view.latest_event("precheck.recorded")
+    if row is None:
+        return json_response({"recorded": False})
+    src = row.source
+    return json_response(
+        {
+            "recorded": True,
+            "seq": row.seq,
+            "ts": format_time(row.ts, view.tz),
+            "inspector": row.actor or src.get("badge"),
+            "passed": bool(src.get("passed")),
+            "items": src.get("items") if isinstance(src.get("items"), list) else [],
+            "remediation": src.get("remediation"),
+        }
+    )
+
+
 async def record_precheck(request: web.Request) -> web.Response:
     """POST /api/precheck {badge, remediation?, console?}: the readiness checks now, recorded
     as a `precheck.recorded` event by the inspector (supervisor or secrecy officer). The items
@@ -398,6 +419,7 @@ def mount_api(app: web.Application, view: ReadView, actions: Actions) -> None:
             web.get("/api/seals/{seal_id}/archive", get_archive),
             web.get("/api/precheck", precheck),
             web.post("/api/precheck", record_precheck),
+            web.get("/api/precheck/latest", latest_precheck),
             web.post("/api/approvals", approval),
             web.post("/api/inspections", inspection),
             web.post("/api/reviews", review),

@@ -24,7 +24,7 @@ from daemon.http.auth import Session
 from daemon.http.params import json_response
 from daemon.http.security import GATE, Gate
 from daemon.http.state import TELEMETRY, StateBuilder, iso_ms
-from daemon.view import ReadView
+from daemon.view import AlertView, ReadView
 
 log = logging.getLogger("sealwatch.dashboard")
 CLIENT_QUEUE = 2000  # messages a slow browser may fall behind before it is made to reload
@@ -133,10 +133,19 @@ class Feed:
         upsert: dict[str, dict[str, Any]] = {}
         removed: list[str] = []
         items = []
+        acked_at: dict[str, Any] = {}
         for row in rows:
             aid = str(row.get("alert_id"))
             v = self.view.open_alert(aid)
-            if v is None:
+            if row.get("state") == "acknowledged":
+                acked_at[aid] = row.get("ts")
+            if v is None and row.get("state") == "cleared" and acked_at.get(aid) == row.get("ts"):
+                # closed by its acknowledgement (latched): shown greyed for a while
+                stored = self.view.alert_record(aid)
+                if stored is not None and stored.get("closed"):
+                    upsert[aid] = self.state.alert_json(AlertView.from_dict(stored))
+                    removed.append(aid)
+            elif v is None:
                 upsert.pop(aid, None)
                 removed.append(aid)
             else:

@@ -53,6 +53,27 @@ async def page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(WEB / "index.html", headers={"Cache-Control": "no-store"})
 
 
+async def service_worker(request: web.Request) -> web.StreamResponse:
+    """GET /sw.js: the page's service worker, served from the root so its scope is the whole
+    console (it caches the page's own assets, never the API or the live channel)."""
+    return web.FileResponse(
+        WEB / "sw.js",
+        headers={
+            "Content-Type": "text/javascript; charset=utf-8",
+            "Service-Worker-Allowed": "/",
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
+async def manifest(request: web.Request) -> web.StreamResponse:
+    """GET /manifest.webmanifest: the installable web app's manifest (icons ship in /static)."""
+    return web.FileResponse(
+        WEB / "manifest.webmanifest",
+        headers={"Content-Type": "application/manifest+json", "Cache-Control": "no-cache"},
+    )
+
+
 async def login(request: web.Request) -> web.Response:
     gate = request.app[GATE]
     if not gate.origin_ok(request, required=False):
@@ -132,7 +153,16 @@ async def whoami(request: web.Request) -> web.Response:
     gate = request.app[GATE]
     session = gate.session_of(request)
     if session is None:
-        return json_response({"ok": False, "users_exist": gate.users_exist()}, 401)
+        # The login screen shows the site's name and its clock in the site's time zone.
+        site = gate.view.site
+        return json_response(
+            {
+                "ok": False,
+                "users_exist": gate.users_exist(),
+                "site": {"name": site.name, "timezone": site.timezone},
+            },
+            401,
+        )
     return json_response({"ok": True, **_whoami(gate, session)})
 
 
@@ -167,6 +197,11 @@ async def timeline(request: web.Request) -> web.Response:
             telemetry=telemetry == "1",
         )
     )
+
+
+async def seal_calendar(request: web.Request) -> web.Response:
+    """GET /api/dashboard/seals: upcoming, running and past seals with their status."""
+    return json_response(request.app[STATE].seal_calendar())
 
 
 async def camera_jpeg(request: web.Request) -> web.StreamResponse:

@@ -38,11 +38,21 @@ COOKIE_PLAIN = "sealwatch_session"  # documented fallback for plain http://127.0
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset(
-    {"/", "/healthz", "/metrics", "/auth/login", "/auth/session", "/favicon.ico"}
+    {
+        "/",
+        "/healthz",
+        "/metrics",
+        "/auth/login",
+        "/auth/session",
+        "/favicon.ico",
+        "/sw.js",
+        "/manifest.webmanifest",
+    }
 )
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "connect-src 'self'; font-src 'self'; worker-src 'self'; manifest-src 'self'; "
+    "object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
 
@@ -55,7 +65,7 @@ def required_role(method: str, path: str) -> str:
     """The least role that may make this request (guards only look)."""
     if path.startswith("/api/users"):
         return "admin"
-    if path == "/api/precheck":  # the pre-seal inspection: who answers for the seal
+    if path in ("/api/precheck", "/api/precheck/latest"):  # the pre-seal inspection
         return "supervisor"
     if method in SAFE_METHODS or path.startswith("/auth/"):
         return "guard"

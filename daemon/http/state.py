@@ -22,6 +22,9 @@ from policies.timefmt import parse_ts
 TELEMETRY = frozenset({"device.heartbeat", "jammer.status", "camera.status", "recording.inventory"})
 SEVERITY_RANK = {"minor": 0, "major": 1, "critical": 2}
 SEVERITIES = frozenset(SEVERITY_RANK)
+# A latched alert closes the moment it is acknowledged (docs/policies.md); the page keeps it,
+# greyed, this long, so the operator sees what their acknowledgement did.
+CLOSED_LINGER_S = 600
 Thumbnails = Callable[[str, int], bytes | None]
 
 
@@ -67,6 +70,9 @@ class StateBuilder:
             "active": v.active,
             "acked": v.acked,
             "acked_by": v.acked_by,
+            "shelved_by": v.shelved_by,
+            "closed": v.closed,
+            "linger_until_ms": (v.last_ts // 1000 + CLOSED_LINGER_S * 1000 if v.closed else None),
             "shelved_until": (
                 format_time(v.shelved_until, tz) if v.shelved_until is not None else None
             ),
@@ -75,6 +81,10 @@ class StateBuilder:
             "zone": self.zone_of.get(device),
             "explain": self.explain(v.policy, v.subject),
         }
+
+    def recently_closed(self) -> list[AlertView]:
+        """Latched alerts closed by their acknowledgement in the last CLOSED_LINGER_S."""
+        return self.view.closed_on_ack(self.view.clock() - CLOSED_LINGER_S * 1_000_000)
 
     # -- device state -----------------------------------------------------------------------------
 
@@ -197,6 +207,48 @@ class StateBuilder:
             out.append(item)
         return out
 
+    def seal_calendar(self) -> list[dict[str, Any]]:
+        """Every seal the engine knows (scheduled in the site file or started at run time):
+        upcoming, running and past, with who started and ended it, the pre-seal record in
+        force when it started, and the alerts raised during it by severity."""
+        stored = {r["id"]: r for r in self.view.seal_records()}
+        now = self.view.clock()
+        tz = self.view.tz
+        out = []
+        for s in self.view.seals():
+            rec = stored.get(s.id, {})
+            item: dict[str, Any] = {
+                "id": s.id,
+                "name": s.name,
+                "classification": s.classification,
+                "status": s.status,
+                "planned_start_ms": _ms(s.planned_start),
+                "planned_end_ms": _ms(s.planned_end),
+                "start_ms": _ms(s.start),
+                "end_ms": _ms(s.end),
+                "started_by": rec.get("started_by"),
+                "ended_by": rec.get("ended_by"),
+                "precheck": rec.get("precheck"),
+                "alerts": (
+                    self.view.raised_counts(s.start, s.end if s.end is not None else now)
+                    if s.start is not None
+                    else {}
+                ),
+            }
+            for key in ("planned_start", "planned_end", "start", "end"):
+                us = getattr(s, key)
+                item[key] = format_time(us, tz) if us is not None else None
+            out.append(item)
+        order = {"active": 0, "pending": 1, "ended": 2}
+        out.sort(
+            key=lambda i: (
+                order.get(i["status"], 3),
+                (i["start_ms"] or i["planned_start_ms"] or 0)
+                * (-1 if i["status"] == "ended" else 1),
+            )
+        )
+        return out
+
     def seal_signature(self) -> Any:
         return tuple((s.id, s.status, s.start, s.end, s.planned_end) for s in self.view.seals())
 
@@ -208,7 +260,8 @@ class StateBuilder:
             "now_ms": self.view.clock() // 1000,
             "site": self.plan,
             "user": ({"name": user.name, "role": user.role, "badge": user.badge} if user else None),
-            "alerts": [self.alert_json(v) for v in self.view.open_alerts()],
+            "alerts": [self.alert_json(v) for v in self.view.open_alerts()]
+            + [self.alert_json(v) for v in self.recently_closed()],
             "devices": self.device_states(self.site.device_kind),
             "people": self.view.people_inside(),
             "seals": self.seal_panel(),
@@ -287,7 +340,7 @@ class StateBuilder:
             "type": f"alert.{line.get('state')}",
             "cat": "alert",
             "zone": self.zone_of.get(device),
-            "actor": line.get("acked_by"),
+            "actor": line.get("acked_by") or line.get("shelved_by") or line.get("unshelved_by"),
             "detail": {
                 k: line.get(k)
                 for k in ("alert_id", "policy", "subject", "severity", "state", "clause", "comment")

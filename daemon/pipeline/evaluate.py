@@ -52,6 +52,8 @@ OPERATOR_TYPES = frozenset(
         "review.done",
     }
 )
+# The key naming who acted in a transition line, by state (docs/interfaces.md §5).
+ACTOR_KEY = {"acknowledged": "acked_by", "shelved": "shelved_by", "unshelved": "unshelved_by"}
 # Events only the daemon itself may produce (its own health).
 DAEMON_TYPES = frozenset({"daemon.health"})
 SUPERVISOR_ROLES = ("supervisor", "secrecy_officer")
@@ -440,14 +442,17 @@ class EngineStage:
             return []
         open_now = {a.id: a for a in self.engine.open_alerts()}
         rows = []
+        # Views closed earlier in this batch: a latched alert's `acknowledged` closes it and
+        # its `cleared` follows at once; that one must start from the acknowledged view.
+        closed_here: dict[str, AlertView] = {}
         for tr in trs:
             suppressed = self.is_suppressed(tr.subject, tr.ts)
-            view = lifecycle.apply(
-                self.views.get(tr.alert_id), tr, open_now.get(tr.alert_id), suppressed=suppressed
-            )
+            before = self.views.get(tr.alert_id) or closed_here.get(tr.alert_id)
+            view = lifecycle.apply(before, tr, open_now.get(tr.alert_id), suppressed=suppressed)
             line = tr.to_dict(self.tz)
             if tr.acked_by:
-                line["acked_by"] = tr.acked_by
+                # who acted, under the name of what they did: a shelve is not an acknowledgement
+                line[ACTOR_KEY.get(tr.state, "acked_by")] = tr.acked_by
             if tr.comment:
                 line["comment"] = tr.comment
             if suppressed:
@@ -478,7 +483,7 @@ class EngineStage:
                     tr.state,
                     tr.clause,
                     tr.message,
-                    tr.acked_by,
+                    tr.acked_by if tr.state == "acknowledged" else None,
                     tr.comment,
                     int(suppressed),
                     text,
@@ -493,6 +498,7 @@ class EngineStage:
             )
             if view.isa_state == lifecycle.NORMAL:
                 self.views.pop(tr.alert_id, None)
+                closed_here[tr.alert_id] = view
             else:
                 self.views[tr.alert_id] = view
             self.metrics.inc("sealwatch_transitions_total", tr.policy, tr.state)

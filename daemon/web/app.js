@@ -37,6 +37,9 @@ function applyI18n() {
   document.documentElement.lang = S.lang;
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of document.querySelectorAll("[data-i18n-ph]")) el.placeholder = t(el.dataset.i18nPh);
+  for (const el of document.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
+  $("#banner-text").textContent = t(RANK[S.role] >= RANK.operator ? "alerts.new_critical" : "alerts.critical_active");
+  $("#login-tz").textContent = tz();
   $("#sound-btn").textContent = t(S.sound ? "sound.on" : "sound.off");
   setConn(!!S.live);
   fmt.time = new Intl.DateTimeFormat(S.lang, { timeZone: tz(), hour12: false, hour: "2-digit", minute: "2-digit", second: "2-digit" });
@@ -44,7 +47,7 @@ function applyI18n() {
   fmt.dateKey = new Intl.DateTimeFormat("en-CA", { timeZone: tz(), year: "numeric", month: "2-digit", day: "2-digit" });
 }
 const fmt = {};
-function tz() { return (S.site && S.site.timezone) || "UTC"; }
+function tz() { return (S.site && S.site.timezone) || S.loginTz || "UTC"; }
 function now() { return Date.now() + S.offset; }
 function hms(ms) { return ms ? fmt.time.format(new Date(ms)) : "—"; }
 function when(ms) {
@@ -92,13 +95,28 @@ async function boot() {
   wireUi();
   const r = await api("GET", "/auth/session");
   if (r.ok) { setUser(r.data); connect(); }
-  else showLogin(r.data && r.data.users_exist === false ? "login.nousers" : null);
+  else {
+    loginSite(r.data && r.data.site);
+    showLogin(r.data && r.data.users_exist === false ? "login.nousers" : null);
+  }
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
+  everySecond();
   setInterval(everySecond, 1000);
   setInterval(refreshThumbs, 2000);
 }
 
+// The login screen: the site's name and its clock in the site's time zone, nothing else.
+function loginSite(site) {
+  if (!site) return;
+  S.loginTz = site.timezone;
+  $("#login-site").textContent = site.name;
+  applyI18n();
+}
+
 function setUser(d) {
   S.csrf = d.csrf; S.user = d.user; S.role = d.role;
+  document.body.classList.remove("login-open");
+  applyI18n();
   $("#who").innerHTML = "";
   $("#who").append(el("b", "", d.user), document.createTextNode(" · " + t("role." + d.role)));
   $("#login").classList.add("hidden");
@@ -109,6 +127,7 @@ function setUser(d) {
 function showLogin(reason) {
   if (S.ws) { S.ws.onclose = null; S.ws.close(); S.ws = null; }
   S.csrf = null;
+  document.body.classList.add("login-open");
   $("#login").classList.remove("hidden");
   $("#login-err").textContent = reason ? t(reason) : "";
   $("#login-user").focus();
@@ -247,7 +266,7 @@ function loadSnapshot(snap) {
 const alertNodes = new Map();
 let alertOrder = [];
 
-function alertKey(a) { return [-(SEV[a.severity] || 0), a.acked ? 1 : 0, -a.raised_ms]; }
+function alertKey(a) { return [a.closed ? 1 : 0, -(SEV[a.severity] || 0), a.acked ? 1 : 0, -a.raised_ms]; }
 function cmpAlerts(x, y) {
   const a = alertKey(x), b = alertKey(y);
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
@@ -262,7 +281,7 @@ function renderAlert(a) {
     n.append(el("span", "sev"), el("div", "head"), el("div", "time num"), el("div", "text"), el("div", "state"), el("div", "acts"));
     alertNodes.set(a.id, n);
   }
-  n.className = "alert " + a.severity + " " + a.state;
+  n.className = "alert " + a.severity + " " + a.state + (a.closed ? " closed" : "");
   const [sev, head, time, text, state, acts] = n.children;
   sev.textContent = t("sev." + a.severity);
   head.textContent = devName(a.subject.split("/")[0]) + (a.subject.includes("/") ? " / " + a.subject.split("/").slice(1).join("/") : "");
@@ -272,12 +291,13 @@ function renderAlert(a) {
   text.textContent = (a.explain && a.explain[S.lang]) || a.message;
   text.title = a.message;
   state.textContent = "";
-  state.append(el("b", "", t("state." + a.state)));
+  state.append(el("b", "", a.closed ? t("alerts.closed_note") : t("state." + a.state)));
   if (a.acked_by) state.append(document.createTextNode(" · " + t("by") + " " + a.acked_by));
+  if (a.shelved_by) state.append(document.createTextNode(" · " + t("alerts.shelved_by") + " " + a.shelved_by));
   if (a.shelved_until) state.append(document.createTextNode(" · ≤ " + a.shelved_until.slice(11, 16)));
   if (a.zone) state.append(document.createTextNode(" · " + zoneName(a.zone)));
   acts.textContent = "";
-  if (RANK[S.role] >= RANK.operator) {
+  if (RANK[S.role] >= RANK.operator && !a.closed) {
     if (!a.acked) acts.append(button("ack", a.id, "alerts.ack", "btn primary"));
     if (a.state === "shelved") acts.append(button("unshelve", a.id, "alerts.unshelve", "btn"));
     else if (a.active && !a.suppressed) acts.append(button("shelve", a.id, "alerts.shelve", "btn"));
@@ -311,22 +331,25 @@ function orderAlerts() {
   let empty = box.querySelector(".empty");
   if (!list.length && !empty) box.append(el("div", "empty", t("alerts.none")));
   else if (list.length && empty) empty.remove();
-  const crit = list.filter((id) => S.alerts.get(id).severity === "critical").length;
+  const crit = list.filter((id) => S.alerts.get(id).severity === "critical" && !S.alerts.get(id).closed).length;
   $("#alert-count").textContent = list.length ? list.length + (crit ? " · " + crit + " " + t("sev.critical") : "") : "";
 }
 
 // The audible and visual cue: while any critical alert is unacknowledged (and not shelved).
 let cueTimer = null;
 function updateCue() {
-  const n = [...S.alerts.values()].filter((a) => a.severity === "critical" && !a.acked && a.state !== "shelved" && a.state !== "suppressed").length;
+  const n = [...S.alerts.values()].filter((a) => a.severity === "critical" && !a.acked && !a.closed && a.state !== "shelved" && a.state !== "suppressed").length;
+  // Guards may not acknowledge: their banner informs, it does not ask, and it does not beep.
+  const mayAck = RANK[S.role] >= RANK.operator;
   $("#banner").classList.toggle("hidden", n === 0);
   $("#banner-count").textContent = n;
   const badge = $("#tab-alert-count");
   badge.classList.toggle("hidden", n === 0);
   badge.textContent = n;
   document.title = (n ? "(" + n + ") " : "") + ((S.site && S.site.name) || "sealwatch") + " · sealwatch";
-  if (n && !cueTimer) { beep(); cueTimer = setInterval(beep, 2500); }
-  if (!n && cueTimer) { clearInterval(cueTimer); cueTimer = null; }
+  const ring = n > 0 && mayAck;
+  if (ring && !cueTimer) { beep(); cueTimer = setInterval(beep, 2500); }
+  if (!ring && cueTimer) { clearInterval(cueTimer); cueTimer = null; }
 }
 function unlockAudio() {
   try {
@@ -531,7 +554,8 @@ function drawPlan() {
     planNodes.set(d.id, { g, title });
   }
   host.appendChild(root);
-  $("#plan-legend").textContent = "D " + t("plan.legend.closed") + "/" + t("plan.legend.open") + "/" + t("plan.legend.forced") + " · O/I " + t("plan.airlock") + " · 2 ⟂ · H hatch";
+  placeDoorLabels(root, L.W);
+  planView(root, L.W, L.H);
 }
 function depth(site, z) { let n = 0; for (let c = z; c && c.parent && site.zonesById[c.parent]; c = site.zonesById[c.parent]) n++; return n; }
 
@@ -568,8 +592,8 @@ function stateText(d) {
   else if (kind === "alarm_input" && d.state) parts.push(t("input." + d.state));
   else if (kind === "alarm_panel") {
     if (d.armed != null) parts.push(t(d.armed ? "panel.armed" : "panel.disarmed"));
-    if (d.mains === "lost") parts.push("mains lost");
-    if (d.battery === "low") parts.push("battery low");
+    if (d.mains === "lost") parts.push(t("panel.mains_lost"));
+    if (d.battery === "low") parts.push(t("panel.battery_low"));
   } else if (kind === "jammer" && d.bands) {
     const bands = info.bands || [];
     const ok = bands.filter((b) => d.bands[b.id] !== undefined && d.bands[b.id] >= b.min_dbm).length;
@@ -819,7 +843,7 @@ function describe(item) {
       return dev + " · " + personName(d.badge) + " (" + d.badge + ") " + (d.direction === "out" ? "←" : "→") + (item.type === "badge.denied" ? " ✗ " + (d.reason || "") : " ✓");
     case "alarm.input": return dev + " · " + t("input." + d.state);
     case "seal.start": case "seal.end": return (item.type === "seal.start" ? t("actions.seal_start") : t("actions.seal_end")) + " · " + d.seal + (d.name ? " · " + d.name : "") + (item.actor ? " · " + item.actor : "");
-    case "operator.duty": return personName(d.badge) + " " + (d.state === "on" ? "on duty" : "off duty") + " · " + dev;
+    case "operator.duty": return personName(d.badge) + " " + t(d.state === "on" ? "duty.on" : "duty.off") + " · " + dev;
     default: {
       const kv = Object.entries(d).filter(([, v]) => v !== null && typeof v !== "object").map(([k, v]) => k + "=" + v);
       return dev + (kv.length ? " · " + kv.join(" ") : "");
@@ -902,6 +926,9 @@ async function submitAction(form, ev) {
     r = ev.submitter && ev.submitter.value === "end"
       ? await api("POST", "/api/seals/" + seal + "/end", {})
       : await api("POST", "/api/seals/" + seal + "/start", { name: f.get("name") || undefined, classification: f.get("classification") });
+  } else if (form.id === "act-precheck") {
+    r = await api("POST", "/api/precheck", { remediation: f.get("remediation") || undefined });
+    if (r.ok) fetchLatestPrecheck();
   } else if (form.id === "act-approval") {
     r = await api("POST", "/api/approvals", { badge: f.get("badge"), valid_s: Number(f.get("valid")) * 60 });
   } else if (form.id === "act-inspection") {
@@ -943,6 +970,9 @@ function showTab(tab) {
   for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("on", b.dataset.tab === tab);
   for (const v of document.querySelectorAll(".view")) v.classList.toggle("hidden", v.id !== "view-" + tab);
   refreshThumbs();
+  if (tab === "seals") fetchCalendar();
+  if (tab === "actions" && RANK[S.role] >= RANK.supervisor) fetchLatestPrecheck();
+  if (tab === "overview" && S.labelsPending) { const r = S.labelsPending; S.labelsPending = null; placeDoorLabels(r, Z.W); }
 }
 function wireUi() {
   $("#login-form").addEventListener("submit", doLogin);
@@ -971,11 +1001,15 @@ function wireUi() {
       case "ack": case "shelve": openAlertDialog(b.dataset.act, b.dataset.id); break;
       case "unshelve": await api("POST", "/api/alerts/" + encodeURIComponent(b.dataset.id) + "/unshelve", {}); break;
       case "older": fetchTimeline(true); break;
+      case "precheck-run": runPrecheck(); break;
+      case "zoom-in": zoomPlan(0.7); break;
+      case "zoom-out": zoomPlan(1 / 0.7); break;
+      case "zoom-reset": zoomPlan(0); break;
     }
   });
   $("#ack-form").addEventListener("submit", (ev) => submitAlertDialog("ack", ev));
   $("#shelve-form").addEventListener("submit", (ev) => submitAlertDialog("shelve", ev));
-  for (const id of ["act-seal", "act-approval", "act-inspection", "act-review"]) {
+  for (const id of ["act-seal", "act-precheck", "act-approval", "act-inspection", "act-review"]) {
     const form = document.getElementById(id);
     form.addEventListener("submit", (ev) => submitAction(form, ev));
   }
@@ -1001,7 +1035,152 @@ function rerenderAll() {
 function everySecond() {
   if (!fmt.time) return;
   $("#clock").textContent = fmt.time.format(new Date(now()));
+  $("#login-clock").textContent = fmt.time.format(new Date(now()));
+  // closed-on-acknowledgement alerts leave the list once their time is up
+  const expired = [...S.alerts.values()].filter((a) => a.closed && a.linger_until_ms && a.linger_until_ms < now());
+  if (expired.length) { for (const a of expired) removeAlert(a.id); orderAlerts(); }
   if (S.seals.length) tickSeal();
+}
+
+// -- door labels: never on top of each other, never cut off at the plan's edge ---------------
+function placeDoorLabels(root, W) {
+  if (!root.getBoundingClientRect().width) { S.labelsPending = root; return; } // not shown yet
+  const labels = [...root.querySelectorAll("text.door-label")];
+  const placed = [];
+  const overlaps = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+  for (const lab of labels) {
+    let box = lab.getBBox();
+    // keep inside the drawing
+    if (box.x < 2) { lab.setAttribute("x", Number(lab.getAttribute("x")) + (2 - box.x)); box = lab.getBBox(); }
+    if (box.x + box.width > W - 2) { lab.setAttribute("x", Number(lab.getAttribute("x")) - (box.x + box.width - W + 2)); box = lab.getBBox(); }
+    // step down (then up) until it is clear of every label placed so far
+    const y0 = Number(lab.getAttribute("y"));
+    const tries = [0, 11, 22, -32, 33, -43, 44, 55];
+    let ok = false;
+    for (const dy of tries) {
+      lab.setAttribute("y", y0 + dy);
+      box = lab.getBBox();
+      if (!placed.some((p) => overlaps(box, p))) { ok = true; break; }
+    }
+    if (!ok) { lab.classList.add("hidden"); continue; } // its name stays in the door's tooltip
+    placed.push({ x: box.x - 1, y: box.y - 1, width: box.width + 2, height: box.height + 2 });
+  }
+}
+
+// -- the plan's zoom and pan: the SVG viewBox, by buttons, wheel, drag and pinch -------------
+const Z = { root: null, W: 0, H: 0, vb: null, pointers: new Map(), start: null };
+function planView(root, W, H) {
+  Z.root = root; Z.W = W; Z.H = H; Z.vb = { x: 0, y: 0, w: W, h: H };
+  root.addEventListener("wheel", (ev) => { ev.preventDefault(); zoomPlan(ev.deltaY < 0 ? 0.85 : 1 / 0.85, ev); }, { passive: false });
+  root.addEventListener("pointerdown", (ev) => {
+    Z.pointers.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
+    Z.start = { vb: Object.assign({}, Z.vb), pts: new Map(Z.pointers) };
+  });
+  const end = (ev) => { Z.pointers.delete(ev.pointerId); Z.start = { vb: Object.assign({}, Z.vb), pts: new Map(Z.pointers) }; };
+  root.addEventListener("pointerup", end);
+  root.addEventListener("pointercancel", end);
+  root.addEventListener("pointermove", (ev) => {
+    if (!Z.pointers.has(ev.pointerId) || !Z.start) return;
+    Z.pointers.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
+    const r = root.getBoundingClientRect(), k = Z.start.vb.w / r.width;
+    const pts = [...Z.pointers.values()], was = [...Z.start.pts.values()];
+    if (pts.length === 1 && was.length === 1) {
+      if (Z.start.vb.w >= Z.W) return; // nothing to pan at full view: let the page scroll
+      setView(Z.start.vb.x - (pts[0].x - was[0].x) * k, Z.start.vb.y - (pts[0].y - was[0].y) * k, Z.start.vb.w);
+    } else if (pts.length >= 2 && was.length >= 2) {
+      const dist = (a, b) => Math.hypot(a.x - b.x, a.y - b.y) || 1;
+      const f = dist(was[0], was[1]) / dist(pts[0], pts[1]);
+      const cx = (was[0].x + was[1].x) / 2 - r.left, cy = (was[0].y + was[1].y) / 2 - r.top;
+      const px = Z.start.vb.x + cx * k, py = Z.start.vb.y + cy * k, w = Z.start.vb.w * f;
+      setView(px - (cx / r.width) * w, py - (cy / r.height) * w * (Z.H / Z.W), w);
+    }
+  });
+  applyView();
+}
+function setView(x, y, w) {
+  w = Math.max(Z.W / 8, Math.min(Z.W, w));
+  const h = w * (Z.H / Z.W);
+  Z.vb = { x: Math.max(0, Math.min(Z.W - w, x)), y: Math.max(0, Math.min(Z.H - h, y)), w, h };
+  applyView();
+}
+function applyView() {
+  if (!Z.root) return;
+  Z.root.setAttribute("viewBox", `${Z.vb.x} ${Z.vb.y} ${Z.vb.w} ${Z.vb.h}`);
+  $("#plan").classList.toggle("zoomed", Z.vb.w < Z.W);
+}
+function zoomPlan(f, ev) {
+  if (!Z.root) return;
+  if (!f) return setView(0, 0, Z.W);
+  const r = Z.root.getBoundingClientRect();
+  const fx = ev ? (ev.clientX - r.left) / r.width : 0.5, fy = ev ? (ev.clientY - r.top) / r.height : 0.5;
+  const w = Math.max(Z.W / 8, Math.min(Z.W, Z.vb.w * f)), h = w * (Z.H / Z.W);
+  setView(Z.vb.x + fx * (Z.vb.w - w), Z.vb.y + fy * (Z.vb.h - h), w);
+}
+
+// -- the seal calendar: upcoming, running and past seals with their status --------------------
+async function fetchCalendar() {
+  const r = await api("GET", "/api/dashboard/seals");
+  if (r.ok) renderCalendar(r.data);
+}
+function renderCalendar(seals) {
+  const box = $("#seal-calendar");
+  box.textContent = "";
+  const groups = [["active", "seals.running"], ["pending", "seals.upcoming"], ["ended", "seals.past"]];
+  for (const [status, key] of groups) {
+    const sec = el("section", "calgroup " + status);
+    sec.append(el("h3", "", t(key)));
+    const list = seals.filter((s) => s.status === status);
+    if (!list.length) sec.append(el("div", "muted", t("seals.none")));
+    for (const s of list) {
+      const row = el("div", "calrow " + status);
+      row.dataset.id = s.id;
+      const head = el("div", "name", s.name);
+      head.append(el("span", "cls", t("class." + s.classification)));
+      const planned = el("div", "muted", t("seals.planned") + " " + when(s.planned_start_ms) + " → " + when(s.planned_end_ms));
+      const actual = el("div", "", t("seals.actual") + " " + when(s.start_ms) + " → " + (s.end_ms ? when(s.end_ms) : s.start_ms ? "…" : "—"));
+      const facts = el("div", "facts");
+      const pc = s.precheck || "none";
+      facts.append(el("span", "pc " + pc, t("seals.precheck") + ": " + t("precheck." + pc)));
+      if (s.started_by) facts.append(el("span", "", t("seals.started_by") + " " + personName(s.started_by)));
+      if (s.ended_by) facts.append(el("span", "", t("seals.ended_by") + " " + personName(s.ended_by)));
+      const counts = Object.entries(s.alerts || {}).map(([sev, n]) => t("sev." + sev) + " " + n);
+      if (s.start_ms) facts.append(el("span", counts.length ? "bad" : "", t("seals.alerts") + ": " + (counts.join(" · ") || "0")));
+      row.append(head, el("div", "muted", s.id), planned, actual, facts);
+      sec.append(row);
+    }
+    box.append(sec);
+  }
+}
+
+// -- the pre-seal check (supervisors): run it, read the evidence, record it with a note -------
+function precheckList(ul, items) {
+  ul.textContent = "";
+  for (const it of items) {
+    const li = el("li", it.passed ? "pass" : "fail");
+    li.append(el("b", "", (it.passed ? "✓ " : "✗ ") + it.item));
+    for (const p of it.problems || []) li.append(el("div", "problem", p));
+    ul.append(li);
+  }
+}
+async function runPrecheck() {
+  const r = await api("GET", "/api/precheck");
+  const out = $("#act-precheck .out");
+  if (!r.ok) { out.className = "out note-bad"; out.textContent = t("actions.refused") + ((r.data && r.data.reason) || r.status); return; }
+  precheckList($("#precheck-items"), r.data.items);
+  out.className = "out " + (r.data.passed ? "note-ok" : "note-bad");
+  out.textContent = t(r.data.passed ? "precheck.ready" : "precheck.not_ready") + " · " + hms(Date.parse(r.data.ts));
+}
+async function fetchLatestPrecheck() {
+  const r = await api("GET", "/api/precheck/latest");
+  const box = $("#precheck-latest");
+  box.textContent = "";
+  if (!r.ok || !r.data.recorded) { box.textContent = t("precheck.none"); return; }
+  const d = r.data;
+  box.append(el("div", d.passed ? "note-ok" : "note-bad", t(d.passed ? "precheck.passed" : "precheck.failed") + " · " + when(Date.parse(d.ts)) + " · " + t("precheck.by") + " " + personName(d.inspector || "—")));
+  if (d.remediation) box.append(el("div", "remediation", d.remediation));
+  const ul = el("ul", "pc-items");
+  precheckList(ul, d.items);
+  box.append(ul);
 }
 
 boot();
