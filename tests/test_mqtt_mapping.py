@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import yaml
 
 from adapters.mqtt_mapping import (
+    Ignored,
     MappingError,
     MappingRule,
     map_message,
@@ -13,6 +17,8 @@ from adapters.mqtt_mapping import (
     topic_filters,
 )
 from policies.events import Rejection
+
+DATA = Path(__file__).resolve().parent / "data"
 
 CONFIG = yaml.safe_load("""
 - {topic: "zigbee2mqtt/+/contact", device: "{1}", type: door.opened, when: "ON"}
@@ -160,3 +166,71 @@ def test_no_rules_is_fine() -> None:
     assert parse_mapping_config(None) == []
     with pytest.raises(MappingError, match="expected a list of rules"):
         parse_mapping_config({"topic": "x"})
+
+
+# Frigate's frigate/events message (its documented shape: type new/update/end, `before` and
+# `after` with camera, label, current_zones, id, score, start_time …), as in tests/data.
+FRIGATE_RULES = parse_mapping_config(
+    yaml.safe_load("""
+- topic: frigate/events
+  where: {type: [new, update], after.label: person, after.camera: [secure_room, press]}
+  json_path: after.camera
+  device: "{value}"
+  devices: {secure_room: cam-secure, press: cam-press}
+  type: camera.object
+  fields:
+    label: "{$.after.label}"
+    score: "{$.after.score}"
+    zones: "{$.after.current_zones}"
+    object_id: "{$.after.id}"
+""")
+)
+
+
+def frigate(kind: str = "new", **after: object) -> bytes:
+    sample = json.loads((DATA / "frigate-event.json").read_text())
+    sample["type"] = kind
+    sample["after"].update(after)
+    return json.dumps(sample).encode()
+
+
+def test_frigate_person_becomes_a_camera_object_event() -> None:
+    assert map_message(FRIGATE_RULES, "frigate/events", frigate()) == [
+        {
+            "device": "cam-secure",
+            "type": "camera.object",
+            "label": "person",
+            "score": 0.87,
+            "zones": ["vault"],
+            "object_id": "1718000000.123456-abc123",
+        }
+    ]
+    assert map_message(FRIGATE_RULES, "frigate/events", frigate("update", camera="press"))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [frigate("end"), frigate(label="car"), frigate(camera="parking")],
+)
+def test_what_the_where_leaves_alone_is_ignored_not_rejected(payload: bytes) -> None:
+    got = map_message(FRIGATE_RULES, "frigate/events", payload)
+    assert isinstance(got, Ignored) and got.reason.startswith("frigate/events: left alone")
+
+
+def test_a_payload_without_the_where_fields_is_rejected() -> None:
+    got = map_message(FRIGATE_RULES, "frigate/events", b'{"before": {}}')
+    assert isinstance(got, Rejection) and "no type in the payload" in got.reason
+
+
+def test_where_is_checked() -> None:
+    with pytest.raises(MappingError) as exc:
+        parse_mapping_config(
+            [
+                {"topic": "a", "device": "d", "type": "door.opened", "where": {"x": {"y": 1}}},
+                {"topic": "a", "device": "d", "type": "door.opened", "where": ["type"]},
+            ]
+        )
+    assert exc.value.errors == [
+        "daemon.mqtt_mappings[0].where.x: expected a value or a list of values, got {'y': 1}",
+        "daemon.mqtt_mappings[1].where: expected a mapping of JSON path → value or list of values",
+    ]

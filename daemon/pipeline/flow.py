@@ -50,6 +50,9 @@ def new_metrics() -> Metrics:
     m.counter("sealwatch_events_total", "Events accepted, by type", ("type",))
     m.counter("sealwatch_rejected_total", "Payloads rejected, by reason", ("reason",))
     m.counter("sealwatch_duplicates_total", "Redelivered payloads dropped")
+    m.counter(
+        "sealwatch_mapping_ignored_total", "Third-party messages a mapping's where left alone"
+    )
     m.counter("sealwatch_engine_errors_total", "Events the engine failed on (a bug), refused")
     m.counter("sealwatch_restamped_total", "Events slightly out of order, re-stamped")
     m.counter("sealwatch_late_accepted_total", "Events buffered during an outage, accepted late")
