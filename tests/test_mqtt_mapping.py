@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -16,7 +18,10 @@ from adapters.mqtt_mapping import (
     parse_mapping_config,
     topic_filters,
 )
+from daemon.config import load_settings
 from policies.events import Rejection
+from policies.site import load_site
+from tests.support.daemon import write_site
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -234,3 +239,36 @@ def test_where_is_checked() -> None:
         "daemon.mqtt_mappings[0].where.x: expected a value or a list of values, got {'y': 1}",
         "daemon.mqtt_mappings[1].where: expected a mapping of JSON path → value or list of values",
     ]
+
+
+def doc_configs() -> list[dict[str, Any]]:
+    """The `daemon:` blocks of docs/integrations.md (indented four spaces)."""
+    text = (DATA.parent.parent / "docs" / "integrations.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^    daemon:\n(?:^    .*\n|^\n)+", text, re.M)
+    return [
+        yaml.safe_load("\n".join(line[4:] for line in b.splitlines()))["daemon"] for b in blocks
+    ]
+
+
+def test_the_configurations_in_docs_integrations_load_and_map(tmp_path: Path) -> None:
+    configs = doc_configs()
+    assert len(configs) == 3  # Home Assistant, Frigate, contacts and gateways
+    for daemon in configs:
+        site = load_site(write_site(tmp_path, "t-docs", daemon=daemon))
+        load_settings(site, {})
+    contact, gateway = (
+        parse_mapping_config(configs[2]["mqtt_mappings"][:2]),
+        parse_mapping_config(configs[2]["mqtt_mappings"][2:]),
+    )
+    assert map_message(contact, "zigbee2mqtt/fire_exit/contact", b"ON") == [
+        {"device": "fire-exit-north", "type": "door.opened"}
+    ]
+    payload = b'{"sensor": "hatch_sensor", "contact": false, "battery": 97}'
+    assert map_message(gateway, "gateway/gw1/state", payload) == [
+        {"device": "supply-hatch", "type": "door.opened"}
+    ]
+    frigate = parse_mapping_config(configs[1]["mqtt_mappings"])
+    sample = json.loads((DATA / "frigate-event.json").read_text())
+    sample["after"]["camera"] = "press_hall"
+    got = map_message(frigate, "frigate/events", json.dumps(sample).encode())
+    assert isinstance(got, list) and got[0]["device"] == "cam-press"
