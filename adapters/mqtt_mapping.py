@@ -10,14 +10,19 @@ A rule (one entry of `daemon.mqtt_mappings`):
     values:    value → event type, instead of type+when {true: door.closed, false: door.opened}
     fields:    extra event fields, literal or template {state: "{value}"}
     devices:   rename table applied to the device      {door1: door-lobby}
+    where:     JSON fields that must hold, else the     {type: [new, update], after.label: person}
+               rule leaves the message alone
 
 Templates: `{N}` is topic level N (0-based), `{value}` the selected value (the payload text,
 or what `json_path` found), `{$.a.b}` a field of the JSON payload. A template that is a
 single placeholder keeps the value's JSON type. Values compare as text: JSON true is "true".
 
-Every rule whose filter matches the topic and whose value matches fires (one rule can feed
-several devices). A message that matches a rule's topic but no rule's value, or whose JSON
-is bad, is a `Rejection`; a topic no rule covers gives no events. `ts` is left to the caller
+Every rule whose filter matches the topic, whose `where` holds and whose value matches fires
+(one rule can feed several devices). A message that matches a rule's topic but no rule's
+value, or whose JSON is bad, or lacks a field a `where` names, is a `Rejection`; a topic no rule
+covers gives no events; a message every rule of its topic leaves alone by its `where` is
+`Ignored` (the configuration says so: e.g. Frigate's detections of cars, or its `end`
+messages). `ts` is left to the caller
 (the daemon stamps receive time), unless given.
 
 `map_message` is total: any payload bytes (not UTF-8, over `MAX_PAYLOAD_BYTES`, JSON nested
@@ -42,13 +47,30 @@ from policies.schema import ConfigErrors
 from policies.site import suggest
 
 TEMPLATE_RE = re.compile(r"\{(\d+|value|\$\.[^{}]+)\}")
-RULE_KEYS = ("topic", "device", "type", "when", "json_path", "values", "fields", "devices")
+RULE_KEYS = (
+    "topic",
+    "device",
+    "type",
+    "when",
+    "json_path",
+    "values",
+    "fields",
+    "devices",
+    "where",
+)
 RESERVED_FIELDS = frozenset({"ts", "device", "type"})
 MAX_PAYLOAD_BYTES = 256 * 1024  # no sensor sends more; beyond that it is not a reading
 
 
 class MappingError(ConfigErrors):
     """The MQTT mapping config is invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """Every rule of the topic leaves this message alone (their `where` does not hold)."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +84,7 @@ class MappingRule:
     fields: Mapping[str, Any] = field(default_factory=dict)
     rename: Mapping[str, str] | None = None
     levels: tuple[str, ...] = ()
+    where: tuple[tuple[tuple[str, ...], frozenset[str]], ...] = ()  # (path, values)
 
     def matches_topic(self, topic: str) -> bool:
         return topic_matches(self.levels, topic.split("/"))
@@ -223,9 +246,25 @@ def _parse_rule(p: str, d: Any, errors: list[str]) -> MappingRule | None:
         else:
             rename = {str(k): v for k, v in d["devices"].items()}
 
+    where: list[tuple[tuple[str, ...], frozenset[str]]] = []
+    if "where" in d:
+        if not isinstance(d["where"], dict) or not d["where"]:
+            err("where", "expected a mapping of JSON path → value or list of values")
+        else:
+            for k, w in d["where"].items():
+                items = w if isinstance(w, list) else [w]
+                if not isinstance(k, str) or not k or any(not s for s in k.split(".")):
+                    err("where", f"expected dotted paths such as 'after.label', got {k!r}")
+                elif not items or any(isinstance(x, dict | list) for x in items):
+                    err(f"where.{k}", f"expected a value or a list of values, got {w!r}")
+                else:
+                    path_ = tuple(k.removeprefix("$.").split("."))
+                    where.append((path_, frozenset(value_text(x) for x in items)))
+
     if len(errors) > n:
         return None
     return MappingRule(
+        where=tuple(where),
         topic=str(topic),
         devices=tuple(devices),
         type=etype,
@@ -279,7 +318,7 @@ def _render(t: str, levels: list[str], value: Any, doc: Any) -> Any:
 
 def map_message(
     rules: list[MappingRule], topic: str, payload: bytes, *, ts: str | None = None
-) -> list[dict[str, Any]] | Rejection:
+) -> list[dict[str, Any]] | Rejection | Ignored:
     """The events `payload` on `topic` maps to, or a Rejection saying why none."""
     levels = topic.split("/")
     candidates = [r for r in rules if topic_matches(r.levels, levels)]
@@ -296,7 +335,7 @@ def map_message(
 
 def _map(
     candidates: list[MappingRule], topic: str, levels: list[str], payload: bytes, ts: str | None
-) -> list[dict[str, Any]] | Rejection:
+) -> list[dict[str, Any]] | Rejection | Ignored:
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
@@ -304,16 +343,30 @@ def _map(
     doc: Any = _MISSING
     events: list[dict[str, Any]] = []
     why: list[str] = []
+    left: list[str] = []  # what the rules' `where` did not find
     for rule in candidates:
-        needs_json = rule.json_path is not None or any(
-            "{$." in t
-            for t in (*rule.devices, *(v for v in rule.fields.values() if isinstance(v, str)))
+        needs_json = (
+            bool(rule.where)
+            or rule.json_path is not None
+            or any(
+                "{$." in t
+                for t in (*rule.devices, *(v for v in rule.fields.values() if isinstance(v, str)))
+            )
         )
         if needs_json and doc is _MISSING:
             try:
                 doc = orjson.loads(payload)
             except orjson.JSONDecodeError as exc:
                 return Rejection(f"{topic}: payload is not valid JSON ({exc}): {_short(text)}")
+        if rule.where:
+            missing = next((p for p, _ in rule.where if _dig(doc, p) is _MISSING), None)
+            if missing is not None:
+                why.append(f"no {'.'.join(missing)} in the payload")
+                continue
+            miss = next((p for p, ok in rule.where if value_text(_dig(doc, p)) not in ok), None)
+            if miss is not None:
+                left.append(f"{'.'.join(miss)} is {_short(value_text(_dig(doc, miss)))}")
+                continue
         if rule.json_path is not None:
             value = _dig(doc, rule.json_path)
             if value is _MISSING:
@@ -356,6 +409,8 @@ def _map(
                 events.append(event)
         except _NoValue as exc:
             why.append(str(exc))
+    if not events and not why and left:
+        return Ignored(f"{topic}: left alone by the rules' where ({'; '.join(left)[:500]})")
     if not events:
         reasons = "; ".join(dict.fromkeys(why))
         if len(reasons) > 1000:

@@ -119,6 +119,14 @@ class DashboardOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class HomeAssistantOptions:
+    """`daemon.homeassistant`: MQTT discovery (daemon/integrations/homeassistant.py)."""
+
+    discovery_prefix: str = "homeassistant"
+    node_id: str = ""  # default sealwatch_SITE
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the daemon needs at run time besides the site model."""
 
@@ -148,6 +156,7 @@ class Settings:
     devices: DeviceOptions = field(default_factory=DeviceOptions)
     dashboard: DashboardOptions = field(default_factory=DashboardOptions)
     mqtt_mappings: tuple[MappingRule, ...] = ()  # third-party payloads → events
+    homeassistant: HomeAssistantOptions | None = None  # absent: no discovery published
     audit_key_file: Path | None = None  # default DATA_DIR/audit-ed25519.key (created 0600)
     warnings: tuple[str, ...] = ()  # worth logging, not worth refusing (unknown env vars)
 
@@ -181,6 +190,15 @@ def _path(_p: str, v: Any) -> str:
 
 def _section(_p: str, v: Any) -> Any:
     """A section, checked against its own table by load_settings."""
+    return v
+
+
+def _topic_part(_p: str, v: Any, also: str) -> str:
+    """Letters, digits, `_` and `-` (and `also`): a level of an MQTT topic, no wildcards."""
+    ok = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-" + also)
+    if not isinstance(v, str) or not v or not set(v) <= ok or v.startswith("/") or v.endswith("/"):
+        levels = " (and / between levels)" if also else ""
+        raise ValueError(f"expected letters, digits, _ or -{levels}, got {v!r}")
     return v
 
 
@@ -221,6 +239,7 @@ OTHER_KEYS: dict[str, Converter] = {
     "auth": _section,
     "audit": _section,
     "mqtt_mappings": _section,
+    "homeassistant": _section,
 }
 # `daemon.audit`: the site's Ed25519 key that signs the ledger's head (a file, never the key).
 AUDIT_KEYS: dict[str, Converter] = {"key_file": _path}
@@ -270,6 +289,10 @@ DASHBOARD_KEYS: dict[str, Converter] = {
     "floor_plan": _section,
     "positions": _section,
 }
+HOMEASSISTANT_KEYS: dict[str, Converter] = {
+    "discovery_prefix": lambda p, v: _topic_part(p, v, "/"),
+    "node_id": lambda p, v: _topic_part(p, v, ""),
+}
 FLOOR_PLAN_KEYS: dict[str, Converter] = {
     "image": _path,
     "width": _range(1.0, 100_000.0),
@@ -292,6 +315,11 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
     dashboard = _dashboard(v, d.get("dashboard"), d.get("auth"), site)
     audit_opts = v.mapping("daemon.audit", d.get("audit"), AUDIT_KEYS)
     audit_key_file = Path(audit_opts["key_file"]) if "key_file" in audit_opts else None
+    ha: HomeAssistantOptions | None = None
+    if "homeassistant" in site.daemon:  # `homeassistant:` alone turns it on with defaults
+        ha = HomeAssistantOptions(
+            **v.mapping("daemon.homeassistant", d.get("homeassistant"), HOMEASSISTANT_KEYS)
+        )
     mappings: list[MappingRule] = []
     try:
         mappings = parse_mapping_config(d.get("mqtt_mappings"))
@@ -311,6 +339,7 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
         devices=devices,
         dashboard=dashboard,
         mqtt_mappings=tuple(mappings),
+        homeassistant=ha,
         audit_key_file=audit_key_file,
         warnings=_env_warnings(env),
         **knobs,

@@ -27,6 +27,7 @@ from daemon.config import ConfigError, Settings, load_settings
 from daemon.datadir import DataDirLock
 from daemon.devices import DeviceAdapters
 from daemon.http.app import build_app, mount_dashboard
+from daemon.integrations.homeassistant import HomeAssistant
 from daemon.pipeline.flow import Pipeline, new_metrics
 from daemon.pipeline.mqtt import MqttSession
 from daemon.pipeline.mqtt_head import HeadPublisher
@@ -123,6 +124,11 @@ class Daemon:
             link.session_tasks.append(pipeline.head)
         pipeline.attach(link)
         await self._serve_http()
+        if s.homeassistant is not None:  # MQTT discovery and states (docs/integrations.md)
+            ha = HomeAssistant(self.site, s.homeassistant, self.view)
+            link.session_tasks.append(ha)
+            pipeline.fanout.add(ha)
+            pipeline.state_taps.append(ha.note)
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         tg = self._tg

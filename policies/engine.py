@@ -38,6 +38,7 @@ from policies.rules.inspections import InspectionDue
 from policies.rules.jammers import JammerHealth, JammerUptime
 from policies.rules.phones import DutyPhone, ProhibitedDevice
 from policies.rules.preseal import PreSeal
+from policies.rules.presence import UnbadgedPresence
 from policies.rules.staffing import MonitoringStaffed, Patrol
 from policies.site import Site
 from policies.timefmt import to_us
@@ -69,6 +70,7 @@ RULES: tuple[type[Rule], ...] = (
     InspectionDue,
     DaemonHealthRule,
     UnauthorisedAction,
+    UnbadgedPresence,
 )
 
 

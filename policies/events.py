@@ -91,6 +91,16 @@ class CameraStatus(Event):
 
 
 @dataclass(slots=True)
+class CameraObject(Event):
+    """camera.object: a video analytics system (e.g. Frigate) saw an object on this camera."""
+
+    label: str = ""  # person, car …
+    zones: tuple[str, ...] = ()  # the analytics system's own zone names, as it sent them
+    score: float | None = None  # 0 … 1
+    object_id: str | None = None  # the analytics system's id of the tracked object
+
+
+@dataclass(slots=True)
 class RecordingInventory(Event):
     oldest: int | None = None
     newest: int | None = None
@@ -228,6 +238,7 @@ TEMP_MIN, TEMP_MAX = -273.15, 1000.0  # temperature_c
 FPS_MAX: Final = 10_000.0
 MAX_VALID_S: Final = 30 * 86_400.0  # an exit approval is valid for at most 30 days
 MAX_PRECHECK_ITEMS: Final = 32  # items of one pre-seal record
+MAX_OBJECT_ZONES: Final = 64  # zones of one camera.object
 MAX_PRECHECK_PROBLEMS: Final = 1000  # problems of one item (one per device at most)
 MAX_PRECHECK_EVIDENCE: Final = 1000  # evidence texts of one item
 
@@ -467,6 +478,27 @@ def _camera(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     return CameraStatus(*b, stream, tamper, _num(o, "fps", False, 0.0, FPS_MAX))
 
 
+def _camera_object(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
+    zones: Any = o.get("zones")
+    if zones is None:
+        zones = ()
+    else:
+        if type(zones) is not list or not all(type(z) is str for z in zones):
+            raise _Bad("field 'zones' must be a list of strings")
+        if len(zones) > MAX_OBJECT_ZONES:
+            raise _Bad(f"field 'zones' lists more than {MAX_OBJECT_ZONES} zones ({len(zones)})")
+        for z in zones:
+            _text_ok(z, "zones", MAX_ID_LEN)
+        zones = tuple(zones)
+    return CameraObject(
+        *b,
+        label=_str(o, "label"),
+        zones=zones,
+        score=_num(o, "score", False, 0.0, 1.0),
+        object_id=_opt_str(o, "object_id"),
+    )
+
+
 def _inventory(b: _Base, o: Mapping[str, Any], s: Site) -> Event:
     gaps_raw = o.get("gaps", [])
     if type(gaps_raw) is not list:
@@ -678,6 +710,7 @@ EVENT_TYPES: dict[str, tuple[tuple[str, ...], _Build]] = {
     "alarm.panel": (("alarm_panel",), _alarm_panel),
     "jammer.status": (("jammer",), _jammer),
     "camera.status": (("camera",), _camera),
+    "camera.object": (("camera",), _camera_object),
     "recording.inventory": (("camera",), _inventory),
     "phone.detected": (("phone_detector",), _phone),
     "patrol.checkpoint": (("checkpoint",), _patrol),

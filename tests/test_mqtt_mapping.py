@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+from typing import Any
+
 import pytest
 import yaml
 
 from adapters.mqtt_mapping import (
+    Ignored,
     MappingError,
     MappingRule,
     map_message,
     parse_mapping_config,
     topic_filters,
 )
+from daemon.config import load_settings
 from policies.events import Rejection
+from policies.site import load_site
+from tests.support.daemon import write_site
+
+DATA = Path(__file__).resolve().parent / "data"
 
 CONFIG = yaml.safe_load("""
 - {topic: "zigbee2mqtt/+/contact", device: "{1}", type: door.opened, when: "ON"}
@@ -160,3 +171,104 @@ def test_no_rules_is_fine() -> None:
     assert parse_mapping_config(None) == []
     with pytest.raises(MappingError, match="expected a list of rules"):
         parse_mapping_config({"topic": "x"})
+
+
+# Frigate's frigate/events message (its documented shape: type new/update/end, `before` and
+# `after` with camera, label, current_zones, id, score, start_time …), as in tests/data.
+FRIGATE_RULES = parse_mapping_config(
+    yaml.safe_load("""
+- topic: frigate/events
+  where: {type: [new, update], after.label: person, after.camera: [secure_room, press]}
+  json_path: after.camera
+  device: "{value}"
+  devices: {secure_room: cam-secure, press: cam-press}
+  type: camera.object
+  fields:
+    label: "{$.after.label}"
+    score: "{$.after.score}"
+    zones: "{$.after.current_zones}"
+    object_id: "{$.after.id}"
+""")
+)
+
+
+def frigate(kind: str = "new", **after: object) -> bytes:
+    sample = json.loads((DATA / "frigate-event.json").read_text())
+    sample["type"] = kind
+    sample["after"].update(after)
+    return json.dumps(sample).encode()
+
+
+def test_frigate_person_becomes_a_camera_object_event() -> None:
+    assert map_message(FRIGATE_RULES, "frigate/events", frigate()) == [
+        {
+            "device": "cam-secure",
+            "type": "camera.object",
+            "label": "person",
+            "score": 0.87,
+            "zones": ["vault"],
+            "object_id": "1718000000.123456-abc123",
+        }
+    ]
+    assert map_message(FRIGATE_RULES, "frigate/events", frigate("update", camera="press"))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [frigate("end"), frigate(label="car"), frigate(camera="parking")],
+)
+def test_what_the_where_leaves_alone_is_ignored_not_rejected(payload: bytes) -> None:
+    got = map_message(FRIGATE_RULES, "frigate/events", payload)
+    assert isinstance(got, Ignored) and got.reason.startswith("frigate/events: left alone")
+
+
+def test_a_payload_without_the_where_fields_is_rejected() -> None:
+    got = map_message(FRIGATE_RULES, "frigate/events", b'{"before": {}}')
+    assert isinstance(got, Rejection) and "no type in the payload" in got.reason
+
+
+def test_where_is_checked() -> None:
+    with pytest.raises(MappingError) as exc:
+        parse_mapping_config(
+            [
+                {"topic": "a", "device": "d", "type": "door.opened", "where": {"x": {"y": 1}}},
+                {"topic": "a", "device": "d", "type": "door.opened", "where": ["type"]},
+            ]
+        )
+    assert exc.value.errors == [
+        "daemon.mqtt_mappings[0].where.x: expected a value or a list of values, got {'y': 1}",
+        "daemon.mqtt_mappings[1].where: expected a mapping of JSON path → value or list of values",
+    ]
+
+
+def doc_configs() -> list[dict[str, Any]]:
+    """The `daemon:` blocks of docs/integrations.md (indented four spaces)."""
+    text = (DATA.parent.parent / "docs" / "integrations.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^    daemon:\n(?:^    .*\n|^\n)+", text, re.M)
+    return [
+        yaml.safe_load("\n".join(line[4:] for line in b.splitlines()))["daemon"] for b in blocks
+    ]
+
+
+def test_the_configurations_in_docs_integrations_load_and_map(tmp_path: Path) -> None:
+    configs = doc_configs()
+    assert len(configs) == 3  # Home Assistant, Frigate, contacts and gateways
+    for daemon in configs:
+        site = load_site(write_site(tmp_path, "t-docs", daemon=daemon))
+        load_settings(site, {})
+    contact, gateway = (
+        parse_mapping_config(configs[2]["mqtt_mappings"][:2]),
+        parse_mapping_config(configs[2]["mqtt_mappings"][2:]),
+    )
+    assert map_message(contact, "zigbee2mqtt/fire_exit/contact", b"ON") == [
+        {"device": "fire-exit-north", "type": "door.opened"}
+    ]
+    payload = b'{"sensor": "hatch_sensor", "contact": false, "battery": 97}'
+    assert map_message(gateway, "gateway/gw1/state", payload) == [
+        {"device": "supply-hatch", "type": "door.opened"}
+    ]
+    frigate = parse_mapping_config(configs[1]["mqtt_mappings"])
+    sample = json.loads((DATA / "frigate-event.json").read_text())
+    sample["after"]["camera"] = "press_hall"
+    got = map_message(frigate, "frigate/events", json.dumps(sample).encode())
+    assert isinstance(got, list) and got[0]["device"] == "cam-press"

@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 
+from adapters.mqtt_mapping import Ignored as LeftAlone
 from adapters.mqtt_mapping import MappingRule, map_message
-from daemon.pipeline.items import Incoming, Kind, Reject, Skip
+from daemon.pipeline.items import Ignored, Incoming, Kind, Reject, Skip
 from policies.events import Rejection
 
 
@@ -55,6 +56,8 @@ class Decoder:
             mapped = map_message(self.mappings, item.topic or "", item.payload)
             if isinstance(mapped, Rejection):
                 raise Reject("mapping", mapped.reason)
+            if isinstance(mapped, LeftAlone):
+                raise Ignored(mapped.reason)
             if not mapped:
                 raise Reject("unmapped", f"no mapping rule covers topic {_short(item.topic)}")
             return mapped

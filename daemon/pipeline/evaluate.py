@@ -30,7 +30,7 @@ from daemon.config import Settings
 from daemon.lifecycle import AlertView
 from daemon.metrics import Metrics
 from daemon.pipeline.decode import Decoder, reason_class
-from daemon.pipeline.items import Incoming, Kind, Outcome, Reject, Row, Skip
+from daemon.pipeline.items import Ignored, Incoming, Kind, Outcome, Reject, Row, Skip
 from daemon.store import Snapshot, Store, Writes
 from policies.engine import Engine, EventRejected, Transition
 from policies.events import Event, Rejection, SealEvent, parse_event
@@ -285,6 +285,9 @@ class EngineStage:
             for obj in objs:
                 outcome = self._feed(item, obj, result)
             return outcome
+        except Ignored as exc:
+            self.metrics.inc("sealwatch_mapping_ignored_total")
+            return Outcome(True, str(exc))
         except Skip:
             return Outcome(True, "already known")
         except Reject as rej:

@@ -50,6 +50,9 @@ def new_metrics() -> Metrics:
     m.counter("sealwatch_events_total", "Events accepted, by type", ("type",))
     m.counter("sealwatch_rejected_total", "Payloads rejected, by reason", ("reason",))
     m.counter("sealwatch_duplicates_total", "Redelivered payloads dropped")
+    m.counter(
+        "sealwatch_mapping_ignored_total", "Third-party messages a mapping's where left alone"
+    )
     m.counter("sealwatch_engine_errors_total", "Events the engine failed on (a bug), refused")
     m.counter("sealwatch_restamped_total", "Events slightly out of order, re-stamped")
     m.counter("sealwatch_late_accepted_total", "Events buffered during an outage, accepted late")
@@ -98,6 +101,9 @@ class Pipeline:
         self.fanout.add(self.listeners)
         self._acker: Acker | None = None  # the broker session, once connected to it
         self.head: HeadPublisher | None = None  # the ledger's signed head (with a site key)
+        # called after each released batch (the engine's state may have changed); must
+        # return at once and never raise (Home Assistant's state publisher)
+        self.state_taps: list[Callable[[], None]] = []
         self.problems: dict[str, str] = {}  # component → what is wrong (for /healthz)
         self.health_states: dict[str, str] = {}  # component → last daemon.health state sent
         self.last_tick = time.monotonic()
@@ -377,6 +383,8 @@ class Pipeline:
                 if not fut.done():
                     fut.set_result(outcome)
             self.fanout.deliver(rows)
+            for tap in self.state_taps:
+                tap()
 
         self.persister.submit(Commit(result.writes, len(batch), release))
 

@@ -65,6 +65,10 @@ class Skip(Exception):
     """Nothing to do for this item (it is acked and counted as accepted)."""
 
 
+class Ignored(Skip):
+    """The MQTT mapping's configuration leaves this message alone (counted, not stored)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """One stored alert transition, as the sinks get it."""

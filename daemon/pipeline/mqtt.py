@@ -89,6 +89,11 @@ class MqttSession:
         self._attempt = 0  # failed connections since the last session that came up
         self._session_present = False
         self._rlog = RateLimitedLog(log)
+        ingest.metrics.gauge(
+            "sealwatch_mqtt_connected",
+            "1 while the daemon's broker session is up",
+            read=lambda: float(self.connected.is_set()),
+        )
 
     def _client(self) -> aiomqtt.Client:
         s = self.settings
