@@ -148,7 +148,8 @@ class NotificationSink:
                     self._problem("outbox", f"notification outbox {self.path} unusable ({exc})")
                     await asyncio.sleep(self.config.retry_max_s)
             self._problem("outbox", None)
-            self._http = aiohttp.ClientSession()
+            # no pooled connections: a receiver that restarted is not met on a dead socket
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 await self._start()
