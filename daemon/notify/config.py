@@ -262,21 +262,20 @@ def _channels(
                     f"{suggest(str(kind), CHANNEL_TYPES)}",
                 )
             continue
-        n_err = len(v.errors)
+        # (kept even with errors — none of it is used then — so that recipients naming it
+        # are not reported as well)
         c = v.mapping(cp, item, KEYS_BY_TYPE[kind])
         if kind == "webhook":
             url = _url(v, cp, c)
             secret = _secret(v, cp, c, env, env_names, "secret", required=True)
-            if len(v.errors) == n_err:
-                out[name] = Webhook(name, url, secret or "", c.get("timeout_s", 10.0))
+            out[name] = Webhook(name, url, secret or "", c.get("timeout_s", 10.0))
         elif kind == "email":
             email = _email(v, cp, c, env, env_names, lang, name)
-            if email is not None and len(v.errors) == n_err:
+            if email is not None:
                 out[name] = email
         else:
             sms = _sms(v, cp, c, env, env_names, lang, name)
-            if sms is not None and len(v.errors) == n_err:
-                out[name] = sms
+            out[name] = sms
     return out
 
 
@@ -375,7 +374,7 @@ def _sms(
     env_names: set[str],
     lang: str,
     name: str,
-) -> Sms | None:
+) -> Sms:
     url = _url(v, cp, c)
     _template(v, f"{cp}.url", url)
     secret = _secret(v, cp, c, env, env_names, "secret", required=False)
