@@ -22,7 +22,7 @@ from daemon.notify.routing import message, zone_map, zones_of
 from tests.support.engine import reference_site
 from tests.support.receivers import HttpReceiver, SmtpServer, self_signed
 
-LINE = {
+LINE: dict[str, Any] = {
     "id": 42,
     "ts": "2027-05-25T14:00:00+08:00",
     "alert_id": "0123456789abcdef",
