@@ -30,7 +30,7 @@ LINE: dict[str, Any] = {
     "subject": "fire-exit-north",
     "severity": "critical",
     "state": "raised",
-    "clause": "EXAM-2.7.1",
+    "clause": "EXAM-2.7.5",
     "message": "door fire-exit-north forced open",
 }
 
@@ -154,7 +154,7 @@ async def test_mail_in_chinese_over_plain_smtp(http: aiohttp.ClientSession) -> N
     text = body.get_content()
     assert "门 fire-exit-north 未经授权被强行打开" in text
     assert "时间：2027-05-25 14:00:00 (Asia/Shanghai)" in text
-    assert "条款：EXAM-2.7.1" in text and "区域：belt，work" in text
+    assert "条款：EXAM-2.7.5" in text and "区域：belt，work" in text
     assert "升级第 1 级：值班主管" in text
 
 

@@ -194,7 +194,10 @@ class NotificationSink:
                     "%d escalation steps fell due while stopped: taking them now", len(late)
                 )
                 self._save(self._step_items(late), late, None)
-        backlog = store.transitions(since_id=cursor)
+        backlog: list[dict[str, Any]] = []
+        while page := store.transitions(since_id=cursor, limit=10_000):
+            backlog += page
+            cursor = int(page[-1]["id"])
         if backlog:
             log.info("routing %d transitions stored since the last stop", len(backlog))
         self._incoming.extendleft(reversed(backlog))
@@ -260,7 +263,7 @@ class NotificationSink:
         seals = self._seals()
         for line in lines:
             tid = int(line["id"])
-            if tid <= self.cursor:
+            if tid <= cursor:
                 continue  # routed already (the catch-up and the fan-out can both bring it)
             cursor = max(cursor, tid)
             alert_id = str(line["alert_id"])
