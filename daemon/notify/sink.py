@@ -407,12 +407,13 @@ class NotificationSink:
             )
             if not isinstance(exc, channels.SendError):
                 log.exception("sending a notification by %s failed unexpectedly", lane[0])
+            # visible at once (problem, log on change, metric), then noted in the outbox
+            self._lane_state(lane, error)
             self.p.metrics.inc("sealwatch_notifications_failed_total", lane[0])
-            with contextlib.suppress(sqlite3.Error):
-                await self._db(self.outbox.failed, item.id, error)
             if item.attempts == 0:
                 self._record("notification.failed", {**self._about(lane, item), "error": error})
-            self._lane_state(lane, error)
+            with contextlib.suppress(sqlite3.Error):
+                await self._db(self.outbox.failed, item.id, error)
             return False
         try:
             await self._db(self.outbox.sent, item.id, self.p.clock())
