@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
 from tests.support.daemon import (
@@ -91,6 +92,12 @@ def metric(text: str, name: str) -> float:
         for line in text.splitlines()
         if line.startswith(name) and not line.startswith("#")
     )
+
+
+async def collect(client: aiomqtt.Client, into: list[dict[str, Any]]) -> None:
+    async for msg in client.messages:
+        if isinstance(msg.payload, bytes):
+            into.append(json.loads(msg.payload))
 
 
 async def forced_and_closed(gw: Gateway, n: int) -> None:
@@ -231,7 +238,13 @@ async def test_escalation_chain_live_with_acknowledgement_stopping_it(
         d = DaemonProcess(path, mosquitto_session, data).start()
         try:
             await d.ready()
-            async with Gateway(mosquitto_session, sid) as gw:
+            async with (
+                Gateway(mosquitto_session, sid) as gw,
+                aiomqtt.Client("127.0.0.1", mosquitto_session.port) as watcher,
+            ):
+                await watcher.subscribe(f"sealwatch/{sid}/notifications", qos=1)
+                records: list[dict[str, Any]] = []
+                seen = asyncio.create_task(collect(watcher, records))
                 await gw.event("fire-exit-north", "door.forced", ts=now_ts())  # A: unanswered
                 first = await wait_until(lambda: delivered(hook), 30, "step 0 of A")
                 (a_id,) = {json.loads(b[0])["alert"]["alert_id"] for b in first.values()}
@@ -252,6 +265,17 @@ async def test_escalation_chain_live_with_acknowledgement_stopping_it(
                 assert status == 200 and body["accepted"], body
                 # A climbs: the supervisor on duty by SMS, then the director by mail.
                 await wait_until(lambda: smtp.mails, 60, "level 2 by mail")
+                # each step is visible on MQTT too, once it is in the ledger
+                await wait_until(
+                    lambda: [
+                        r
+                        for r in records
+                        if r["kind"] == "notification.escalated" and r["level"] == 2
+                    ],
+                    30,
+                    "level 2 on sealwatch/SITE/notifications",
+                )
+                seen.cancel()
             steps = await wait_until(
                 lambda: [s for s in ledger(data, "notification.escalated") if s["level"] == 2],
                 30,
