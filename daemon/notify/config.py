@@ -151,7 +151,7 @@ TOP_KEYS: dict[str, Converter] = {
     "lang": _enum(LANGS),
     "retry_initial_s": _range(0.01, 3600.0),
     "retry_max_s": _range(0.1, 86_400.0),
-    "keep_sent_days": _range(0.0, 3650.0),
+    "keep_sent_days": _range(1.0, 3650.0),
     "channels": lambda _p, v: v,
     "recipients": lambda _p, v: v,
     "routes": lambda _p, v: v,

@@ -101,7 +101,8 @@ class Outbox:
             if cursor is not None:
                 c.execute(
                     "INSERT INTO meta(key, value) VALUES ('cursor', ?) ON CONFLICT(key) "
-                    "DO UPDATE SET value = max(CAST(value AS INTEGER), excluded.value)",
+                    "DO UPDATE SET value = "
+                    "max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
                     (str(cursor),),
                 )
             c.execute("COMMIT")
@@ -158,7 +159,15 @@ class Outbox:
             )
         }
 
-    def prune(self, before: int) -> int:
+    def prune(self, before: int, live: list[str]) -> int:
+        """Forget deliveries sent before `before`, and the steps of alerts whose chain is no
+        longer `live` (a live chain's steps are what keeps a restart from repeating them)."""
         cur = self.conn.execute("DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ?", (before,))
-        self.conn.execute("DELETE FROM steps WHERE taken < ?", (before,))
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS live(alert_id TEXT PRIMARY KEY)")
+        self.conn.execute("DELETE FROM live")
+        self.conn.executemany("INSERT OR IGNORE INTO live VALUES (?)", [(a,) for a in live])
+        self.conn.execute(
+            "DELETE FROM steps WHERE taken < ? AND alert_id NOT IN (SELECT alert_id FROM live)",
+            (before,),
+        )
         return int(cur.rowcount)

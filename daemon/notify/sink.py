@@ -113,6 +113,9 @@ class NotificationSink:
         self._tg: asyncio.TaskGroup | None = None
         self._rlog = RateLimitedLog(log)
         self.sent = 0
+        # where routing starts when notifications are newly configured: after what is stored
+        # now, before what recovery is about to release
+        self._floor = pipeline.store.next_ids()["transitions"]
         m = pipeline.metrics
         m.counter(
             "sealwatch_notifications_sent_total",
@@ -176,7 +179,7 @@ class NotificationSink:
         store = self.p.store
         cursor = await self._db(self.outbox.cursor)
         if cursor is None:  # notifications newly configured: from now on, not the history
-            cursor = store.next_ids()["transitions"]
+            cursor = self._floor
             await self._db(self.outbox.add, [], [], cursor, self.p.clock())
         self.cursor = cursor
         if self.config.escalation is not None:
@@ -344,7 +347,7 @@ class NotificationSink:
         assert self.outbox is not None
         before = self.p.clock() - round(self.config.keep_sent_days * 86_400e6)
         try:
-            await self._db(self.outbox.prune, before)
+            await self._db(self.outbox.prune, before, list(self._chains))
         except sqlite3.Error as exc:
             self._rlog.log(logging.WARNING, "prune", "notification outbox not pruned: %s", exc)
 
