@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adapters.mqtt_mapping import MappingError, MappingRule, parse_mapping_config
+from daemon.notify.config import Notifications, parse_notifications
 from policies.schema import ConfigErrors, suggest, tname
 from policies.schema import boolean as _bool
 from policies.schema import enum as _enum
@@ -55,9 +56,12 @@ OTHER_TOOLS_ENV = frozenset(
 # site is sending telemetry or notifications when nothing reads the section.
 NOT_BUILT = {
     "influxdb": "telemetry to InfluxDB",
-    "webhooks": "notifications by webhook",
-    "notifications": "notifications (mail, SMS, phone)",
     "central": "following many sites from one centre",
+}
+# Sections that moved: refused with where they are now.
+MOVED = {
+    "webhooks": "webhooks are a channel of daemon.notifications (type: webhook; see "
+    "docs/notifications.md)",
 }
 
 
@@ -158,6 +162,7 @@ class Settings:
     mqtt_mappings: tuple[MappingRule, ...] = ()  # third-party payloads → events
     homeassistant: HomeAssistantOptions | None = None  # absent: no discovery published
     audit_key_file: Path | None = None  # default DATA_DIR/audit-ed25519.key (created 0600)
+    notifications: Notifications | None = None  # webhook, mail, SMS (docs/notifications.md)
     warnings: tuple[str, ...] = ()  # worth logging, not worth refusing (unknown env vars)
 
     @property
@@ -202,6 +207,13 @@ def _topic_part(_p: str, v: Any, also: str) -> str:
     return v
 
 
+def _moved(what: str) -> Converter:
+    def conv(_p: str, _v: Any) -> Any:
+        raise ValueError(what)
+
+    return conv
+
+
 def _not_built(what: str) -> Converter:
     def conv(_p: str, _v: Any) -> Any:
         raise ValueError(f"{what} is not built yet (planned); remove this section")
@@ -240,6 +252,7 @@ OTHER_KEYS: dict[str, Converter] = {
     "audit": _section,
     "mqtt_mappings": _section,
     "homeassistant": _section,
+    "notifications": _section,
 }
 # `daemon.audit`: the site's Ed25519 key that signs the ledger's head (a file, never the key).
 AUDIT_KEYS: dict[str, Converter] = {"key_file": _path}
@@ -247,6 +260,7 @@ DAEMON_KEYS: dict[str, Converter] = {
     **OTHER_KEYS,
     **KNOBS,
     **{k: _not_built(what) for k, what in NOT_BUILT.items()},
+    **{k: _moved(what) for k, what in MOVED.items()},
 }
 MQTT_KEYS: dict[str, Converter] = {
     "url": _text,
@@ -325,6 +339,7 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
         mappings = parse_mapping_config(d.get("mqtt_mappings"))
     except MappingError as exc:
         v.errors.extend(exc.errors)
+    notifications = parse_notifications(v, d.get("notifications"), env, site)
     if v.errors:
         raise ConfigError(v.errors)
 
@@ -341,7 +356,8 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
         mqtt_mappings=tuple(mappings),
         homeassistant=ha,
         audit_key_file=audit_key_file,
-        warnings=_env_warnings(env),
+        notifications=notifications,
+        warnings=_env_warnings(env, notifications.env_names if notifications else frozenset()),
         **knobs,
     )
 
@@ -434,8 +450,8 @@ def _dashboard(v: _Validator, raw: Any, auth_raw: Any, site: Site) -> DashboardO
     return DashboardOptions(**kw)
 
 
-def _env_warnings(env: Mapping[str, str]) -> tuple[str, ...]:
-    known = {*ENV, *OTHER_TOOLS_ENV}
+def _env_warnings(env: Mapping[str, str], named: frozenset[str]) -> tuple[str, ...]:
+    known = {*ENV, *OTHER_TOOLS_ENV, *named}  # named: secrets the site file points at
     return tuple(
         f"{name}: unknown environment variable, ignored{suggest(name, ENV)}"
         for name in sorted(env)
@@ -487,7 +503,7 @@ class _Validator:
                 self.err(sub, f"unknown key{suggest(str(key), spec)}")
                 continue
             try:
-                if item is not None or key in NOT_BUILT:
+                if item is not None or key in NOT_BUILT or key in MOVED:
                     out[key] = spec[key](sub, item)
             except ValueError as exc:
                 self.err(sub, str(exc))

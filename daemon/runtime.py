@@ -28,6 +28,7 @@ from daemon.datadir import DataDirLock
 from daemon.devices import DeviceAdapters
 from daemon.http.app import build_app, mount_dashboard
 from daemon.integrations.homeassistant import HomeAssistant
+from daemon.notify.sink import NotificationSink
 from daemon.pipeline.flow import Pipeline, new_metrics
 from daemon.pipeline.mqtt import MqttSession
 from daemon.pipeline.mqtt_head import HeadPublisher
@@ -101,6 +102,9 @@ class Daemon:
         self.pipeline = pipeline = Pipeline(
             self.site, s, self.store, metrics=new_metrics(), mappings=mappings
         )
+        notify = NotificationSink(s.notifications, pipeline) if s.notifications else None
+        if notify is not None:
+            pipeline.fanout.add(notify)  # routes what recovery releases too
         pipeline.start()
         # What recovery built lives as long as the daemon: move it out of the cyclic
         # collector's reach, so a full collection does not walk it while events wait.
@@ -123,6 +127,8 @@ class Daemon:
             pipeline.head = HeadPublisher(self.site.id, key)
             link.session_tasks.append(pipeline.head)
         pipeline.attach(link)
+        if notify is not None:
+            link.session_tasks.append(notify.feed)
         await self._serve_http()
         if s.homeassistant is not None:  # MQTT discovery and states (docs/integrations.md)
             ha = HomeAssistant(self.site, s.homeassistant, self.view)
@@ -143,6 +149,8 @@ class Daemon:
             ),
             tg.create_task(self._watchdog(), name="watchdog"),
         ]
+        if notify is not None:
+            self._tasks.append(tg.create_task(notify.run(), name="notifications"))
         # Device adapters feed the pipeline like MQTT gateways do.
         self.devices = DeviceAdapters(self.site, pipeline, s.data_dir, s.devices)
         await self.devices.__aenter__()

@@ -444,10 +444,12 @@ def test_influxdb_is_refused_with_a_clear_message() -> None:
     ]
 
 
-def test_webhooks_are_refused_with_a_clear_message() -> None:
+def test_webhooks_are_refused_pointing_at_notifications() -> None:
     assert errors({"webhooks": [{"url": "https://hooks.example/alerts"}]}) == [
-        "daemon.webhooks: notifications by webhook is not built yet (planned); remove this section"
+        "daemon.webhooks: webhooks are a channel of daemon.notifications (type: webhook; "
+        "see docs/notifications.md)"
     ]
+    assert len(errors("webhooks:\n")) == 1
 
 
 @pytest.mark.parametrize("key", sorted(NOT_BUILT))

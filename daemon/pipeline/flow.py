@@ -199,10 +199,15 @@ class Pipeline:
         outcome, writes = self.stage.suppression(device, start, end, reason, badge, origin)
         return await self._commit_for(outcome, writes)
 
-    def audit(self, kind: str, body: dict[str, Any]) -> None:
-        """Record something outside the engine (a login, a user change) in the audit chain."""
+    def audit(
+        self, kind: str, body: dict[str, Any], release: Callable[[], None] | None = None
+    ) -> None:
+        """Record something outside the engine (a login, a user change, a notification) in the
+        audit chain; `release` is called once it is written (persist before publish)."""
         writes = self.stage.audit_record(kind, body)
-        self.persister.submit(Commit(writes, release=self._head_note()))
+        note = self._head_note()
+        done = note if release is None else _both(note, release)
+        self.persister.submit(Commit(writes, release=done))
 
     async def _commit_for(self, outcome: Outcome, writes: Writes) -> Outcome:
         if not writes:
@@ -428,6 +433,14 @@ class Pipeline:
         for v in self.stage.views.values():
             out[(v.policy, v.isa_state)] += 1
         return {k: float(n) for k, n in out.items()}
+
+
+def _both(first: Callable[[], None], then: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        then()
+
+    return both
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

@@ -1,0 +1,483 @@
+"""The notification sink: committed transitions → routes and the escalation chain → the outbox
+→ one delivery lane per receiver.
+
+`deliver(rows)` (from the fan-out) only queues the rows. `run()` is the background task:
+it routes each transition once (the outbox's cursor), writes the deliveries and chain steps to
+the outbox in one transaction, takes the chain's timer steps on the wall clock, and runs a lane
+per (channel, address): deliveries in order, each retried with exponential backoff
+(`retry_initial_s` doubling to `retry_max_s`, jittered) until the receiver takes it — held on
+disk meanwhile, so a restart goes on where it stopped.
+
+Every chain step, every delivery and the first failure of each is an audit-ledger record
+(`notification.escalated`, `notification.sent`, `notification.failed`), published on
+`sealwatch/SITE/notifications` once written. A receiver that fails is a `/healthz` problem
+and one log line when it starts failing and one when it is back; the counters and the outbox
+depth are metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import sqlite3
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import aiohttp
+import aiomqtt
+import orjson
+
+from adapters.base import RateLimitedLog
+from daemon.notify import channels
+from daemon.notify.chain import ChainState, Step, TransitionIn
+from daemon.notify.config import Notifications
+from daemon.notify.outbox import Outbox, Pending
+from daemon.notify.routing import Delivery, deliveries, routed, zone_map, zones_of
+from daemon.pipeline.flow import Pipeline
+from daemon.pipeline.items import Row
+from policies.timefmt import format_ts
+
+log = logging.getLogger("sealwatch.notify")
+T = TypeVar("T")
+OUTBOX_FILE = "notifications.db"
+PRUNE_EVERY_S = 3600.0
+FEED_MAX = 10_000
+Lane = tuple[str, str]  # channel, address
+
+
+class NotificationFeed:
+    """A session task: notification records on `sealwatch/SITE/notifications` (QoS 1)."""
+
+    name = "mqtt-notifications"
+
+    def __init__(self, site_id: str) -> None:
+        self.topic = f"sealwatch/{site_id}/notifications"
+        self.queue: deque[bytes] = deque(maxlen=FEED_MAX)  # the ledger keeps them all
+        self.ready = asyncio.Event()
+
+    def put(self, record: dict[str, Any]) -> None:
+        self.queue.append(orjson.dumps(record))
+        self.ready.set()
+
+    async def run(self, client: aiomqtt.Client) -> None:
+        while True:
+            if not self.queue:
+                self.ready.clear()
+                await self.ready.wait()
+                continue
+            payload = self.queue.popleft()
+            try:
+                await client.publish(self.topic, payload, qos=1)
+            except BaseException:
+                self.queue.appendleft(payload)
+                raise
+
+
+@dataclasses.dataclass
+class _Batch:
+    """Routed transitions not yet in the outbox (its write failed: tried again)."""
+
+    items: list[Delivery]
+    steps: list[Step]
+    cursor: int | None
+
+
+class NotificationSink:
+    name = "notifications"
+
+    def __init__(self, config: Notifications, pipeline: Pipeline) -> None:
+        self.config = config
+        self.p = pipeline
+        self.site = pipeline.site
+        self.path = pipeline.settings.data_dir / OUTBOX_FILE
+        self.zones = zone_map(self.site)
+        self.feed = NotificationFeed(self.site.id)
+        self.outbox: Outbox | None = None
+        self.cursor = 0
+        self._incoming: deque[dict[str, Any]] = deque()
+        self._unsaved: deque[_Batch] = deque()
+        self._wake = asyncio.Event()
+        self._chains: dict[str, ChainState] = {}
+        self._latest: dict[str, dict[str, Any]] = {}  # alert id → its last line (for steps ≥ 2)
+        self._lanes: dict[Lane, asyncio.Task[None]] = {}
+        self._kicks: dict[Lane, asyncio.Event] = {}
+        self._failing: dict[Lane, str] = {}
+        self._depth: dict[str, int] = {}
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="notify-outbox")
+        self._http: aiohttp.ClientSession | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._rlog = RateLimitedLog(log)
+        self.sent = 0
+        # where routing starts when notifications are newly configured: after what is stored
+        # now, before what recovery is about to release
+        self._floor = pipeline.store.next_ids()["transitions"]
+        m = pipeline.metrics
+        m.counter(
+            "sealwatch_notifications_sent_total",
+            "Notifications delivered, by channel",
+            ("channel",),
+        )
+        m.counter(
+            "sealwatch_notifications_failed_total",
+            "Delivery attempts that failed (each is retried), by channel",
+            ("channel",),
+        )
+        m.gauge(
+            "sealwatch_notification_outbox_depth",
+            "Notifications waiting in the outbox, by channel",
+            ("channel",),
+            read=lambda: {(c,): float(self._depth.get(c, 0)) for c in self.config.channels},
+        )
+
+    # -- the sink ----------------------------------------------------------------------------------
+
+    def deliver(self, rows: list[Row]) -> None:
+        self._incoming.extend(r.as_dict() for r in rows)
+        self._wake.set()
+
+    # -- the task ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while self.outbox is None:
+                try:
+                    self.outbox = await self._db(Outbox, self.path)
+                except (sqlite3.Error, OSError) as exc:
+                    self._problem("outbox", f"notification outbox {self.path} unusable ({exc})")
+                    await asyncio.sleep(self.config.retry_max_s)
+            self._problem("outbox", None)
+            # no pooled connections: a receiver that restarted is not met on a dead socket
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                await self._start()
+                await self._loop()
+        finally:
+            await self._close()
+
+    async def _close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        if self.outbox is not None:
+            outbox = self.outbox
+            self.outbox = None
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._db(outbox.close))
+        self._executor.shutdown(wait=False)
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _start(self) -> None:
+        """Route what was stored but not routed before the last stop; rebuild the chains."""
+        assert self.outbox is not None
+        store = self.p.store
+        cursor = await self._db(self.outbox.cursor)
+        if cursor is None:  # notifications newly configured: from now on, not the history
+            cursor = self._floor
+            await self._db(self.outbox.add, [], [], cursor, self.p.clock())
+        self.cursor = cursor
+        if self.config.escalation is not None:
+            taken = await self._db(self.outbox.taken)
+            late: list[Step] = []
+            for view in store.open_alert_views():
+                alert_id = str(view.get("alert_id"))
+                for line in store.transitions(alert_id=alert_id):
+                    if int(line["id"]) <= cursor:
+                        late += [
+                            s for s in self._chain_feed(line) if (alert_id, s.level) not in taken
+                        ]
+            if late:
+                log.warning(
+                    "%d escalation steps fell due while stopped: taking them now", len(late)
+                )
+                self._save(self._step_items(late), late, None)
+        backlog: list[dict[str, Any]] = []
+        while page := store.transitions(since_id=cursor, limit=10_000):
+            backlog += page
+            cursor = int(page[-1]["id"])
+        if backlog:
+            log.info("routing %d transitions stored since the last stop", len(backlog))
+        self._incoming.extendleft(reversed(backlog))
+        for lane in await self._db(self.outbox.lanes):
+            self._kick(lane)
+        await self._refresh_depth()
+
+    async def _loop(self) -> None:
+        next_prune = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            if self._incoming:
+                self._route(list(self._incoming))
+                self._incoming.clear()
+            now = self.p.clock()
+            timer_steps = [s for st in self._chains.values() for s in st.advance(now)]
+            if timer_steps:
+                self._save(self._step_items(timer_steps), timer_steps, None)
+            for alert_id in [a for a, st in self._chains.items() if st.done]:
+                del self._chains[alert_id]
+                self._latest.pop(alert_id, None)
+            await self._flush()
+            if loop.time() >= next_prune:
+                next_prune = loop.time() + PRUNE_EVERY_S
+                await self._prune()
+            timeout: float | None = 1.0 if self._unsaved else None
+            dues = [d for st in self._chains.values() if (d := st.next_due()) is not None]
+            if dues:
+                wait = max(0.0, (min(dues) - self.p.clock()) / 1e6)
+                timeout = wait if timeout is None else min(timeout, wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    # -- routing -----------------------------------------------------------------------------------
+
+    def _seals(self) -> frozenset[str]:
+        return frozenset(s.id for s in self.p.stage.engine.seals() if s.status == "active")
+
+    def _chain_feed(self, line: dict[str, Any]) -> list[Step]:
+        """The chain steps this transition takes (timer steps due before it first)."""
+        esc = self.config.escalation
+        if esc is None:
+            return []
+        alert_id = str(line["alert_id"])
+        st = self._chains.get(alert_id)
+        if st is None:
+            if line.get("severity") != "critical" or line.get("state") not in (
+                "raised",
+                "escalated",
+            ):
+                return []
+            st = self._chains[alert_id] = ChainState(esc, alert_id)
+        t = TransitionIn.of(line)
+        steps = st.advance(t.ts, inclusive=False) + st.feed(t)
+        self._latest[alert_id] = line
+        return steps
+
+    def _route(self, lines: list[dict[str, Any]]) -> None:
+        items: list[Delivery] = []
+        steps: list[Step] = []
+        cursor = self.cursor
+        seals = self._seals()
+        for line in lines:
+            tid = int(line["id"])
+            if tid <= cursor:
+                continue  # routed already (the catch-up and the fan-out can both bring it)
+            cursor = max(cursor, tid)
+            alert_id = str(line["alert_id"])
+            zones = zones_of(self.zones, str(line.get("subject", "")))
+            names = list(routed(self.config, line, zones, seals))
+            step = None
+            for s in self._chain_feed(line):
+                if s.transition_id == tid:
+                    step = s
+                    names += [n for n in s.recipients if n not in names]
+                else:  # a timer step that fell due before this transition
+                    items += self._step_items([s])
+                steps.append(s)
+            if names:
+                items += deliveries(
+                    self.config, self.site, line, f"{alert_id}-{tid}", names, zones, seals, step
+                )
+        self.cursor = cursor
+        self._save(items, steps, cursor)
+
+    def _step_items(self, steps: list[Step]) -> list[Delivery]:
+        """Deliveries for timer steps (level ≥ 2): the alert's latest line, the step's people."""
+        out: list[Delivery] = []
+        seals = self._seals()
+        for s in steps:
+            line = self._latest.get(s.alert_id)
+            if line is None or not s.recipients:
+                continue
+            zones = zones_of(self.zones, str(line.get("subject", "")))
+            did = (
+                f"{s.alert_id}-L{s.level}"
+                if s.transition_id is None
+                else (f"{s.alert_id}-{s.transition_id}")
+            )
+            out += deliveries(self.config, self.site, line, did, s.recipients, zones, seals, s)
+        return out
+
+    def _save(self, items: list[Delivery], steps: list[Step], cursor: int | None) -> None:
+        if items or steps or cursor is not None:
+            self._unsaved.append(_Batch(items, steps, cursor))
+
+    async def _flush(self) -> None:
+        """Write routed batches to the outbox, in order; a failing disk keeps them for later."""
+        assert self.outbox is not None
+        while self._unsaved:
+            b = self._unsaved[0]
+            try:
+                _added, new_steps = await self._db(
+                    self.outbox.add, b.items, b.steps, b.cursor, self.p.clock()
+                )
+            except sqlite3.Error as exc:
+                waiting = sum(len(x.items) for x in self._unsaved)
+                self._problem(
+                    "outbox",
+                    f"notification outbox not writable ({exc}); {waiting} notifications wait "
+                    "in memory",
+                )
+                return
+            self._unsaved.popleft()
+            self._problem("outbox", None)
+            for s in new_steps:
+                self._record(
+                    "notification.escalated",
+                    {
+                        "alert_id": s.alert_id,
+                        "level": s.level,
+                        "recipients": list(s.recipients),
+                        "due": format_ts(s.due, self.site.tz),
+                        "cause": s.cause,
+                        "transition_id": s.transition_id,
+                    },
+                )
+            for lane in dict.fromkeys((d.channel, d.address) for d in b.items):
+                self._kick(lane)
+        await self._refresh_depth()
+
+    async def _prune(self) -> None:
+        assert self.outbox is not None
+        before = self.p.clock() - round(self.config.keep_sent_days * 86_400e6)
+        try:
+            await self._db(self.outbox.prune, before, list(self._chains))
+        except sqlite3.Error as exc:
+            self._rlog.log(logging.WARNING, "prune", "notification outbox not pruned: %s", exc)
+
+    async def _refresh_depth(self) -> None:
+        assert self.outbox is not None
+        with contextlib.suppress(sqlite3.Error):
+            self._depth = await self._db(self.outbox.depth)
+
+    # -- delivery lanes ----------------------------------------------------------------------------
+
+    def _kick(self, lane: Lane) -> None:
+        kick = self._kicks.setdefault(lane, asyncio.Event())
+        kick.set()
+        if lane not in self._lanes and self._tg is not None:
+            self._lanes[lane] = self._tg.create_task(self._lane(lane), name=f"notify:{lane[0]}")
+
+    async def _lane(self, lane: Lane) -> None:
+        assert self.outbox is not None
+        channel = self.config.channels.get(lane[0])
+        kick = self._kicks[lane]
+        if channel is None:
+            self._rlog.log(
+                logging.ERROR,
+                f"gone:{lane[0]}",
+                "notifications wait for channel %s, which the site file no longer has",
+                lane[0],
+            )
+            self._lanes.pop(lane, None)
+            return
+        backoff = self.config.retry_initial_s
+        while True:
+            kick.clear()
+            try:
+                rows = await self._db(self.outbox.pending, *lane)
+            except sqlite3.Error as exc:
+                self._rlog.log(logging.ERROR, "pending", "notification outbox unreadable: %s", exc)
+                await asyncio.sleep(self.config.retry_max_s)
+                continue
+            if not rows:
+                if kick.is_set():
+                    continue
+                self._lanes.pop(lane, None)
+                return
+            for item in rows:
+                while not await self._attempt(lane, item):
+                    item = dataclasses.replace(item, attempts=item.attempts + 1)
+                    await asyncio.sleep(backoff * random.uniform(0.8, 1.0))
+                    backoff = min(backoff * 2, self.config.retry_max_s)
+                backoff = self.config.retry_initial_s
+
+    async def _attempt(self, lane: Lane, item: Pending) -> bool:
+        """Send one delivery; True once the receiver took it (and the outbox knows)."""
+        assert self.outbox is not None and self._http is not None
+        channel = self.config.channels[lane[0]]
+        try:
+            await channels.send(channel, item, self._http)
+        except Exception as exc:
+            error = (
+                str(exc) if isinstance(exc, channels.SendError) else f"{type(exc).__name__}: {exc}"
+            )
+            if not isinstance(exc, channels.SendError):
+                log.exception("sending a notification by %s failed unexpectedly", lane[0])
+            # visible at once (problem, log on change, metric), then noted in the outbox
+            self._lane_state(lane, error)
+            self.p.metrics.inc("sealwatch_notifications_failed_total", lane[0])
+            if item.attempts == 0:
+                self._record("notification.failed", {**self._about(lane, item), "error": error})
+            with contextlib.suppress(sqlite3.Error):
+                await self._db(self.outbox.failed, item.id, error)
+            return False
+        try:
+            await self._db(self.outbox.sent, item.id, self.p.clock())
+        except sqlite3.Error as exc:
+            # It went out; the outbox does not know: it may go again (same delivery id).
+            self._rlog.log(logging.ERROR, "sent", "notification outbox not writable: %s", exc)
+        self.sent += 1
+        self.p.metrics.inc("sealwatch_notifications_sent_total", lane[0])
+        self._record(
+            "notification.sent", {**self._about(lane, item), "attempts": item.attempts + 1}
+        )
+        self._lane_state(lane, None)
+        await self._refresh_depth()
+        return True
+
+    def _about(self, lane: Lane, item: Pending) -> dict[str, Any]:
+        return {
+            "delivery_id": item.delivery_id,
+            "alert_id": item.alert_id,
+            "channel": lane[0],
+            "recipients": list(item.recipients),
+        }
+
+    # -- visibility --------------------------------------------------------------------------------
+
+    def _lane_state(self, lane: Lane, error: str | None) -> None:
+        ch = lane[0]
+        if error is None:
+            if self._failing.pop(lane, None) is not None:
+                log.warning("notifications by %s are delivered again", ch)
+        else:
+            if lane not in self._failing:
+                log.error(
+                    "notifications by %s not delivered (%s): held in the outbox and retried",
+                    ch,
+                    error,
+                )
+            self._failing[lane] = error
+        failing = [e for (c, _), e in self._failing.items() if c == ch]
+        self._problem(
+            f"channel:{ch}",
+            None
+            if not failing
+            else f"notifications by {ch} not delivered ({failing[-1]}); "
+            f"{self._depth.get(ch, 0)} waiting in the outbox, retried",
+        )
+
+    def _problem(self, what: str, text: str | None) -> None:
+        key = f"notify:{what}"
+        problems = self.p.problems
+        if text is None:
+            if problems.pop(key, None) is not None and what == "outbox":
+                log.warning("notification outbox writable again")
+        else:
+            if key not in problems and what == "outbox":
+                log.error("%s", text)
+            problems[key] = text
+
+    def _record(self, kind: str, body: dict[str, Any]) -> None:
+        """An audit-ledger record; published on MQTT once it is written."""
+        if kind != "notification.failed":
+            log.info("%s %s", kind, orjson.dumps(body).decode())
+        record = {"kind": kind, "ts": format_ts(self.p.clock(), self.site.tz), **body}
+        self.p.audit(kind, body, release=lambda: self.feed.put(record))
