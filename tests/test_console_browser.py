@@ -223,3 +223,47 @@ async def test_supervisor_runs_and_records_the_pre_seal_check(rig: Rig) -> None:
         await login(page, rig.base, "olga")
         await page.click("[data-tab=actions]")
         await expect(page.locator("#act-precheck")).to_be_hidden()
+
+
+@pytest.mark.parametrize("screen", ["phone", "wall"])
+async def test_alert_detail_opens_from_its_card_and_closes_with_esc(rig: Rig, screen: str) -> None:  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with chromium() as browser:
+        page = await _page(await browser.new_context(viewport=SCREENS[screen]))
+        await login(page, rig.base, "olga")
+        await rig.do(do="operator.on", console="console-1", badge="O4001")
+        await rig.do(do="seal.start", console="console-1", seal="gk2027-a", badge="S2001")
+        await rig.do(do="door.force", door="fire-exit-north")
+        alert_id = await wait_until(lambda: rig.alert_id("door-forced"), what="door-forced")
+        card = page.locator(f'.alert[data-id="{alert_id}"]')
+        await card.locator("[data-act=ack]").click()
+        await page.fill("#dlg-ack textarea", "guard sent to the north exit")
+        await page.click("#dlg-ack button[value=ok]")
+        await expect(card.locator("[data-act=ack]")).to_have_count(0)
+        # the keyboard opens it too: focus the card, Enter
+        await card.focus()
+        await page.keyboard.press("Enter")
+        sheet = page.locator("#dlg-alert")
+        await expect(sheet).to_be_visible()
+        history = page.locator("#detail-history tr.h-acknowledged")
+        await expect(history).to_contain_text("guard sent to the north exit")
+        await expect(page.locator("#detail-history tr.h-raised")).to_have_count(1)
+        await expect(page.locator("#detail-todo li").first).to_contain_text("摄像机")
+        await expect(page.locator("#detail-clause")).to_contain_text("EXAM-2.7.5")
+        await expect(page.locator("#detail-context")).to_contain_text("door.forced")
+        await expect(page.locator("#detail-snapshot")).to_contain_text("未保存画面")
+        if screen == "phone":  # a full-screen sheet
+            box = await sheet.bounding_box()
+            assert box is not None and box["width"] >= 389 and box["height"] >= 843, box
+        o = await overflow(page)
+        assert o["scroll"] <= o["inner"], o
+        await page.screenshot(path=ARTIFACTS / f"console-{screen}-alert-detail.png")
+        await page.keyboard.press("Escape")
+        await expect(sheet).to_be_hidden()
+        # a click on the card (not on a button) opens it; the browser's back closes it
+        await card.locator(".text").click()
+        await expect(sheet).to_be_visible()
+        await page.go_back()
+        await expect(sheet).to_be_hidden()
+        await expect(page.locator("#view-overview")).to_be_visible()
+        assert page.errors == []  # type: ignore[attr-defined]

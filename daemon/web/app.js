@@ -278,6 +278,8 @@ function renderAlert(a) {
   if (!n) {
     n = el("div", "alert");
     n.dataset.id = a.id;
+    n.tabIndex = 0;
+    n.setAttribute("role", "button");
     n.append(el("span", "sev"), el("div", "head"), el("div", "time num"), el("div", "text"), el("div", "state"), el("div", "acts"));
     alertNodes.set(a.id, n);
   }
@@ -940,6 +942,74 @@ async function submitAction(form, ev) {
   out.textContent = r.ok ? t("actions.done") : t("actions.refused") + ((r.data && r.data.reason) || r.status);
 }
 
+// -- the alert's detail: history, events around it, clause, what to do, snapshot ------------
+let detailId = null;
+async function openDetail(id) {
+  const a = S.alerts.get(id);
+  const dlg = $("#dlg-alert");
+  detailId = id;
+  $("#detail-title").textContent = a ? a.subject : id;
+  $("#detail-meta").textContent = t("detail.loading");
+  for (const sel of ["#detail-clause", "#detail-todo", "#detail-history", "#detail-context", "#detail-snapshot"]) $(sel).textContent = "";
+  if (!dlg.open) {
+    dlg.showModal();
+    history.pushState({ detail: id }, "");  // the phone's back button closes the sheet
+  }
+  const r = await api("GET", "/api/dashboard/alerts/" + encodeURIComponent(id));
+  if (detailId !== id) return;
+  if (!r.ok) { $("#detail-meta").textContent = t("actions.refused") + ((r.data && r.data.reason) || r.status); return; }
+  renderDetail(r.data);
+}
+function langOf(texts) { return texts ? (S.lang === "en" ? texts.en : texts.zh) || texts.en || texts.zh : ""; }
+function renderDetail(d) {
+  const live = S.alerts.get(d.alert_id);
+  $("#detail-title").textContent = devName(d.subject.split("/")[0]) + (d.subject.includes("/") ? " / " + d.subject.split("/").slice(1).join("/") : "");
+  const meta = $("#detail-meta");
+  meta.textContent = "";
+  meta.append(el("span", "sevtag " + d.severity, t("sev." + d.severity)), document.createTextNode(" " + d.policy + " · " + when(d.raised_ms) + (d.zone ? " · " + zoneName(d.zone) : "") + " · " + t("state." + (live ? live.state : d.isa_state))));
+  meta.append(el("div", "msg", (live && live.explain && live.explain[S.lang]) || d.message));
+  const clause = $("#detail-clause");
+  clause.textContent = "";
+  clause.append(el("b", "clause", d.clause), document.createTextNode(" " + (langOf(d.clause_text) || "")));
+  const todo = $("#detail-todo");
+  todo.textContent = "";
+  for (const line of langOf(d.procedure).split("\n")) if (line.trim()) todo.append(el("li", "", line.replace(/^\d+\.\s*/, "")));
+  if (d.procedure.source === "site") todo.append(el("li", "muted site-note", t("detail.todo_site")));
+  const hist = $("#detail-history");
+  hist.textContent = "";
+  hist.append(row("th", [t("detail.col_time"), t("detail.col_what"), t("detail.col_by"), t("detail.col_note")]));
+  for (const h of d.history) {
+    const note = [h.comment, h.reason && t("detail.reason") + ": " + h.reason, h.until && t("detail.until") + " " + when(Date.parse(h.until))].filter(Boolean).join(" · ");
+    const tr = row("td", [when(h.ms), t("tr." + h.what), h.by ? personName(h.by) : "—", note || "—"]);
+    tr.className = "h-" + h.what;
+    hist.append(tr);
+  }
+  const ctx = $("#detail-context");
+  ctx.textContent = "";
+  if (!d.context.length) ctx.append(row("td", [t("detail.context_none")]));
+  else ctx.append(row("th", [t("detail.col_time"), "Δ", t("detail.col_device"), t("detail.col_event")]));
+  for (const e of d.context) {
+    const tr = row("td", [hms(e.ms), (e.offset_s > 0 ? "+" : "") + e.offset_s + " s", devName(e.device), e.type + " " + detailText(e.detail)]);
+    if (Math.abs(e.offset_s) < 1) tr.className = "at-raise";
+    ctx.append(tr);
+  }
+  const snapBox = $("#detail-snap-box");
+  snapBox.classList.toggle("hidden", !d.snapshot);
+  if (d.snapshot) $("#detail-snapshot").textContent = t("detail.no_snapshot") + " · " + t("detail.cameras") + ": " + d.snapshot.cameras.map(devName).join(", ");
+}
+function row(cell, values) {
+  const tr = el("tr");
+  for (const v of values) tr.append(el(cell, "", v));
+  return tr;
+}
+function detailText(detail) {
+  return Object.entries(detail || {}).filter(([k]) => k !== "site").map(([k, v]) => k + "=" + (typeof v === "object" ? JSON.stringify(v) : v)).join(" ").slice(0, 240);
+}
+function closeDetail() {
+  const dlg = $("#dlg-alert");
+  if (dlg.open) dlg.close();
+}
+
 let dialogAlert = null;
 function openAlertDialog(kind, id) {
   const a = S.alerts.get(id);
@@ -979,7 +1049,11 @@ function wireUi() {
   document.addEventListener("click", async (ev) => {
     unlockAudio();
     const b = ev.target.closest("[data-act],[data-tab],.cam");
-    if (!b) return;
+    if (!b) {
+      const card = ev.target.closest("#alerts .alert");
+      if (card) openDetail(card.dataset.id);
+      return;
+    }
     if (b.dataset.tab) return showTab(b.dataset.tab);
     if (b.classList.contains("cam")) return openCamera(b.dataset.id);
     switch (b.dataset.act) {
@@ -1002,11 +1076,25 @@ function wireUi() {
       case "unshelve": await api("POST", "/api/alerts/" + encodeURIComponent(b.dataset.id) + "/unshelve", {}); break;
       case "older": fetchTimeline(true); break;
       case "precheck-run": runPrecheck(); break;
+      case "detail-close": closeDetail(); break;
       case "zoom-in": zoomPlan(0.7); break;
       case "zoom-out": zoomPlan(1 / 0.7); break;
       case "zoom-reset": zoomPlan(0); break;
     }
   });
+  $("#alerts").addEventListener("keydown", (ev) => {
+    const card = ev.target.closest && ev.target.closest(".alert");
+    if (card && ev.target === card && (ev.key === "Enter" || ev.key === " ")) { ev.preventDefault(); openDetail(card.dataset.id); }
+  });
+  // Esc closes the sheet (the dialog's own cancel); back closes it too
+  $("#dlg-alert").addEventListener("close", () => {
+    const wasId = detailId;
+    detailId = null;
+    if (wasId && history.state && history.state.detail) history.back();
+    const card = alertNodes.get(wasId);
+    if (card) card.focus();
+  });
+  window.addEventListener("popstate", () => { if ($("#dlg-alert").open) { detailId = null; closeDetail(); } });
   $("#ack-form").addEventListener("submit", (ev) => submitAlertDialog("ack", ev));
   $("#shelve-form").addEventListener("submit", (ev) => submitAlertDialog("shelve", ev));
   for (const id of ["act-seal", "act-precheck", "act-approval", "act-inspection", "act-review"]) {
