@@ -5,9 +5,11 @@ subprocess, and the settings that shape them (`daemon.dashboard.procedures`,
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from daemon.config import load_settings
@@ -19,6 +21,7 @@ from tests.support.daemon import (
     ahttp,
     now_ts,
     running_daemon,
+    sealwatch_cli,
     wait_until,
     write_site,
 )
@@ -147,3 +150,50 @@ async def test_alert_detail_has_history_context_clause_procedure_and_no_fake_sna
 
         status, body = await ahttp(port(d), "GET", "/api/dashboard/alerts/nope")
         assert status == 404 and body["key"] == "alert_id"
+
+
+# -- the muster -------------------------------------------------------------------------------
+
+
+async def test_muster_api_and_cli_list_who_is_inside_and_who_is_unseen(
+    tmp_path: Path, mosquitto_session: Mosquitto
+) -> None:
+    path = write_site(tmp_path, "muster", daemon={"dashboard": {"muster_unseen_min": 30}})
+    async with (
+        running_daemon(path, mosquitto_session, tmp_path / "data") as d,
+        Gateway(mosquitto_session, "muster") as gw,
+    ):
+        # Zhang Wei came in 2 h ago and has not been seen since; Wang Fang just now; guard
+        # Wu Qiang is in the work zone (not his)
+        for badge, ago in (("B1001", -7200), ("B1002", 0), ("G3001", 0)):
+            for door in ("gate-outer", "gate-inner"):
+                await gw.event(door, "badge.granted", badge=badge, direction="in", ts=now_ts(ago))
+        await wait_until(
+            lambda: (
+                d.pipeline is not None
+                and {"B1001", "B1002", "G3001"} <= set(d.pipeline.stage.engine.world.location)
+            ),
+            what="three people placed",
+        )
+        m = await get(d, "/api/muster")
+        assert m["unseen_min"] == 30
+        work = next(z for z in m["zones"] if z["zone"] == "work")
+        assert work["badges"] == ["B1001", "B1002", "G3001"] and work["count"] == 3
+        people = {p["badge"]: p for p in m["people"]}
+        assert people["B1001"]["unseen"] is True and people["B1002"]["unseen"] is False
+        assert people["G3001"]["permitted"] is False and people["B1002"]["permitted"] is True
+        assert people["S2001"]["zone"] is None and people["S2001"]["unseen"] is False
+        assert m["unseen"] == ["B1001"] and m["inside"] == 3
+
+        env_args = ("--config", str(path), "--data-dir", str(tmp_path / "data"))
+        env_args += ("--http", f"127.0.0.1:{port(d)}")
+        out = await asyncio.to_thread(sealwatch_cli, "muster", *env_args)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[1].split() == ["ZONE", "BADGE", "NAME", "ROLE", "LAST", "SEEN", "NOTE"]
+        b1001 = next(line for line in lines if "B1001" in line)
+        assert b1001.startswith("work") and "Zhang Wei" in b1001 and "UNSEEN > 30 min" in b1001
+        assert "NOT PERMITTED HERE" in next(line for line in lines if "G3001" in line)
+        assert lines[-1] == "3 inside; 1 unseen: B1001"
+        out = await asyncio.to_thread(sealwatch_cli, "muster", "--json", *env_args)
+        assert out.returncode == 0 and orjson.loads(out.stdout)["unseen"] == ["B1001"]

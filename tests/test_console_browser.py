@@ -267,3 +267,41 @@ async def test_alert_detail_opens_from_its_card_and_closes_with_esc(rig: Rig, sc
         await expect(sheet).to_be_hidden()
         await expect(page.locator("#view-overview")).to_be_visible()
         assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_muster_lists_people_by_zone_and_prints_only_the_muster(rig: Rig) -> None:  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with chromium() as browser:
+        page = await _page(await browser.new_context(viewport=SCREENS["phone"]))
+        await login(page, rig.base, "gus")
+        for badge in ("B1001", "G3002"):
+            for door in ("gate-outer", "gate-inner"):
+                await rig.do(do="badge", door=door, badge=badge, direction="in")
+        await wait_until(
+            lambda: (
+                rig.daemon.pipeline is not None
+                and {"B1001", "G3002"} <= set(rig.daemon.pipeline.stage.engine.world.location)
+            ),
+            what="two people inside",
+        )
+        await page.click("[data-tab=muster]")
+        work = page.locator('.mzone[data-zone="work"]')
+        await expect(work.locator("tr[data-badge=B1001]")).to_contain_text("Zhang Wei")
+        # the guard's reader refused him at the inner door: he waits in the screening zone
+        screening = page.locator('.mzone[data-zone="screening"]')
+        await expect(screening.locator("tr[data-badge=G3002]")).to_contain_text("Xu Gang")
+        await expect(page.locator("#muster-summary")).to_contain_text("区内 2 人")
+        o = await overflow(page)
+        assert o["scroll"] <= o["inner"], o
+        await page.screenshot(path=ARTIFACTS / "console-phone-muster.png", full_page=True)
+        # printed (an evacuation): the muster list and nothing else
+        await page.emulate_media(media="print")
+        for hidden in ("header", "nav", "#view-overview", "#muster-zones ~ *", "[data-act=print]"):
+            for el in await page.locator(hidden).all():
+                await expect(el).to_be_hidden()
+        await expect(work).to_be_visible()
+        await page.set_viewport_size({"width": 1920, "height": 1080})
+        await page.screenshot(path=ARTIFACTS / "console-muster-print.png", full_page=True)
+        pdf_ok = await page.evaluate("() => typeof window.print === 'function'")
+        assert pdf_ok
+        assert page.errors == []  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from daemon.http import WEB
 from daemon.http.auth import Session
 from daemon.http.detail import AlertDetails
 from daemon.http.live import FEED
+from daemon.http.muster import muster
 from daemon.http.params import (
     ACTOR,
     json_response,
@@ -214,6 +215,12 @@ async def alert_detail(request: web.Request) -> web.Response:
     if data is None:
         refuse("alert_id", f"unknown alert '{alert_id}'", 404)
     return json_response(data)
+
+
+async def muster_list(request: web.Request) -> web.Response:
+    """GET /api/muster: who is inside each zone now, and who has not been seen for a while."""
+    options = request.app[GATE].options
+    return json_response(muster(request.app[STATE].view, options.muster_unseen_min))
 
 
 async def camera_jpeg(request: web.Request) -> web.StreamResponse:

@@ -1041,6 +1041,7 @@ function showTab(tab) {
   for (const v of document.querySelectorAll(".view")) v.classList.toggle("hidden", v.id !== "view-" + tab);
   refreshThumbs();
   if (tab === "seals") fetchCalendar();
+  if (tab === "muster") fetchMuster();
   if (tab === "actions" && RANK[S.role] >= RANK.supervisor) fetchLatestPrecheck();
   if (tab === "overview" && S.labelsPending) { const r = S.labelsPending; S.labelsPending = null; placeDoorLabels(r, Z.W); }
 }
@@ -1077,6 +1078,7 @@ function wireUi() {
       case "older": fetchTimeline(true); break;
       case "precheck-run": runPrecheck(); break;
       case "detail-close": closeDetail(); break;
+      case "print": await fetchMuster(); window.print(); break;
       case "zoom-in": zoomPlan(0.7); break;
       case "zoom-out": zoomPlan(1 / 0.7); break;
       case "zoom-reset": zoomPlan(0); break;
@@ -1128,6 +1130,7 @@ function everySecond() {
   const expired = [...S.alerts.values()].filter((a) => a.closed && a.linger_until_ms && a.linger_until_ms < now());
   if (expired.length) { for (const a of expired) removeAlert(a.id); orderAlerts(); }
   if (S.seals.length) tickSeal();
+  if (S.tab === "muster" && !document.hidden && now() - (S.musterAt || 0) > 10000) fetchMuster();
 }
 
 // -- door labels: never on top of each other, never cut off at the plan's edge ---------------
@@ -1269,6 +1272,46 @@ async function fetchLatestPrecheck() {
   const ul = el("ul", "pc-items");
   precheckList(ul, d.items);
   box.append(ul);
+}
+
+// -- the muster: who is inside each zone, who is unseen; printable for an evacuation ---------
+async function fetchMuster() {
+  S.musterAt = now();
+  const r = await api("GET", "/api/muster");
+  if (r.ok) renderMuster(r.data);
+}
+function renderMuster(m) {
+  $("#muster-site").textContent = (S.site && S.site.name) || m.site;
+  $("#muster-time").textContent = when(m.now_ms);
+  $("#muster-summary").textContent = t("muster.inside", { n: m.inside }) + " · " + t("muster.unseen", { n: m.unseen.length, m: m.unseen_min });
+  const unseen = $("#muster-unseen");
+  unseen.classList.toggle("hidden", !m.unseen.length);
+  unseen.textContent = m.unseen.length ? t("muster.unseen_list") + m.unseen.map((b) => personName(b) + " (" + b + ")").join(", ") : "";
+  const box = $("#muster-zones");
+  box.textContent = "";
+  const byBadge = Object.fromEntries(m.people.map((p) => [p.badge, p]));
+  for (const z of m.zones) {
+    if (z.kind === "public" && !z.count) continue;
+    const sec = el("section", "mzone" + (z.count ? "" : " empty-zone"));
+    sec.dataset.zone = z.zone;
+    sec.append(el("h3", "", zoneName(z.zone) + " · " + z.count));
+    if (!z.count) { sec.append(el("div", "muted", t("muster.empty"))); box.append(sec); continue; }
+    const table = el("table", "dtable mtable");
+    table.append(row("th", [t("muster.col_badge"), t("muster.col_name"), t("muster.col_role"), t("muster.col_seen"), t("muster.col_note")]));
+    for (const b of z.badges) {
+      const p = byBadge[b] || { badge: b };
+      const notes = [];
+      if (p.permitted === false) notes.push(t("muster.not_permitted"));
+      if (p.unseen) notes.push(t("muster.unseen_flag"));
+      const tr = row("td", [b, p.name || "?", p.role ? t("role." + p.role) : "?", p.last_seen_ms ? when(p.last_seen_ms) : t("muster.never"), notes.join(" · ")]);
+      tr.dataset.badge = b;
+      if (p.unseen) tr.classList.add("unseen");
+      if (p.permitted === false) tr.classList.add("bad");
+      table.append(tr);
+    }
+    sec.append(table);
+    box.append(sec);
+  }
 }
 
 boot();
