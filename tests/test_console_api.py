@@ -185,8 +185,10 @@ async def test_muster_api_and_cli_list_who_is_inside_and_who_is_unseen(
         assert people["S2001"]["zone"] is None and people["S2001"]["unseen"] is False
         assert m["unseen"] == ["B1001"] and m["inside"] == 3
 
-        env_args = ("--config", str(path), "--data-dir", str(tmp_path / "data"))
-        env_args += ("--http", f"127.0.0.1:{port(d)}")
+        env_args = [
+            *("--config", str(path), "--data-dir", str(tmp_path / "data")),
+            *("--http", f"127.0.0.1:{port(d)}"),
+        ]
         out = await asyncio.to_thread(sealwatch_cli, "muster", *env_args)
         assert out.returncode == 0, out.stderr
         lines = out.stdout.splitlines()
