@@ -199,3 +199,53 @@ async def test_muster_api_and_cli_list_who_is_inside_and_who_is_unseen(
         assert lines[-1] == "3 inside; 1 unseen: B1001"
         out = await asyncio.to_thread(sealwatch_cli, "muster", "--json", *env_args)
         assert out.returncode == 0 and orjson.loads(out.stdout)["unseen"] == ["B1001"]
+
+
+# -- alarm load -------------------------------------------------------------------------------
+
+
+def test_groups_fold_band_alarms_and_panel_inputs_under_their_cause(tmp_path: Path) -> None:
+    from daemon.http.load import groups
+    from daemon.lifecycle import AlertView
+
+    site = load_site(write_site(tmp_path, "groups"))
+
+    def v(aid: str, policy: str, subject: str, ts: int) -> AlertView:
+        return AlertView(
+            **{
+                **_view_defaults(),
+                "alert_id": aid,
+                "policy": policy,
+                "subject": subject,
+                "raised_ts": ts,
+                "last_ts": ts,
+            }
+        )
+
+    alerts = [
+        v("b2", "jammer-uptime", "jam-work/gsm900", 3),
+        v("j", "jammer-uptime", "jam-work", 1),
+        v("b1", "jammer-uptime", "jam-work/cdma800", 2),
+        v("p", "device-offline", "panel-main", 5),
+        v("i", "device-offline", "secure-safe", 6),
+        v("x", "door-forced", "gate-inner", 0),
+    ]
+    assert groups(site, alerts) == [
+        {"cause": "j", "members": ["b1", "b2"]},
+        {"cause": "p", "members": ["i"]},
+    ]
+
+
+def _view_defaults() -> dict[str, Any]:
+    import dataclasses
+
+    from daemon.lifecycle import AlertView
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(AlertView):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+    base = {"severity": "critical", "clause": "X", "message": "m", "active": True}
+    base["last_state"] = "raised"
+    base.update({"acked": False, "acked_by": None, "closed": False})
+    return {**base, **out}

@@ -14,7 +14,8 @@ import pytest
 from playwright.async_api import Page, ViewportSize, expect
 
 from tests.support.browser import chromium, chromium_missing, login
-from tests.support.daemon import wait_until
+from tests.support.daemon import Gateway, wait_until
+from tests.support.mosquitto import Mosquitto
 from tests.test_dashboard_browser import ARTIFACTS, Rig, _page, rig  # noqa: F401 (fixture)
 
 pytestmark = [
@@ -304,4 +305,49 @@ async def test_muster_lists_people_by_zone_and_prints_only_the_muster(rig: Rig) 
         await page.screenshot(path=ARTIFACTS / "console-muster-print.png", full_page=True)
         pdf_ok = await page.evaluate("() => typeof window.print === 'function'")
         assert pdf_ok
+        assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_flood_banner_groups_band_alarms_under_their_jammer(
+    rig: Rig,  # noqa: F811
+    mosquitto_session: Mosquitto,
+) -> None:
+    """Twelve alarms through the real daemon and Mosquitto: two jammers switch their RF
+    output off with every band below its floor (2 × (1 + 5) `jammer-uptime`). One operator
+    on duty: a flood; each jammer's band alarms fold under it, one click away."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert rig.daemon.pipeline is not None
+    site = rig.daemon.pipeline.site
+    async with chromium() as browser:
+        page = await _page(await browser.new_context(viewport=SCREENS["wall"]))
+        await login(page, rig.base, "olga")
+        await rig.do(do="operator.on", console="console-1", badge="O4001")
+        await rig.do(do="seal.start", console="console-1", seal="gk2027-a", badge="S2001")
+        async with Gateway(mosquitto_session, site.id) as gw:
+            for jid, jam in site.jammers.items():
+                bands = {b.id: b.min_dbm - 10 for b in jam.bands}
+                await gw.event(jid, "jammer.status", output=False, bands=bands, faults=[])
+        cause = await wait_until(lambda: rig.alert_id("jammer-uptime", "jam-work"), what="cause")
+        await wait_until(
+            lambda: rig.alert_id("jammer-uptime", "jam-living/nr3500"), what="last band"
+        )
+        await expect(page.locator("#flood-banner")).to_be_visible(timeout=15_000)
+        await expect(page.locator("#flood-banner")).to_contain_text("告警泛滥")
+        card = page.locator(f'.alert.cause[data-id="{cause}"]')
+        await expect(card.locator(".grp")).to_have_text("+5 条关联告警")
+        band = rig.alert_id("jammer-uptime", "jam-work/gsm900")
+        member = page.locator(f'.alert[data-id="{band}"]')
+        await expect(member).to_be_hidden()
+        await page.screenshot(path=ARTIFACTS / "console-wall-flood.png")
+        await card.locator(".grp").click()
+        await expect(member).to_be_visible()
+        await expect(page.locator("#dlg-alert")).to_be_hidden()  # the expander is not the card
+        await page.set_viewport_size(SCREENS["phone"])
+        o = await overflow(page)
+        assert o["scroll"] <= o["inner"], o
+        await page.screenshot(path=ARTIFACTS / "console-phone-flood.png")
+        load = await page.evaluate("async () => (await fetch('/api/alarm-load')).json()")
+        assert load["flood"] is True and load["operators"] == 1 and load["last_10min"] >= 12
+        assert {"cause": cause, "members": load["groups"][0]["members"]} in load["groups"]
+        assert len(load["groups"]) == 2 and all(len(g["members"]) == 5 for g in load["groups"])
         assert page.errors == []  # type: ignore[attr-defined]

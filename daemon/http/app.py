@@ -25,6 +25,7 @@ from daemon.http.live import FEED, Feed, live
 from daemon.http.pages import (
     DETAILS,
     STATE,
+    alarm_load_figures,
     alert_detail,
     camera_jpeg,
     floor_plan,
@@ -176,6 +177,7 @@ def mount_dashboard(
             web.get("/api/dashboard/seals", seal_calendar),
             web.get("/api/dashboard/alerts/{alert_id}", alert_detail),
             web.get("/api/muster", muster_list),
+            web.get("/api/alarm-load", alarm_load_figures),
             web.get("/api/dashboard/cameras/{camera}.jpg", camera_jpeg),
             web.get("/api/dashboard/floor-plan", floor_plan),
             web.get("/api/users", list_users),

@@ -18,6 +18,7 @@ from daemon.http import WEB
 from daemon.http.auth import Session
 from daemon.http.detail import AlertDetails
 from daemon.http.live import FEED
+from daemon.http.load import alarm_load
 from daemon.http.muster import muster
 from daemon.http.params import (
     ACTOR,
@@ -221,6 +222,11 @@ async def muster_list(request: web.Request) -> web.Response:
     """GET /api/muster: who is inside each zone now, and who has not been seen for a while."""
     options = request.app[GATE].options
     return json_response(muster(request.app[STATE].view, options.muster_unseen_min))
+
+
+async def alarm_load_figures(request: web.Request) -> web.Response:
+    """GET /api/alarm-load: ISA-18.2 figures now and the grouping of consequential alarms."""
+    return json_response(alarm_load(request.app[STATE].view))
 
 
 async def camera_jpeg(request: web.Request) -> web.StreamResponse:

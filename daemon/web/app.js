@@ -19,6 +19,7 @@ const S = {
   offset: 0, ws: null, wsTries: 0, tab: "overview",
   sound: localStorage.getItem("sealwatch.sound") !== "off", audio: null,
   filters: { kind: "", zone: "", device: "", severity: "" }, timelineOldest: null,
+  load: null, expanded: new Set(),
 };
 // Deltas waiting for the next animation frame.
 const P = { alerts: new Map(), devices: new Map(), timeline: [], people: null, seals: null, full: false };
@@ -210,6 +211,8 @@ function flush() {
     }
     P.alerts.clear();
     orderAlerts();
+    clearTimeout(S.loadTimer);
+    S.loadTimer = setTimeout(fetchLoad, 300);
     updateCue();
     const shown = performance.timeOrigin + performance.now();
     for (const id of fresh) stats.alertShown[id] = shown;
@@ -258,6 +261,7 @@ function loadSnapshot(snap) {
   for (const a of snap.alerts) { S.alerts.set(a.id, a); renderAlert(a); }
   orderAlerts();
   updateCue();
+  fetchLoad();
   setTimeline(snap.timeline);
   everySecond();
 }
@@ -266,7 +270,8 @@ function loadSnapshot(snap) {
 const alertNodes = new Map();
 let alertOrder = [];
 
-function alertKey(a) { return [a.closed ? 1 : 0, -(SEV[a.severity] || 0), a.acked ? 1 : 0, -a.raised_ms]; }
+// newest first; during a flood first-out first (the oldest alarm is most likely the cause)
+function alertKey(a) { const flood = S.load && S.load.flood; return [a.closed ? 1 : 0, -(SEV[a.severity] || 0), a.acked ? 1 : 0, flood ? a.raised_ms : -a.raised_ms]; }
 function cmpAlerts(x, y) {
   const a = alertKey(x), b = alertKey(y);
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
@@ -316,7 +321,8 @@ function removeAlert(id) {
   if (n) { n.remove(); alertNodes.delete(id); }
 }
 function orderAlerts() {
-  const list = [...S.alerts.values()].sort(cmpAlerts).map((a) => a.id);
+  let list = [...S.alerts.values()].sort(cmpAlerts).map((a) => a.id);
+  list = groupedOrder(list);
   const box = $("#alerts");
   const same = list.length === alertOrder.length && list.every((id, i) => id === alertOrder[i]) && box.childElementCount === list.length;
   if (!same) {
@@ -335,6 +341,58 @@ function orderAlerts() {
   else if (list.length && empty) empty.remove();
   const crit = list.filter((id) => S.alerts.get(id).severity === "critical" && !S.alerts.get(id).closed).length;
   $("#alert-count").textContent = list.length ? list.length + (crit ? " · " + crit + " " + t("sev.critical") : "") : "";
+}
+
+// -- ISA-18.2 alarm load: figures, flood state, consequential alarms under their cause --------
+function groupsNow() { return (S.load && S.load.flood && S.load.groups) || []; }
+// During a flood each cause's members follow it (folded unless expanded); nothing is dropped.
+function groupedOrder(list) {
+  const groups = groupsNow().filter((g) => S.alerts.has(g.cause));
+  const memberOf = new Map();
+  for (const g of groups) for (const m of g.members) if (S.alerts.has(m)) memberOf.set(m, g.cause);
+  for (const [id, n] of alertNodes) {
+    const cause = memberOf.get(id);
+    n.classList.toggle("member", !!cause);
+    n.classList.toggle("folded", !!cause && !S.expanded.has(cause));
+    let grp = n.querySelector(".grp");
+    const g = groups.find((x) => x.cause === id);
+    const count = g ? g.members.filter((m) => S.alerts.has(m)).length : 0;
+    n.classList.toggle("cause", count > 0);
+    if (count) {
+      if (!grp) { grp = el("button", "btn grp"); grp.dataset.act = "group"; n.append(grp); }
+      grp.dataset.id = id;
+      grp.textContent = t(S.expanded.has(id) ? "load.hide" : "load.grouped", { n: count });
+      grp.setAttribute("aria-expanded", S.expanded.has(id) ? "true" : "false");
+    } else if (grp) grp.remove();
+  }
+  if (!memberOf.size) return list;
+  const out = [];
+  for (const id of list) {
+    if (memberOf.has(id)) continue;
+    out.push(id);
+    const g = groups.find((x) => x.cause === id);
+    if (g) for (const m of g.members) if (S.alerts.has(m)) out.push(m);
+  }
+  return out;
+}
+async function fetchLoad() {
+  S.loadAt = now();
+  const r = await api("GET", "/api/alarm-load");
+  if (!r.ok) return;
+  S.load = r.data;
+  renderLoad();
+  orderAlerts();
+}
+function renderLoad() {
+  const L = S.load;
+  const strip = $("#alarm-load");
+  strip.textContent = "";
+  strip.append(el("span", L.flood ? "bad" : "", t("load.10min", { n: L.last_10min, p: L.per_operator_10min })), el("span", "", t("load.hour", { n: L.last_hour })));
+  strip.append(el("span", L.chattering.length ? "warn" : "", t("load.chatter", { n: L.chattering.length })), el("span", L.stale.length ? "warn" : "", t("load.stale", { n: L.stale.length })));
+  if (L.top_sources.length) strip.append(el("span", "top", t("load.top") + L.top_sources.map((x) => x.subject + " ×" + x.count).join(", ")));
+  const fb = $("#flood-banner");
+  fb.classList.toggle("hidden", !L.flood);
+  fb.textContent = L.flood ? t("load.flood", { n: L.last_10min, limit: L.flood_limit }) : "";
 }
 
 // The audible and visual cue: while any critical alert is unacknowledged (and not shelved).
@@ -1078,6 +1136,10 @@ function wireUi() {
       case "older": fetchTimeline(true); break;
       case "precheck-run": runPrecheck(); break;
       case "detail-close": closeDetail(); break;
+      case "group":
+        if (S.expanded.has(b.dataset.id)) S.expanded.delete(b.dataset.id); else S.expanded.add(b.dataset.id);
+        orderAlerts();
+        break;
       case "print": await fetchMuster(); window.print(); break;
       case "zoom-in": zoomPlan(0.7); break;
       case "zoom-out": zoomPlan(1 / 0.7); break;
@@ -1130,6 +1192,7 @@ function everySecond() {
   const expired = [...S.alerts.values()].filter((a) => a.closed && a.linger_until_ms && a.linger_until_ms < now());
   if (expired.length) { for (const a of expired) removeAlert(a.id); orderAlerts(); }
   if (S.seals.length) tickSeal();
+  if (S.csrf && now() - (S.loadAt || 0) > 5000) fetchLoad();
   if (S.tab === "muster" && !document.hidden && now() - (S.musterAt || 0) > 10000) fetchMuster();
 }
 
