@@ -120,6 +120,10 @@ class DashboardOptions:
     floor_plan: str | None = None  # an image file shown under the devices' positions
     floor_plan_size: tuple[float, float] | None = None
     positions: dict[str, tuple[float, float]] | None = None
+    # the muster lists who has not been seen (no badge or other event) for this long
+    muster_unseen_min: float = 60.0
+    # a site's own response procedure per policy: {policy: {"zh": …, "en": …}}
+    procedures: dict[str, dict[str, str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,11 +306,14 @@ DASHBOARD_KEYS: dict[str, Converter] = {
     "tick_s": _range(0.02, 10.0),
     "floor_plan": _section,
     "positions": _section,
+    "muster_unseen_min": _range(1.0, 7 * 24 * 60.0),
+    "procedures": _section,
 }
 HOMEASSISTANT_KEYS: dict[str, Converter] = {
     "discovery_prefix": lambda p, v: _topic_part(p, v, "/"),
     "node_id": lambda p, v: _topic_part(p, v, ""),
 }
+PROCEDURE_LANGS = ("zh", "en")
 FLOOR_PLAN_KEYS: dict[str, Converter] = {
     "image": _path,
     "width": _range(1.0, 100_000.0),
@@ -447,7 +454,35 @@ def _dashboard(v: _Validator, raw: Any, auth_raw: Any, site: Site) -> DashboardO
                 v.err(p, str(exc))
         if positions:
             kw["positions"] = positions
+    if "muster_unseen_min" in dash:
+        kw["muster_unseen_min"] = dash["muster_unseen_min"]
+    if "procedures" in dash:
+        kw["procedures"] = _procedures(v, dash["procedures"]) or None
     return DashboardOptions(**kw)
+
+
+def _procedures(v: _Validator, raw: Any) -> dict[str, dict[str, str]]:
+    """`daemon.dashboard.procedures`: {POLICY: {zh: text, en: text}}, known policies only."""
+    from policies.engine import RULES  # the policy ids (imported late: the engine is big)
+
+    where = "daemon.dashboard.procedures"
+    if not isinstance(raw, dict):
+        v.err(where, f"expected a mapping, got {tname(raw)}")
+        return {}
+    policies = {r.policy for r in RULES}
+    out: dict[str, dict[str, str]] = {}
+    for policy, texts in raw.items():
+        p = f"{where}.{policy}"
+        if policy not in policies:
+            v.err(p, f"no policy '{policy}'{suggest(str(policy), policies)}")
+            continue
+        spec = {lang: _text for lang in PROCEDURE_LANGS}
+        got = v.mapping(p, texts, spec)
+        if isinstance(texts, dict) and not got and not texts:
+            v.err(p, "give the procedure in zh and/or en")
+        if got:
+            out[str(policy)] = {k: str(t) for k, t in got.items()}
+    return out
 
 
 def _env_warnings(env: Mapping[str, str], named: frozenset[str]) -> tuple[str, ...]:

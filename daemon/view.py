@@ -12,12 +12,15 @@ Readers never hold the runtime. They get two small objects:
   - `latest_event(type)`                         the newest stored event of a type
   - `raised_counts(start, end)`                   alerts raised in a window, by severity
   - `events_after(seq, limit)`                    accepted events, as fed to the engine
+  - `events_around(start, end, devices=, actors=, limit=)`  an alert's context (detail view)
+  - `badges_seen_since(since)`                    each badge's newest event (the muster)
   - `rejections(limit)`                           the newest refused payloads
   - `recent_events(...)`, `recent_transitions(...)`, `events_since(seq, limit)`,
     `last_event_seq()`, `policy_transitions(policy, since)`   timeline and live-feed queries
   - `events_between(...)`, `transitions_between(...)`          a seal's window (archive)
   - `audit_head()`, `signed_head()`, `audit_verify()`  the chain's head (signed); a full check
   - `device(id)`, `people_inside()`, `seals()`    the engine's known world, as plain data
+  - `on_duty()`                                   badges on duty in the monitoring rooms
   - `health()`, `render_metrics()`                /healthz and /metrics
   - `subscribe(cb)`, `unsubscribe(cb)`            committed transition rows, as they happen
   - `declare_counter/declare_gauge/count/metric`  the readers' own metrics (logins, denials)
@@ -340,6 +343,42 @@ class ReadView:
         ).fetchall()
         return [_loads(r[0]) for r in rows]
 
+    def events_around(
+        self,
+        start_us: int,
+        end_us: int,
+        *,
+        devices: set[str],
+        actors: set[str],
+        limit: int = 200,
+    ) -> list[EventRow]:
+        """Events of `devices`, or naming one of `actors` as their `badge`, with
+        start <= ts <= end, oldest first; at most `limit` (the newest of the window)."""
+        rows = self._conn.execute(
+            "SELECT seq, ts, device, type, actor, source FROM events "
+            "WHERE ts >= ? AND ts <= ? AND (device IN (SELECT value FROM json_each(?)) "
+            "OR json_extract(source, '$.badge') IN (SELECT value FROM json_each(?))) "
+            "ORDER BY ts DESC, seq DESC LIMIT ?",
+            (
+                start_us,
+                end_us,
+                orjson.dumps(sorted(devices)).decode(),
+                orjson.dumps(sorted(actors)).decode(),
+                limit,
+            ),
+        ).fetchall()
+        return [self._event_row(r) for r in reversed(rows)]
+
+    def badges_seen_since(self, since_us: int) -> dict[str, int]:
+        """Each badge's newest stored event (a `badge` field: badge reads, patrol visits,
+        duty changes …) at or after `since_us`, in µs."""
+        rows = self._conn.execute(
+            "SELECT json_extract(source, '$.badge') AS b, MAX(ts) FROM events "
+            "WHERE ts >= ? AND b IS NOT NULL GROUP BY b",
+            (since_us,),
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def rejections(self, limit: int) -> list[dict[str, Any]]:
         keys = ("id", "received", "origin", "topic", "reason", "size")
         rows = self._conn.execute(
@@ -497,6 +536,10 @@ class ReadView:
         for badges in by_zone.values():
             badges.sort()
         return by_zone
+
+    def on_duty(self) -> set[str]:
+        """Badges on duty in any monitoring room now (the engine's world)."""
+        return {b for badges in self._p.stage.engine.world.on_duty.values() for b in badges}
 
     def seals(self) -> list[SealFacts]:
         return [

@@ -14,7 +14,8 @@ import pytest
 from playwright.async_api import Page, ViewportSize, expect
 
 from tests.support.browser import chromium, chromium_missing, login
-from tests.support.daemon import wait_until
+from tests.support.daemon import Gateway, wait_until
+from tests.support.mosquitto import Mosquitto
 from tests.test_dashboard_browser import ARTIFACTS, Rig, _page, rig  # noqa: F401 (fixture)
 
 pytestmark = [
@@ -223,3 +224,130 @@ async def test_supervisor_runs_and_records_the_pre_seal_check(rig: Rig) -> None:
         await login(page, rig.base, "olga")
         await page.click("[data-tab=actions]")
         await expect(page.locator("#act-precheck")).to_be_hidden()
+
+
+@pytest.mark.parametrize("screen", ["phone", "wall"])
+async def test_alert_detail_opens_from_its_card_and_closes_with_esc(rig: Rig, screen: str) -> None:  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with chromium() as browser:
+        page = await _page(await browser.new_context(viewport=SCREENS[screen]))
+        await login(page, rig.base, "olga")
+        await rig.do(do="operator.on", console="console-1", badge="O4001")
+        await rig.do(do="seal.start", console="console-1", seal="gk2027-a", badge="S2001")
+        await rig.do(do="door.force", door="fire-exit-north")
+        alert_id = await wait_until(lambda: rig.alert_id("door-forced"), what="door-forced")
+        card = page.locator(f'.alert[data-id="{alert_id}"]')
+        await card.locator("[data-act=ack]").click()
+        await page.fill("#dlg-ack textarea", "guard sent to the north exit")
+        await page.click("#dlg-ack button[value=ok]")
+        await expect(card.locator("[data-act=ack]")).to_have_count(0)
+        # the keyboard opens it too: focus the card, Enter
+        await card.focus()
+        await page.keyboard.press("Enter")
+        sheet = page.locator("#dlg-alert")
+        await expect(sheet).to_be_visible()
+        history = page.locator("#detail-history tr.h-acknowledged")
+        await expect(history).to_contain_text("guard sent to the north exit")
+        await expect(page.locator("#detail-history tr.h-raised")).to_have_count(1)
+        await expect(page.locator("#detail-todo li").first).to_contain_text("摄像机")
+        await expect(page.locator("#detail-clause")).to_contain_text("EXAM-2.7.5")
+        await expect(page.locator("#detail-context")).to_contain_text("door.forced")
+        await expect(page.locator("#detail-snapshot")).to_contain_text("未保存画面")
+        if screen == "phone":  # a full-screen sheet
+            box = await sheet.bounding_box()
+            assert box is not None and box["width"] >= 389 and box["height"] >= 843, box
+        o = await overflow(page)
+        assert o["scroll"] <= o["inner"], o
+        await page.screenshot(path=ARTIFACTS / f"console-{screen}-alert-detail.png")
+        await page.keyboard.press("Escape")
+        await expect(sheet).to_be_hidden()
+        # a click on the card (not on a button) opens it; the browser's back closes it
+        await card.locator(".text").click()
+        await expect(sheet).to_be_visible()
+        await page.go_back()
+        await expect(sheet).to_be_hidden()
+        await expect(page.locator("#view-overview")).to_be_visible()
+        assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_muster_lists_people_by_zone_and_prints_only_the_muster(rig: Rig) -> None:  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with chromium() as browser:
+        page = await _page(await browser.new_context(viewport=SCREENS["phone"]))
+        await login(page, rig.base, "gus")
+        for badge in ("B1001", "G3002"):
+            for door in ("gate-outer", "gate-inner"):
+                await rig.do(do="badge", door=door, badge=badge, direction="in")
+        await wait_until(
+            lambda: (
+                rig.daemon.pipeline is not None
+                and {"B1001", "G3002"} <= set(rig.daemon.pipeline.stage.engine.world.location)
+            ),
+            what="two people inside",
+        )
+        await page.click("[data-tab=muster]")
+        work = page.locator('.mzone[data-zone="work"]')
+        await expect(work.locator("tr[data-badge=B1001]")).to_contain_text("Zhang Wei")
+        # the guard's reader refused him at the inner door: he waits in the screening zone
+        screening = page.locator('.mzone[data-zone="screening"]')
+        await expect(screening.locator("tr[data-badge=G3002]")).to_contain_text("Xu Gang")
+        await expect(page.locator("#muster-summary")).to_contain_text("区内 2 人")
+        o = await overflow(page)
+        assert o["scroll"] <= o["inner"], o
+        await page.screenshot(path=ARTIFACTS / "console-phone-muster.png", full_page=True)
+        # printed (an evacuation): the muster list and nothing else
+        await page.emulate_media(media="print")
+        for hidden in ("header", "nav", "#view-overview", "#muster-zones ~ *", "[data-act=print]"):
+            for el in await page.locator(hidden).all():
+                await expect(el).to_be_hidden()
+        await expect(work).to_be_visible()
+        await page.set_viewport_size({"width": 1920, "height": 1080})
+        await page.screenshot(path=ARTIFACTS / "console-muster-print.png", full_page=True)
+        pdf_ok = await page.evaluate("() => typeof window.print === 'function'")
+        assert pdf_ok
+        assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_flood_banner_groups_band_alarms_under_their_jammer(
+    rig: Rig,  # noqa: F811
+    mosquitto_session: Mosquitto,
+) -> None:
+    """Twelve alarms through the real daemon and Mosquitto: two jammers switch their RF
+    output off with every band below its floor (2 × (1 + 5) `jammer-uptime`). One operator
+    on duty: a flood; each jammer's band alarms fold under it, one click away."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert rig.daemon.pipeline is not None
+    site = rig.daemon.pipeline.site
+    async with chromium() as browser:
+        page = await _page(await browser.new_context(viewport=SCREENS["wall"]))
+        await login(page, rig.base, "olga")
+        await rig.do(do="operator.on", console="console-1", badge="O4001")
+        await rig.do(do="seal.start", console="console-1", seal="gk2027-a", badge="S2001")
+        async with Gateway(mosquitto_session, site.id) as gw:
+            for jid, jam in site.jammers.items():
+                bands = {b.id: b.min_dbm - 10 for b in jam.bands}
+                await gw.event(jid, "jammer.status", output=False, bands=bands, faults=[])
+        cause = await wait_until(lambda: rig.alert_id("jammer-uptime", "jam-work"), what="cause")
+        await wait_until(
+            lambda: rig.alert_id("jammer-uptime", "jam-living/nr3500"), what="last band"
+        )
+        await expect(page.locator("#flood-banner")).to_be_visible(timeout=15_000)
+        await expect(page.locator("#flood-banner")).to_contain_text("告警泛滥")
+        card = page.locator(f'.alert.cause[data-id="{cause}"]')
+        await expect(card.locator(".grp")).to_have_text("+5 条关联告警")
+        band = rig.alert_id("jammer-uptime", "jam-work/gsm900")
+        member = page.locator(f'.alert[data-id="{band}"]')
+        await expect(member).to_be_hidden()
+        await page.screenshot(path=ARTIFACTS / "console-wall-flood.png")
+        await card.locator(".grp").click()
+        await expect(member).to_be_visible()
+        await expect(page.locator("#dlg-alert")).to_be_hidden()  # the expander is not the card
+        await page.set_viewport_size(SCREENS["phone"])
+        o = await overflow(page)
+        assert o["scroll"] <= o["inner"], o
+        await page.screenshot(path=ARTIFACTS / "console-phone-flood.png")
+        load = await page.evaluate("async () => (await fetch('/api/alarm-load')).json()")
+        assert load["flood"] is True and load["operators"] == 1 and load["last_10min"] >= 12
+        assert {"cause": cause, "members": load["groups"][0]["members"]} in load["groups"]
+        assert len(load["groups"]) == 2 and all(len(g["members"]) == 5 for g in load["groups"])
+        assert page.errors == []  # type: ignore[attr-defined]

@@ -36,6 +36,35 @@ STALE_US = 24 * 3600 * US  # active for more than 24 h
 Json = dict[str, Any]
 
 
+def find_chattering(raises: list[Json]) -> list[Json]:
+    """Alarms raised CHATTER_COUNT times or more within CHATTER_WINDOW_US for one (policy,
+    subject): each with the first alert id of its busiest minute, that count and how many
+    raises it had in all. `raises` are transition rows (ts µs, alert_id, policy, subject) in
+    time order."""
+    by_subject: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+    for t in raises:
+        by_subject[(t["policy"], t["subject"])].append((t["ts"], t["alert_id"]))
+    out = []
+    for (policy, subject), seen in by_subject.items():
+        best, best_id, j = 0, "", 0
+        for i in range(len(seen)):
+            while seen[i][0] - seen[j][0] > CHATTER_WINDOW_US:
+                j += 1
+            if i - j + 1 > best:
+                best, best_id = i - j + 1, seen[j][1]
+        if best >= CHATTER_COUNT:
+            out.append(
+                {
+                    "alert_id": best_id,
+                    "policy": policy,
+                    "subject": subject,
+                    "count": best,
+                    "raised": len(seen),
+                }
+            )
+    return out
+
+
 def whole_s(us: int) -> int:
     """µs → whole seconds, rounded half up (so 4.9999995 s of clock jitter reads 5)."""
     return (us + US // 2) // US
@@ -499,27 +528,13 @@ class Builder:
                 hi = min(self.end, self.start + (run[1] + 1) * TEN_MIN_US)
                 floods.append({"start": self.t(lo), "end": self.t(hi), "count": run[2]})
                 run = None
-        by_subject: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
-        for t in raises:
-            by_subject[(t["policy"], t["subject"])].append((t["ts"], t["alert_id"]))
-        chattering = []
-        for (policy, subject), seen in by_subject.items():
-            best, best_id, j = 0, "", 0
-            for i in range(len(seen)):
-                while seen[i][0] - seen[j][0] > CHATTER_WINDOW_US:
-                    j += 1
-                if i - j + 1 > best:
-                    best, best_id = i - j + 1, seen[j][1]
-            if best >= CHATTER_COUNT:
-                chattering.append(
-                    {
-                        "alert_id": best_id,
-                        "policy": policy,
-                        "subject": subject,
-                        "count": best,
-                        "raised_in_seal": len(seen),
-                    }
-                )
+        chattering = [
+            {
+                **{k: c[k] for k in ("alert_id", "policy", "subject", "count")},
+                "raised_in_seal": c["raised"],
+            }
+            for c in find_chattering(raises)
+        ]
         stale = []
         for a in alerts:
             until = a["_cleared_us"] if a["_cleared_us"] is not None else self.end

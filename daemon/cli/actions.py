@@ -64,6 +64,54 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def muster_table(m: dict[str, Any]) -> str:
+    """The muster for an evacuation: everyone inside, by zone, then who is unseen."""
+    cols = ("zone", "badge", "name", "role", "last seen", "note")
+    rows = []
+    for p in sorted(
+        (p for p in m.get("people", []) if p.get("zone")),
+        key=lambda p: (str(p.get("zone")), str(p.get("badge"))),
+    ):
+        notes = []
+        if not p.get("permitted", True):
+            notes.append("NOT PERMITTED HERE")
+        if p.get("unseen"):
+            notes.append(f"UNSEEN > {m.get('unseen_min', 0):g} min")
+        rows.append(
+            (
+                str(p.get("zone")),
+                str(p.get("badge")),
+                str(p.get("name") or "?"),
+                str(p.get("role") or "?"),
+                _when(p.get("last_seen")) or "never",
+                ", ".join(notes),
+            )
+        )
+    head = f"muster at {_when(m.get('ts'))}, site {m.get('site')}\n"
+    if not rows:
+        return head + "nobody inside\n"
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    unseen = m.get("unseen") or []
+    tail = f"{len(rows)} inside; {len(unseen)} unseen" + (
+        f": {', '.join(unseen)}" if unseen else ""
+    )
+    return head + "\n".join(line.rstrip() for line in lines) + "\n" + tail + "\n"
+
+
+def cmd_muster(args: argparse.Namespace) -> int:
+    if args.json:
+        return call(args, "GET", "/api/muster")
+    status, result = fetch(args, "GET", "/api/muster")
+    if status != 200 or not isinstance(result, dict):
+        reason = result.get("reason") if isinstance(result, dict) else result
+        print(f"muster: {reason} ({status or 'no answer'})", file=sys.stderr)
+        return 2 if status == 0 else 1
+    sys.stdout.write(muster_table(result))
+    return 0
+
+
 def cmd_precheck(args: argparse.Namespace) -> int:
     """The pre-seal readiness checks against the live daemon, one line per item."""
     path = "/api/precheck" + (f"?{urlencode({'badge': args.badge})}" if args.badge else "")
@@ -215,6 +263,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "alerts", "list the alerts not yet closed (a table; --json for machines)", cmd_alerts
     )
     p.add_argument("--json", action="store_true", help="the API's JSON, times in µs and RFC 3339")
+    p = client("muster", "who is inside each zone now, who is unseen (a table; --json)", cmd_muster)
+    p.add_argument("--json", action="store_true", help="the API's JSON")
     p = client("precheck", "run the pre-seal readiness checks against the live site", cmd_precheck)
     p.add_argument("--badge", help="the inspector's badge")
     p.add_argument(

@@ -20,15 +20,20 @@ from daemon.config import DashboardOptions as Options
 from daemon.config import Settings
 from daemon.http import WEB
 from daemon.http.api import mount_api
+from daemon.http.detail import AlertDetails
 from daemon.http.live import FEED, Feed, live
 from daemon.http.pages import (
+    DETAILS,
     STATE,
+    alarm_load_figures,
+    alert_detail,
     camera_jpeg,
     floor_plan,
     list_users,
     login,
     logout,
     manifest,
+    muster_list,
     page,
     seal_calendar,
     service_worker,
@@ -148,6 +153,7 @@ def mount_dashboard(
     app[DASHBOARD] = dash
     app[GATE] = gate
     app[STATE] = state
+    app[DETAILS] = AlertDetails(view, state.zone_of, options.procedures)
     app[FEED] = feed
     app.middlewares.insert(0, auth_middleware(gate))
     app.middlewares.insert(0, security_headers)
@@ -169,6 +175,9 @@ def mount_dashboard(
             web.get("/api/dashboard/snapshot", snapshot),
             web.get("/api/dashboard/timeline", timeline),
             web.get("/api/dashboard/seals", seal_calendar),
+            web.get("/api/dashboard/alerts/{alert_id}", alert_detail),
+            web.get("/api/muster", muster_list),
+            web.get("/api/alarm-load", alarm_load_figures),
             web.get("/api/dashboard/cameras/{camera}.jpg", camera_jpeg),
             web.get("/api/dashboard/floor-plan", floor_plan),
             web.get("/api/users", list_users),

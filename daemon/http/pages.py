@@ -16,7 +16,10 @@ from aiohttp import web
 
 from daemon.http import WEB
 from daemon.http.auth import Session
+from daemon.http.detail import AlertDetails
 from daemon.http.live import FEED
+from daemon.http.load import alarm_load
+from daemon.http.muster import muster
 from daemon.http.params import (
     ACTOR,
     json_response,
@@ -31,6 +34,7 @@ from daemon.http.state import SEVERITIES, StateBuilder
 from policies.events import EVENT_TYPES
 
 STATE: web.AppKey[StateBuilder] = web.AppKey("state", StateBuilder)
+DETAILS: web.AppKey[AlertDetails] = web.AppKey("details", AlertDetails)
 MAX_USER_NAME = 64
 MAX_PASSWORD = 1024
 # Timeline categories: an event type's prefix (door, badge, …) or `alert`.
@@ -202,6 +206,27 @@ async def timeline(request: web.Request) -> web.Response:
 async def seal_calendar(request: web.Request) -> web.Response:
     """GET /api/dashboard/seals: upcoming, running and past seals with their status."""
     return json_response(request.app[STATE].seal_calendar())
+
+
+async def alert_detail(request: web.Request) -> web.Response:
+    """GET /api/dashboard/alerts/{alert_id}: the alert's history, the events around it, its
+    clause in zh and en, what to do, and whether a camera snapshot is stored."""
+    alert_id = path_id(request, "alert_id")
+    data = request.app[DETAILS].build(alert_id)  # bounded queries, on the loop like the rest
+    if data is None:
+        refuse("alert_id", f"unknown alert '{alert_id}'", 404)
+    return json_response(data)
+
+
+async def muster_list(request: web.Request) -> web.Response:
+    """GET /api/muster: who is inside each zone now, and who has not been seen for a while."""
+    options = request.app[GATE].options
+    return json_response(muster(request.app[STATE].view, options.muster_unseen_min))
+
+
+async def alarm_load_figures(request: web.Request) -> web.Response:
+    """GET /api/alarm-load: ISA-18.2 figures now and the grouping of consequential alarms."""
+    return json_response(alarm_load(request.app[STATE].view))
 
 
 async def camera_jpeg(request: web.Request) -> web.StreamResponse:

@@ -19,6 +19,7 @@ const S = {
   offset: 0, ws: null, wsTries: 0, tab: "overview",
   sound: localStorage.getItem("sealwatch.sound") !== "off", audio: null,
   filters: { kind: "", zone: "", device: "", severity: "" }, timelineOldest: null,
+  load: null, expanded: new Set(),
 };
 // Deltas waiting for the next animation frame.
 const P = { alerts: new Map(), devices: new Map(), timeline: [], people: null, seals: null, full: false };
@@ -210,6 +211,8 @@ function flush() {
     }
     P.alerts.clear();
     orderAlerts();
+    clearTimeout(S.loadTimer);
+    S.loadTimer = setTimeout(fetchLoad, 300);
     updateCue();
     const shown = performance.timeOrigin + performance.now();
     for (const id of fresh) stats.alertShown[id] = shown;
@@ -258,6 +261,7 @@ function loadSnapshot(snap) {
   for (const a of snap.alerts) { S.alerts.set(a.id, a); renderAlert(a); }
   orderAlerts();
   updateCue();
+  fetchLoad();
   setTimeline(snap.timeline);
   everySecond();
 }
@@ -266,7 +270,8 @@ function loadSnapshot(snap) {
 const alertNodes = new Map();
 let alertOrder = [];
 
-function alertKey(a) { return [a.closed ? 1 : 0, -(SEV[a.severity] || 0), a.acked ? 1 : 0, -a.raised_ms]; }
+// newest first; during a flood first-out first (the oldest alarm is most likely the cause)
+function alertKey(a) { const flood = S.load && S.load.flood; return [a.closed ? 1 : 0, -(SEV[a.severity] || 0), a.acked ? 1 : 0, flood ? a.raised_ms : -a.raised_ms]; }
 function cmpAlerts(x, y) {
   const a = alertKey(x), b = alertKey(y);
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
@@ -278,6 +283,8 @@ function renderAlert(a) {
   if (!n) {
     n = el("div", "alert");
     n.dataset.id = a.id;
+    n.tabIndex = 0;
+    n.setAttribute("role", "button");
     n.append(el("span", "sev"), el("div", "head"), el("div", "time num"), el("div", "text"), el("div", "state"), el("div", "acts"));
     alertNodes.set(a.id, n);
   }
@@ -314,7 +321,8 @@ function removeAlert(id) {
   if (n) { n.remove(); alertNodes.delete(id); }
 }
 function orderAlerts() {
-  const list = [...S.alerts.values()].sort(cmpAlerts).map((a) => a.id);
+  let list = [...S.alerts.values()].sort(cmpAlerts).map((a) => a.id);
+  list = groupedOrder(list);
   const box = $("#alerts");
   const same = list.length === alertOrder.length && list.every((id, i) => id === alertOrder[i]) && box.childElementCount === list.length;
   if (!same) {
@@ -333,6 +341,58 @@ function orderAlerts() {
   else if (list.length && empty) empty.remove();
   const crit = list.filter((id) => S.alerts.get(id).severity === "critical" && !S.alerts.get(id).closed).length;
   $("#alert-count").textContent = list.length ? list.length + (crit ? " · " + crit + " " + t("sev.critical") : "") : "";
+}
+
+// -- ISA-18.2 alarm load: figures, flood state, consequential alarms under their cause --------
+function groupsNow() { return (S.load && S.load.flood && S.load.groups) || []; }
+// During a flood each cause's members follow it (folded unless expanded); nothing is dropped.
+function groupedOrder(list) {
+  const groups = groupsNow().filter((g) => S.alerts.has(g.cause));
+  const memberOf = new Map();
+  for (const g of groups) for (const m of g.members) if (S.alerts.has(m)) memberOf.set(m, g.cause);
+  for (const [id, n] of alertNodes) {
+    const cause = memberOf.get(id);
+    n.classList.toggle("member", !!cause);
+    n.classList.toggle("folded", !!cause && !S.expanded.has(cause));
+    let grp = n.querySelector(".grp");
+    const g = groups.find((x) => x.cause === id);
+    const count = g ? g.members.filter((m) => S.alerts.has(m)).length : 0;
+    n.classList.toggle("cause", count > 0);
+    if (count) {
+      if (!grp) { grp = el("button", "btn grp"); grp.dataset.act = "group"; n.append(grp); }
+      grp.dataset.id = id;
+      grp.textContent = t(S.expanded.has(id) ? "load.hide" : "load.grouped", { n: count });
+      grp.setAttribute("aria-expanded", S.expanded.has(id) ? "true" : "false");
+    } else if (grp) grp.remove();
+  }
+  if (!memberOf.size) return list;
+  const out = [];
+  for (const id of list) {
+    if (memberOf.has(id)) continue;
+    out.push(id);
+    const g = groups.find((x) => x.cause === id);
+    if (g) for (const m of g.members) if (S.alerts.has(m)) out.push(m);
+  }
+  return out;
+}
+async function fetchLoad() {
+  S.loadAt = now();
+  const r = await api("GET", "/api/alarm-load");
+  if (!r.ok) return;
+  S.load = r.data;
+  renderLoad();
+  orderAlerts();
+}
+function renderLoad() {
+  const L = S.load;
+  const strip = $("#alarm-load");
+  strip.textContent = "";
+  strip.append(el("span", L.flood ? "bad" : "", t("load.10min", { n: L.last_10min, p: L.per_operator_10min })), el("span", "", t("load.hour", { n: L.last_hour })));
+  strip.append(el("span", L.chattering.length ? "warn" : "", t("load.chatter", { n: L.chattering.length })), el("span", L.stale.length ? "warn" : "", t("load.stale", { n: L.stale.length })));
+  if (L.top_sources.length) strip.append(el("span", "top", t("load.top") + L.top_sources.map((x) => x.subject + " ×" + x.count).join(", ")));
+  const fb = $("#flood-banner");
+  fb.classList.toggle("hidden", !L.flood);
+  fb.textContent = L.flood ? t("load.flood", { n: L.last_10min, limit: L.flood_limit }) : "";
 }
 
 // The audible and visual cue: while any critical alert is unacknowledged (and not shelved).
@@ -940,6 +1000,74 @@ async function submitAction(form, ev) {
   out.textContent = r.ok ? t("actions.done") : t("actions.refused") + ((r.data && r.data.reason) || r.status);
 }
 
+// -- the alert's detail: history, events around it, clause, what to do, snapshot ------------
+let detailId = null;
+async function openDetail(id) {
+  const a = S.alerts.get(id);
+  const dlg = $("#dlg-alert");
+  detailId = id;
+  $("#detail-title").textContent = a ? a.subject : id;
+  $("#detail-meta").textContent = t("detail.loading");
+  for (const sel of ["#detail-clause", "#detail-todo", "#detail-history", "#detail-context", "#detail-snapshot"]) $(sel).textContent = "";
+  if (!dlg.open) {
+    dlg.showModal();
+    history.pushState({ detail: id }, "");  // the phone's back button closes the sheet
+  }
+  const r = await api("GET", "/api/dashboard/alerts/" + encodeURIComponent(id));
+  if (detailId !== id) return;
+  if (!r.ok) { $("#detail-meta").textContent = t("actions.refused") + ((r.data && r.data.reason) || r.status); return; }
+  renderDetail(r.data);
+}
+function langOf(texts) { return texts ? (S.lang === "en" ? texts.en : texts.zh) || texts.en || texts.zh : ""; }
+function renderDetail(d) {
+  const live = S.alerts.get(d.alert_id);
+  $("#detail-title").textContent = devName(d.subject.split("/")[0]) + (d.subject.includes("/") ? " / " + d.subject.split("/").slice(1).join("/") : "");
+  const meta = $("#detail-meta");
+  meta.textContent = "";
+  meta.append(el("span", "sevtag " + d.severity, t("sev." + d.severity)), document.createTextNode(" " + d.policy + " · " + when(d.raised_ms) + (d.zone ? " · " + zoneName(d.zone) : "") + " · " + t("state." + (live ? live.state : d.isa_state))));
+  meta.append(el("div", "msg", (live && live.explain && live.explain[S.lang]) || d.message));
+  const clause = $("#detail-clause");
+  clause.textContent = "";
+  clause.append(el("b", "clause", d.clause), document.createTextNode(" " + (langOf(d.clause_text) || "")));
+  const todo = $("#detail-todo");
+  todo.textContent = "";
+  for (const line of langOf(d.procedure).split("\n")) if (line.trim()) todo.append(el("li", "", line.replace(/^\d+\.\s*/, "")));
+  if (d.procedure.source === "site") todo.append(el("li", "muted site-note", t("detail.todo_site")));
+  const hist = $("#detail-history");
+  hist.textContent = "";
+  hist.append(row("th", [t("detail.col_time"), t("detail.col_what"), t("detail.col_by"), t("detail.col_note")]));
+  for (const h of d.history) {
+    const note = [h.comment, h.reason && t("detail.reason") + ": " + h.reason, h.until && t("detail.until") + " " + when(Date.parse(h.until))].filter(Boolean).join(" · ");
+    const tr = row("td", [when(h.ms), t("tr." + h.what), h.by ? personName(h.by) : "—", note || "—"]);
+    tr.className = "h-" + h.what;
+    hist.append(tr);
+  }
+  const ctx = $("#detail-context");
+  ctx.textContent = "";
+  if (!d.context.length) ctx.append(row("td", [t("detail.context_none")]));
+  else ctx.append(row("th", [t("detail.col_time"), "Δ", t("detail.col_device"), t("detail.col_event")]));
+  for (const e of d.context) {
+    const tr = row("td", [hms(e.ms), (e.offset_s > 0 ? "+" : "") + e.offset_s + " s", devName(e.device), e.type + " " + detailText(e.detail)]);
+    if (Math.abs(e.offset_s) < 1) tr.className = "at-raise";
+    ctx.append(tr);
+  }
+  const snapBox = $("#detail-snap-box");
+  snapBox.classList.toggle("hidden", !d.snapshot);
+  if (d.snapshot) $("#detail-snapshot").textContent = t("detail.no_snapshot") + " · " + t("detail.cameras") + ": " + d.snapshot.cameras.map(devName).join(", ");
+}
+function row(cell, values) {
+  const tr = el("tr");
+  for (const v of values) tr.append(el(cell, "", v));
+  return tr;
+}
+function detailText(detail) {
+  return Object.entries(detail || {}).filter(([k]) => k !== "site").map(([k, v]) => k + "=" + (typeof v === "object" ? JSON.stringify(v) : v)).join(" ").slice(0, 240);
+}
+function closeDetail() {
+  const dlg = $("#dlg-alert");
+  if (dlg.open) dlg.close();
+}
+
 let dialogAlert = null;
 function openAlertDialog(kind, id) {
   const a = S.alerts.get(id);
@@ -971,6 +1099,7 @@ function showTab(tab) {
   for (const v of document.querySelectorAll(".view")) v.classList.toggle("hidden", v.id !== "view-" + tab);
   refreshThumbs();
   if (tab === "seals") fetchCalendar();
+  if (tab === "muster") fetchMuster();
   if (tab === "actions" && RANK[S.role] >= RANK.supervisor) fetchLatestPrecheck();
   if (tab === "overview" && S.labelsPending) { const r = S.labelsPending; S.labelsPending = null; placeDoorLabels(r, Z.W); }
 }
@@ -979,7 +1108,11 @@ function wireUi() {
   document.addEventListener("click", async (ev) => {
     unlockAudio();
     const b = ev.target.closest("[data-act],[data-tab],.cam");
-    if (!b) return;
+    if (!b) {
+      const card = ev.target.closest("#alerts .alert");
+      if (card) openDetail(card.dataset.id);
+      return;
+    }
     if (b.dataset.tab) return showTab(b.dataset.tab);
     if (b.classList.contains("cam")) return openCamera(b.dataset.id);
     switch (b.dataset.act) {
@@ -1002,11 +1135,30 @@ function wireUi() {
       case "unshelve": await api("POST", "/api/alerts/" + encodeURIComponent(b.dataset.id) + "/unshelve", {}); break;
       case "older": fetchTimeline(true); break;
       case "precheck-run": runPrecheck(); break;
+      case "detail-close": closeDetail(); break;
+      case "group":
+        if (S.expanded.has(b.dataset.id)) S.expanded.delete(b.dataset.id); else S.expanded.add(b.dataset.id);
+        orderAlerts();
+        break;
+      case "print": await fetchMuster(); window.print(); break;
       case "zoom-in": zoomPlan(0.7); break;
       case "zoom-out": zoomPlan(1 / 0.7); break;
       case "zoom-reset": zoomPlan(0); break;
     }
   });
+  $("#alerts").addEventListener("keydown", (ev) => {
+    const card = ev.target.closest && ev.target.closest(".alert");
+    if (card && ev.target === card && (ev.key === "Enter" || ev.key === " ")) { ev.preventDefault(); openDetail(card.dataset.id); }
+  });
+  // Esc closes the sheet (the dialog's own cancel); back closes it too
+  $("#dlg-alert").addEventListener("close", () => {
+    const wasId = detailId;
+    detailId = null;
+    if (wasId && history.state && history.state.detail) history.back();
+    const card = alertNodes.get(wasId);
+    if (card) card.focus();
+  });
+  window.addEventListener("popstate", () => { if ($("#dlg-alert").open) { detailId = null; closeDetail(); } });
   $("#ack-form").addEventListener("submit", (ev) => submitAlertDialog("ack", ev));
   $("#shelve-form").addEventListener("submit", (ev) => submitAlertDialog("shelve", ev));
   for (const id of ["act-seal", "act-precheck", "act-approval", "act-inspection", "act-review"]) {
@@ -1040,6 +1192,8 @@ function everySecond() {
   const expired = [...S.alerts.values()].filter((a) => a.closed && a.linger_until_ms && a.linger_until_ms < now());
   if (expired.length) { for (const a of expired) removeAlert(a.id); orderAlerts(); }
   if (S.seals.length) tickSeal();
+  if (S.csrf && now() - (S.loadAt || 0) > 5000) fetchLoad();
+  if (S.tab === "muster" && !document.hidden && now() - (S.musterAt || 0) > 10000) fetchMuster();
 }
 
 // -- door labels: never on top of each other, never cut off at the plan's edge ---------------
@@ -1181,6 +1335,46 @@ async function fetchLatestPrecheck() {
   const ul = el("ul", "pc-items");
   precheckList(ul, d.items);
   box.append(ul);
+}
+
+// -- the muster: who is inside each zone, who is unseen; printable for an evacuation ---------
+async function fetchMuster() {
+  S.musterAt = now();
+  const r = await api("GET", "/api/muster");
+  if (r.ok) renderMuster(r.data);
+}
+function renderMuster(m) {
+  $("#muster-site").textContent = (S.site && S.site.name) || m.site;
+  $("#muster-time").textContent = when(m.now_ms);
+  $("#muster-summary").textContent = t("muster.inside", { n: m.inside }) + " · " + t("muster.unseen", { n: m.unseen.length, m: m.unseen_min });
+  const unseen = $("#muster-unseen");
+  unseen.classList.toggle("hidden", !m.unseen.length);
+  unseen.textContent = m.unseen.length ? t("muster.unseen_list") + m.unseen.map((b) => personName(b) + " (" + b + ")").join(", ") : "";
+  const box = $("#muster-zones");
+  box.textContent = "";
+  const byBadge = Object.fromEntries(m.people.map((p) => [p.badge, p]));
+  for (const z of m.zones) {
+    if (z.kind === "public" && !z.count) continue;
+    const sec = el("section", "mzone" + (z.count ? "" : " empty-zone"));
+    sec.dataset.zone = z.zone;
+    sec.append(el("h3", "", zoneName(z.zone) + " · " + z.count));
+    if (!z.count) { sec.append(el("div", "muted", t("muster.empty"))); box.append(sec); continue; }
+    const table = el("table", "dtable mtable");
+    table.append(row("th", [t("muster.col_badge"), t("muster.col_name"), t("muster.col_role"), t("muster.col_seen"), t("muster.col_note")]));
+    for (const b of z.badges) {
+      const p = byBadge[b] || { badge: b };
+      const notes = [];
+      if (p.permitted === false) notes.push(t("muster.not_permitted"));
+      if (p.unseen) notes.push(t("muster.unseen_flag"));
+      const tr = row("td", [b, p.name || "?", p.role ? t("role." + p.role) : "?", p.last_seen_ms ? when(p.last_seen_ms) : t("muster.never"), notes.join(" · ")]);
+      tr.dataset.badge = b;
+      if (p.unseen) tr.classList.add("unseen");
+      if (p.permitted === false) tr.classList.add("bad");
+      table.append(tr);
+    }
+    sec.append(table);
+    box.append(sec);
+  }
 }
 
 boot();
