@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adapters.mqtt_mapping import MappingError, MappingRule, parse_mapping_config
+from daemon.telemetry import options as influx
 from policies.schema import ConfigErrors, suggest, tname
 from policies.schema import boolean as _bool
 from policies.schema import enum as _enum
@@ -54,7 +55,6 @@ OTHER_TOOLS_ENV = frozenset(
 # Sections of features that are planned but not built: refused, so that nobody believes a
 # site is sending telemetry or notifications when nothing reads the section.
 NOT_BUILT = {
-    "influxdb": "telemetry to InfluxDB",
     "webhooks": "notifications by webhook",
     "notifications": "notifications (mail, SMS, phone)",
     "central": "following many sites from one centre",
@@ -149,6 +149,7 @@ class Settings:
     dashboard: DashboardOptions = field(default_factory=DashboardOptions)
     mqtt_mappings: tuple[MappingRule, ...] = ()  # third-party payloads → events
     audit_key_file: Path | None = None  # default DATA_DIR/audit-ed25519.key (created 0600)
+    influxdb: influx.InfluxOptions | None = None  # telemetry (daemon/telemetry/), off if None
     warnings: tuple[str, ...] = ()  # worth logging, not worth refusing (unknown env vars)
 
     @property
@@ -221,6 +222,7 @@ OTHER_KEYS: dict[str, Converter] = {
     "auth": _section,
     "audit": _section,
     "mqtt_mappings": _section,
+    "influxdb": _section,
 }
 # `daemon.audit`: the site's Ed25519 key that signs the ledger's head (a file, never the key).
 AUDIT_KEYS: dict[str, Converter] = {"key_file": _path}
@@ -292,6 +294,11 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
     dashboard = _dashboard(v, d.get("dashboard"), d.get("auth"), site)
     audit_opts = v.mapping("daemon.audit", d.get("audit"), AUDIT_KEYS)
     audit_key_file = Path(audit_opts["key_file"]) if "key_file" in audit_opts else None
+    influxdb = None
+    if "influxdb" in site.daemon:
+        raw = influx.refuse_token(site.daemon["influxdb"], v.err, "daemon.influxdb")
+        checked = v.mapping("daemon.influxdb", raw, influx.KEYS)
+        influxdb = influx.build("daemon.influxdb", raw, checked, env, v.err)
     mappings: list[MappingRule] = []
     try:
         mappings = parse_mapping_config(d.get("mqtt_mappings"))
@@ -312,6 +319,7 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
         dashboard=dashboard,
         mqtt_mappings=tuple(mappings),
         audit_key_file=audit_key_file,
+        influxdb=influxdb,
         warnings=_env_warnings(env),
         **knobs,
     )

@@ -363,6 +363,7 @@ class Pipeline:
             if item.reply is not None
         ]
         rows = result.rows
+        events = result.writes.events  # accepted events, for the telemetry tap
         note = self._head_note()
 
         def release() -> None:
@@ -377,6 +378,7 @@ class Pipeline:
                 if not fut.done():
                     fut.set_result(outcome)
             self.fanout.deliver(rows)
+            self.fanout.tap(events, rows)
 
         self.persister.submit(Commit(result.writes, len(batch), release))
 
