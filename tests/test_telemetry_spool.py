@@ -56,14 +56,24 @@ def test_the_bound_drops_the_oldest_and_counts_them(
     spool.close()
 
 
-def test_a_chunk_being_written_is_not_dropped_at_the_bound(tmp_path: Path) -> None:
+def test_at_the_bound_the_oldest_go_even_while_being_written(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", 1000)
     spool.append(lines(0, 10))
+    spool.append(lines(10, 10))
     inflight = spool.peek(10)
     assert inflight is not None
-    spool.append(lines(10, 20))  # over the bound: only older chunks not in flight may go
-    spool.remove(inflight)
-    assert spool.dropped_bound + len(drain(spool)) == 20
+    spool.append(lines(20, 10))  # over the bound: the oldest (in flight) chunk goes
+    assert spool.dropped_bound == 10
+    spool.give_back()  # its write failed: it is gone, and counted
+    assert drain(spool) == lines(10, 20) and spool.dropped_bound == 10
+    spool.append(lines(30, 10))
+    spool.append(lines(40, 10))
+    inflight = spool.peek(10)
+    spool.append(lines(50, 10))
+    assert inflight is not None and spool.dropped_bound == 20
+    spool.remove(inflight)  # its write succeeded after all: not dropped
+    assert spool.dropped_bound == 10
+    assert drain(spool) == lines(40, 20)
 
 
 def test_one_chunk_above_the_whole_bound_keeps_its_newest_points(tmp_path: Path) -> None:

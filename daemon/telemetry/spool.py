@@ -7,7 +7,8 @@ accepted it, so a restart (or a crash) between the two finds it again.
 
 The bound counts the bytes of the points (`spool_max_bytes`); the file is larger by SQLite's
 own overhead and reuses freed pages. At the bound the *oldest* chunks go to make room —
-counted and logged loudly — except a chunk being written at that moment. A file that is not a
+counted and logged loudly (a chunk being written at that moment too; should that write succeed
+after all, its points are written, not dropped, and the count is corrected). A file that is not a
 spool (corrupt, another format) is moved aside with a log line and a fresh spool started; a
 chunk whose CRC does not match is dropped, counted and logged. Nothing here raises for bad
 contents: only for a disk that cannot be written (`sqlite3.OperationalError`), which the
@@ -55,6 +56,7 @@ class Spool:
         self.corrupt_files = 0  # files moved aside as not a usable spool
         self._lock = threading.Lock()
         self._inflight: frozenset[int] = frozenset()
+        self._dropped_inflight = 0  # points of the batch in flight dropped meanwhile
         self._rlog = RateLimitedLog(log, 10.0)
         self._db = self._open()
 
@@ -160,15 +162,16 @@ class Spool:
         return dropped
 
     def _make_room(self, size: int) -> int:
+        """Drop the oldest chunks until `size` more bytes fit. A chunk being written at this
+        moment may go too: if that write succeeds after all, it is not counted as dropped."""
         need = self.bytes + size - self.max_bytes
         dropped = 0
         while need > 0:
             rows = self._db.execute(
                 "SELECT id, points, size FROM chunks ORDER BY id LIMIT 64"
             ).fetchall()
-            rows = [r for r in rows if r[0] not in self._inflight]
             if not rows:
-                break  # only the chunk being written is left: it goes once written
+                break
             gone = []
             for cid, points, csize in rows:
                 gone.append(cid)
@@ -176,6 +179,8 @@ class Spool:
                 need -= csize
                 self.bytes -= csize
                 self.points -= points
+                if cid in self._inflight:
+                    self._dropped_inflight += points
                 if need <= 0:
                     break
             self._delete(gone)
@@ -222,12 +227,15 @@ class Spool:
             if not ids:
                 return None
             self._inflight = frozenset(ids)
+            self._dropped_inflight = 0
             return Batch(tuple(ids), lines)
 
     def remove(self, batch: Batch) -> None:
         """`batch` was written: it leaves the spool."""
         with self._lock:
             self._inflight = frozenset()
+            self.dropped_bound -= self._dropped_inflight  # written after all
+            self._dropped_inflight = 0
             marks = ",".join("?" * len(batch.ids))
             present = self._db.execute(
                 f"SELECT id, points, size FROM chunks WHERE id IN ({marks})", batch.ids
@@ -237,9 +245,11 @@ class Spool:
             self.points -= sum(r[1] for r in present)
 
     def give_back(self) -> None:
-        """The batch was not written: it stays, first in line, and may be dropped again."""
+        """The batch was not written: it stays first in line (what of it was dropped at the
+        bound meanwhile is gone, and stays counted)."""
         with self._lock:
             self._inflight = frozenset()
+            self._dropped_inflight = 0
 
     @property
     def fill(self) -> float:
