@@ -44,15 +44,20 @@ def test_chunks_come_out_in_order_and_survive_a_reopen(tmp_path: Path) -> None:
 def test_the_bound_drops_the_oldest_and_counts_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    spool = Spool(tmp_path / "spool.db", 4000)  # 4000 bytes: ~97 lines of 41 bytes
-    with caplog.at_level(logging.ERROR, "sealwatch.telemetry"):
+    spool = Spool(tmp_path / "spool.db", 4000, 80)  # 4000 bytes: ~97 lines of 41 bytes
+    with caplog.at_level(logging.WARNING, "sealwatch.telemetry"):
         dropped = sum(spool.append(lines(i, 10)) for i in range(0, 200, 10))
+    # the warning came first, at 80 %, before anything was dropped
+    (first, *_) = [r for r in caplog.records if "telemetry spool" in r.message]
+    assert first.levelno == logging.WARNING and "of its bound" in first.message
+    assert spool.warned
     assert dropped == spool.dropped_bound > 0
     assert spool.bytes <= 4000
     kept = drain(spool, 1000)
     assert kept == lines(200 - len(kept), len(kept))  # the newest, in order
     assert len(kept) + dropped == 200
     assert "telemetry spool full" in caplog.text and "oldest" in caplog.text
+    assert not spool.warned  # drained: back under the warning share
     spool.close()
 
 

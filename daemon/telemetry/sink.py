@@ -87,7 +87,7 @@ class Telemetry:
         m.gauge(
             "sealwatch_telemetry_spool_warning",
             "1 while the spool is above spool_warning_pct of its bound",
-            read=lambda: float(self._warned),
+            read=lambda: float(bool(self.spool and self.spool.warned)),
         )
         m.gauge(
             "sealwatch_telemetry_up",
@@ -125,7 +125,9 @@ class Telemetry:
         leaves the daemon running without telemetry, loudly."""
         self._loop = asyncio.get_running_loop()
         try:
-            self.spool = Spool(self.spool_path, self.opts.spool_max_bytes)
+            self.spool = Spool(
+                self.spool_path, self.opts.spool_max_bytes, self.opts.spool_warning_pct
+            )
         except (sqlite3.Error, OSError) as exc:
             reason = f"telemetry spool {self.spool_path} cannot be opened ({exc}): no telemetry"
             log.error("%s; the daemon runs on without it", reason)
@@ -178,23 +180,8 @@ class Telemetry:
         self._inbox.append(lines)
 
     def _check_spool(self) -> None:
-        if self.spool is None:
-            return
-        pct = self.opts.spool_warning_pct
-        fill = self.spool.fill * 100
-        if fill >= pct and not self._warned:
-            self._warned = True
-            log.warning(
-                "telemetry spool at %.0f%% of its bound (%d of %d bytes, %d points): the "
-                "database has not kept up; at the bound the oldest points are dropped",
-                fill,
-                self.spool.bytes,
-                self.spool.max_bytes,
-                self.spool.points,
-            )
-        elif fill < pct * 0.9 and self._warned:
-            self._warned = False
-            log.info("telemetry spool back under %.0f%% of its bound", pct)
+        """The spool logs its own warning (before the bound); /healthz follows it here."""
+        self._warned = self.spool is not None and self.spool.warned
         self._problem()
 
     def _state_threadsafe(self, ok: bool, reason: str) -> None:

@@ -46,9 +46,11 @@ class Batch:
 class Spool:
     """Thread-safe: the collector appends, the writer peeks and removes."""
 
-    def __init__(self, path: Path, max_bytes: int) -> None:
+    def __init__(self, path: Path, max_bytes: int, warning_pct: float = 80.0) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.warn_bytes = max_bytes * warning_pct / 100
+        self.warned = False  # above warning_pct of the bound (logged once on the way up)
         self.bytes = 0
         self.points = 0
         self.dropped_bound = 0  # points dropped at the bound (the oldest)
@@ -138,6 +140,8 @@ class Spool:
             lines = lines[half:]
             body = "\n".join(lines).encode()
         with self._lock:
+            if not self.warned and self.bytes + len(body) >= self.warn_bytes:
+                self._warn(self.bytes + len(body))  # before anything is dropped
             dropped += self._make_room(len(body))
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -160,6 +164,22 @@ class Spool:
                 self.dropped_bound,
             )
         return dropped
+
+    def _warn(self, size: int) -> None:
+        self.warned = True
+        log.warning(
+            "telemetry spool at %.0f%% of its bound (%d of %d bytes, %d points): the database "
+            "has not kept up; at the bound the oldest points are dropped",
+            size * 100 / self.max_bytes,
+            size,
+            self.max_bytes,
+            self.points,
+        )
+
+    def _settle(self) -> None:
+        if self.warned and self.bytes < self.warn_bytes * 0.9:
+            self.warned = False
+            log.info("telemetry spool back under the warning share of its bound")
 
     def _make_room(self, size: int) -> int:
         """Drop the oldest chunks until `size` more bytes fit. A chunk being written at this
@@ -243,6 +263,7 @@ class Spool:
             self._delete([r[0] for r in present])
             self.bytes -= sum(r[2] for r in present)
             self.points -= sum(r[1] for r in present)
+            self._settle()
 
     def give_back(self) -> None:
         """The batch was not written: it stays first in line (what of it was dropped at the
