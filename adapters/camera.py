@@ -374,7 +374,16 @@ class CameraMonitor:
             "tamper": self.tamper if self.stream == "up" else None,
             "fps": self.fps,
             **({"reason": printable(self.reason, 200)} if self.stream == "down" else {}),
+            **self._sharpness(),
         }
+
+    def _sharpness(self) -> dict[str, float]:
+        """The last analysed frame's sharpness as a share of the learned view's (an optional
+        field of camera.status, for telemetry: below `defocus_ratio` reads as defocused)."""
+        m = self.detector.last
+        if self.stream != "up" or m is None:
+            return {}
+        return {"sharpness": round(m.sharpness_ratio, 3)}
 
     def thumbnail_jpeg(self, width: int = 320) -> bytes | None:
         """A small JPEG of the latest frame, made on demand and cached per frame and width."""

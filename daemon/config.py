@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from adapters.mqtt_mapping import MappingError, MappingRule, parse_mapping_config
 from daemon.notify.config import Notifications, parse_notifications
+from daemon.telemetry import options as influx
 from policies.schema import ConfigErrors, suggest, tname
 from policies.schema import boolean as _bool
 from policies.schema import enum as _enum
@@ -55,7 +56,6 @@ OTHER_TOOLS_ENV = frozenset(
 # Sections of features that are planned but not built: refused, so that nobody believes a
 # site is sending telemetry or notifications when nothing reads the section.
 NOT_BUILT = {
-    "influxdb": "telemetry to InfluxDB",
     "central": "following many sites from one centre",
 }
 # Sections that moved: refused with where they are now.
@@ -167,6 +167,7 @@ class Settings:
     homeassistant: HomeAssistantOptions | None = None  # absent: no discovery published
     audit_key_file: Path | None = None  # default DATA_DIR/audit-ed25519.key (created 0600)
     notifications: Notifications | None = None  # webhook, mail, SMS (docs/notifications.md)
+    influxdb: influx.InfluxOptions | None = None  # telemetry (daemon/telemetry/), off if None
     warnings: tuple[str, ...] = ()  # worth logging, not worth refusing (unknown env vars)
 
     @property
@@ -257,6 +258,7 @@ OTHER_KEYS: dict[str, Converter] = {
     "mqtt_mappings": _section,
     "homeassistant": _section,
     "notifications": _section,
+    "influxdb": _section,
 }
 # `daemon.audit`: the site's Ed25519 key that signs the ledger's head (a file, never the key).
 AUDIT_KEYS: dict[str, Converter] = {"key_file": _path}
@@ -341,6 +343,11 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
         ha = HomeAssistantOptions(
             **v.mapping("daemon.homeassistant", d.get("homeassistant"), HOMEASSISTANT_KEYS)
         )
+    influxdb = None
+    if "influxdb" in site.daemon:
+        raw = influx.refuse_token(site.daemon["influxdb"], v.err, "daemon.influxdb")
+        checked = v.mapping("daemon.influxdb", raw, influx.KEYS)
+        influxdb = influx.build("daemon.influxdb", raw, checked, env, v.err)
     mappings: list[MappingRule] = []
     try:
         mappings = parse_mapping_config(d.get("mqtt_mappings"))
@@ -364,6 +371,7 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
         homeassistant=ha,
         audit_key_file=audit_key_file,
         notifications=notifications,
+        influxdb=influxdb,
         warnings=_env_warnings(env, notifications.env_names if notifications else frozenset()),
         **knobs,
     )

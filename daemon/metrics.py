@@ -26,8 +26,14 @@ class Metrics:
     def __init__(self) -> None:
         self._families: dict[str, _Family] = {}
 
-    def counter(self, name: str, help: str, labels: tuple[str, ...] = ()) -> None:
-        self._families[name] = _Family(name, "counter", help, labels)
+    def counter(
+        self,
+        name: str,
+        help: str,
+        labels: tuple[str, ...] = (),
+        read: Callable[[], float | dict[tuple[str, ...], float]] | None = None,
+    ) -> None:
+        self._families[name] = _Family(name, "counter", help, labels, read=read)
 
     def gauge(
         self,
@@ -54,13 +60,29 @@ class Metrics:
     def by_label(self, name: str) -> dict[tuple[str, ...], float]:
         return dict(self._families[name].values)
 
+    def read(self, name: str) -> dict[tuple[str, ...], float]:
+        """A family's current values (a gauge that is read when scraped: read now)."""
+        return self._values(self._families[name])
+
+    def unlabelled(self) -> dict[str, float]:
+        """Every family without labels and its current value (for telemetry)."""
+        out = {}
+        for f in self._families.values():
+            if not f.labels:
+                out[f.name] = self._values(f).get((), 0.0)
+        return out
+
+    @staticmethod
+    def _values(f: _Family) -> dict[tuple[str, ...], float]:
+        if f.read is None:
+            return dict(f.values)
+        got = f.read()
+        return got if isinstance(got, dict) else {(): float(got)}
+
     def render(self) -> str:
         out: list[str] = []
         for f in self._families.values():
-            values = f.values
-            if f.read is not None:
-                got = f.read()
-                values = got if isinstance(got, dict) else {(): float(got)}
+            values = self._values(f)
             out.append(f"# HELP {f.name} {f.help}")
             out.append(f"# TYPE {f.name} {f.kind}")
             for labels, value in sorted(values.items()):

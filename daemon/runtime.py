@@ -17,7 +17,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -35,8 +35,12 @@ from daemon.pipeline.mqtt_head import HeadPublisher
 from daemon.snapshot import site_fingerprint
 from daemon.store import Store
 from daemon.systemd import Notifier
+from daemon.telemetry.options import InfluxOptions
 from daemon.view import Actions, ReadView
 from policies.site import Site, SiteError, load_site
+
+if TYPE_CHECKING:
+    from daemon.telemetry.sink import Telemetry
 
 log = logging.getLogger("sealwatch")
 HOUSEKEEPING_S = 3600.0
@@ -70,6 +74,7 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.link: MqttSession | None = None
         self.devices: DeviceAdapters | None = None
+        self.telemetry: Telemetry | None = None  # with daemon.influxdb
         self.http_port: int | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -105,6 +110,9 @@ class Daemon:
         notify = NotificationSink(s.notifications, pipeline) if s.notifications else None
         if notify is not None:
             pipeline.fanout.add(notify)  # routes what recovery releases too
+        if s.influxdb is not None:
+            self.telemetry = _telemetry(self.site, s.influxdb, s.data_dir, pipeline)
+            self.telemetry.start()
         pipeline.start()
         # What recovery built lives as long as the daemon: move it out of the cyclic
         # collector's reach, so a full collection does not walk it while events wait.
@@ -151,6 +159,8 @@ class Daemon:
         ]
         if notify is not None:
             self._tasks.append(tg.create_task(notify.run(), name="notifications"))
+        if self.telemetry is not None:
+            self._tasks.append(tg.create_task(self.telemetry.run(), name="telemetry"))
         # Device adapters feed the pipeline like MQTT gateways do.
         self.devices = DeviceAdapters(self.site, pipeline, s.data_dir, s.devices)
         await self.devices.__aenter__()
@@ -195,6 +205,8 @@ class Daemon:
                 await self._runner.cleanup()
             if self.pipeline is not None:
                 await self.pipeline.stop(snapshot=snapshot)
+            if self.telemetry is not None:
+                await self.telemetry.stop()
             if self.store is not None:
                 self.store.close()
             if self._lock is not None:
@@ -259,6 +271,12 @@ class Daemon:
                 f"{budget:.0f} MB budget"
             )
             log.warning(pipeline.problems["size"])
+
+
+def _telemetry(site: Site, opts: InfluxOptions, data_dir: Path, pipeline: Pipeline) -> Telemetry:
+    from daemon.telemetry.sink import Telemetry  # influxdb-client only when it is used
+
+    return Telemetry(site, opts, data_dir, pipeline)
 
 
 def reload_site(path: Path, env: Mapping[str, str] | None) -> tuple[Site, Settings] | str:

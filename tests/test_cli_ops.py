@@ -144,7 +144,7 @@ def test_bad_settings_are_reported_by_path_before_anything_starts(
     p = run(site, tmp_path / "data")
     assert (p.returncode, p.stderr) == (
         1,
-        "daemon.influxdb: telemetry to InfluxDB is not built yet (planned); remove this section\n",
+        "daemon.influxdb: needs org, bucket\n",
     )
     assert not (tmp_path / "data").exists()
 

@@ -26,6 +26,7 @@ from daemon.config import (
     Settings,
     load_settings,
 )
+from daemon.telemetry.options import InfluxOptions
 from policies.site import Site, load_site, parse_site
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -438,10 +439,81 @@ def test_password_in_the_site_file_is_refused() -> None:
 # -- features that are not built are refused, never ignored -------------------------------
 
 
-def test_influxdb_is_refused_with_a_clear_message() -> None:
-    assert errors({"influxdb": {"url": "http://influx:8086", "bucket": "sw"}}) == [
-        "daemon.influxdb: telemetry to InfluxDB is not built yet (planned); remove this section"
-    ]
+def test_influxdb_section_is_read_with_its_defaults(tmp_path: Path) -> None:
+    token = tmp_path / "influx.token"
+    token.write_text("s3cret\n")
+    s = settings(
+        {
+            "influxdb": {
+                "url": "http://influx:8086/",
+                "org": "works",
+                "bucket": "sealwatch",
+                "token_file": str(token),
+                "batch_size": 500,
+                "spool_max_bytes": 1048576,
+            }
+        }
+    )
+    assert s.influxdb == InfluxOptions(
+        url="http://influx:8086",
+        org="works",
+        bucket="sealwatch",
+        token="s3cret",
+        batch_size=500,
+        spool_max_bytes=1048576,
+    )
+    assert "s3cret" not in repr(s)
+    assert settings({}).influxdb is None  # telemetry is optional
+
+
+def test_influxdb_token_from_the_environment_variable_it_names() -> None:
+    s = settings(
+        {"influxdb": {"url": "https://i:8086", "org": "o", "bucket": "b", "token_env": "TOK"}},
+        {"TOK": "abc"},
+    )
+    assert s.influxdb is not None and s.influxdb.token == "abc"
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        (None, "daemon.influxdb: needs url, org, bucket (or remove the section)"),
+        ({"url": "http://influx:8086"}, "daemon.influxdb: needs org, bucket"),
+        (
+            {"url": "http://i:8086", "org": "o", "bucket": "b", "token": "x"},
+            "daemon.influxdb.token: secrets are not kept in the site file; write it to a file "
+            "and name it in token_file, or name an environment variable in token_env",
+        ),
+        (
+            {"url": "http://i:8086", "org": "o", "bucket": "b", "batch_sise": 5},
+            "daemon.influxdb.batch_sise: unknown key (did you mean 'batch_size'?)",
+        ),
+        (
+            {"url": "influx:8086", "org": "o", "bucket": "b"},
+            "daemon.influxdb.url: 'influx:8086' is not http://host:port or https://host:port",
+        ),
+        (
+            {"url": "http://i:8086", "org": "o", "bucket": "b", "spool_max_bytes": 10},
+            "daemon.influxdb.spool_max_bytes: ",
+        ),
+        (
+            {"url": "http://i:8086", "org": "o", "bucket": "b", "token_env": "NOPE_X"},
+            "daemon.influxdb.token_env: environment variable NOPE_X is not set",
+        ),
+        (
+            {"url": "http://i:8086", "org": "o", "bucket": "b", "token_file": "/no/such"},
+            "daemon.influxdb.token_file: cannot read /no/such",
+        ),
+        (
+            {"url": "http://i:8086", "org": "o", "bucket": "b", "retry_min_s": 9, "retry_max_s": 2},
+            "daemon.influxdb.retry_min_s: 9 is above retry_max_s (2)",
+        ),
+        ("not a mapping", "daemon.influxdb: expected a mapping"),
+    ],
+)
+def test_influxdb_mistakes_name_their_path(section: Any, expected: str) -> None:
+    found = errors({"influxdb": section})
+    assert len(found) == 1 and found[0].startswith(expected), found
 
 
 def test_webhooks_are_refused_pointing_at_notifications() -> None:

@@ -374,6 +374,7 @@ class Pipeline:
             if item.reply is not None
         ]
         rows = result.rows
+        events = result.writes.events  # accepted events, for the telemetry tap
         note = self._head_note()
 
         def release() -> None:
@@ -390,6 +391,7 @@ class Pipeline:
             self.fanout.deliver(rows)
             for tap in self.state_taps:
                 tap()
+            self.fanout.tap(events, rows)
 
         self.persister.submit(Commit(result.writes, len(batch), release))
 

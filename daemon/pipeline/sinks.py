@@ -20,6 +20,8 @@ from daemon.pipeline.items import Row
 log = logging.getLogger("sealwatch.sinks")
 Rows = list[Row]
 Callback = Callable[[list[dict[str, Any]]], None]
+# A tap gets each commit's accepted events (store rows, store.Writes.events) and transitions.
+Tap = Callable[[list[tuple[Any, ...]], Rows], None]
 
 
 class Sink(Protocol):
@@ -60,6 +62,7 @@ class FanOut:
 
     def __init__(self, metrics: Metrics) -> None:
         self.sinks: list[Sink] = []
+        self.taps: list[Tap] = []  # telemetry: must return at once and never raise
         self.metrics = metrics
         self._rlog = RateLimitedLog(log)
         metrics.counter("sealwatch_sink_errors_total", "Deliveries a sink failed on", ("sink",))
@@ -83,3 +86,14 @@ class FanOut:
                     len(rows),
                     exc_info=True,
                 )
+
+    def tap(self, events: list[tuple[Any, ...]], rows: Rows) -> None:
+        """A committed batch's accepted events and transitions to every tap (telemetry)."""
+        if not (events or rows):
+            return
+        for tap in self.taps:
+            try:
+                tap(events, rows)
+            except Exception:
+                self.metrics.inc("sealwatch_sink_errors_total", "tap")
+                self._rlog.log(logging.ERROR, "tap", "a telemetry tap failed", exc_info=True)
