@@ -71,8 +71,6 @@ async def _write_without_seals(data: Path) -> None:
             now[0] += 1_000_000
             p.tick()
     p.process([Incoming(Kind.EVENT, b"not json", "mqtt", now[0], topic="t/x", device="x")])
-    alert = store.transitions()[0]["alert_id"]
-    p.process([ev(now[0], "console-1", {"type": "alert.ack", "alert_id": alert, "badge": "O4001"})])
     await p.stop(snapshot=True)
     store.close()
 
