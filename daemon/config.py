@@ -41,6 +41,8 @@ ENV = {
     "SEALWATCH_MQTT_PASSWORD_FILE": "daemon.mqtt.password_file",
     "SEALWATCH_DATA_DIR": "daemon.data_dir",
     "SEALWATCH_HTTP": "daemon.http",
+    # the site's ledger key from elsewhere (systemd: a credential, %d/audit-key)
+    "SEALWATCH_AUDIT_KEY_FILE": "daemon.audit.key_file",
 }
 # SEALWATCH_* variables that belong to other tools of the project (simulators, setup, tests).
 OTHER_TOOLS_ENV = frozenset(
@@ -337,7 +339,8 @@ def load_settings(site: Site, env: Mapping[str, str] | None = None) -> Settings:
     devices = _devices(v, d.get("devices"))
     dashboard = _dashboard(v, d.get("dashboard"), d.get("auth"), site)
     audit_opts = v.mapping("daemon.audit", d.get("audit"), AUDIT_KEYS)
-    audit_key_file = Path(audit_opts["key_file"]) if "key_file" in audit_opts else None
+    key_file = env.get("SEALWATCH_AUDIT_KEY_FILE") or audit_opts.get("key_file")
+    audit_key_file = Path(key_file) if key_file else None
     ha: HomeAssistantOptions | None = None
     if "homeassistant" in site.daemon:  # `homeassistant:` alone turns it on with defaults
         ha = HomeAssistantOptions(

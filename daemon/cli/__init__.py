@@ -4,6 +4,7 @@
     users     user add|passwd|list|…    (the dashboard's users)
     run       run                       (the daemon itself)
     store     audit verify, export-events (read the store; the daemon may be stopped)
+    backup    backup (online), restore (daemon stopped)
     actions   alerts, ack, shelve, seal, …  (over the running daemon's HTTP API)
 
 Those modules import `daemon.cli.common` and the daemon's modules, never this package.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from daemon.cli import actions, archive, offline, run, store, users
+from daemon.cli import actions, archive, backup, offline, run, store, users
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     users.register_cli(sub)
     run.register(sub)
     store.register(sub)
+    backup.register(sub)
     actions.register(sub)
     archive.register(sub)
     return p
