@@ -24,8 +24,8 @@ PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool missing: scripts/setup installs Debian's prometheus"
 )
-# Metrics of features built on other branches (notifications, telemetry); the rules watch them
-# from the start so that a site loading this file needs no second edit.
+# Metrics served only while notifications (daemon/notify/) or telemetry (daemon/telemetry/) are
+# configured, which the daemon this test scrapes is not.
 ELSEWHERE = {"sealwatch_notifications_failed_total", "sealwatch_telemetry_spool_bytes"}
 # Prometheus's own series and PromQL functions, not sealwatch metrics
 NOT_METRICS = {"up", "increase", "deriv", "and", "or", "unless", "rate", "job", "instance"}
