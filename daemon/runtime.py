@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import faulthandler
 import gc
 import logging
 import signal
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sealwatch")
 HOUSEKEEPING_S = 3600.0
+STOP_STACKS_AFTER_S = 10.0  # a stop slower than this dumps every thread's stack
 CHECKPOINT_S = 5.0
 
 
@@ -183,7 +185,7 @@ class Daemon:
         self.app = build_app(self.view, self.actions, middlewares=self.middlewares)
         # the web dashboard: its page, logins, roles and CSRF checks in front of /api/
         self.dashboard = mount_dashboard(self.app, self.view, self.actions, s)
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.http_host, s.http_port)
         await site.start()
@@ -193,6 +195,9 @@ class Daemon:
     async def _stop(self, *, snapshot: bool) -> None:
         self.state = State.STOPPING
         self.notifier.stopping()
+        # A stop that takes this long is a bug: every thread's stack goes to stderr (the log)
+        # so that it can be found; systemd's TimeoutStopSec still ends the process.
+        faulthandler.dump_traceback_later(STOP_STACKS_AFTER_S, exit=False)
         try:
             if self.devices is not None:
                 await self.devices.__aexit__(None, None, None)
@@ -212,6 +217,7 @@ class Daemon:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
+            faulthandler.cancel_dump_traceback_later()
             self.state = State.STOPPED
 
     async def _every(

@@ -208,6 +208,15 @@ class MqttSession:
                 )
             except (aiomqtt.MqttError, TimeoutError):
                 pass
+            # aiomqtt's exit waits for the broker's side of the disconnect without a time
+            # limit: bound it, so that a stop never hangs on the network.
+            disconnected = client._disconnected
+
+            def give_up() -> None:
+                if not disconnected.done():
+                    disconnected.set_result(None)
+
+            asyncio.get_running_loop().call_later(2.0, give_up)
             raise
 
     @staticmethod
