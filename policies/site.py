@@ -298,6 +298,20 @@ class Site:
     def monitoring_zones(self) -> tuple[str, ...]:
         return tuple(z.id for z in self.zones.values() if z.kind == "monitoring")
 
+    def device_zones(self) -> dict[str, str]:
+        """The zone of every placed device (doors excluded: they join two zones)."""
+        groups: tuple[Mapping[str, Any], ...] = (
+            self.jammers,
+            self.cameras,
+            self.alarm_panels,
+            self.alarm_inputs,
+            self.phone_detectors,
+            self.checkpoints,
+            self.consoles,
+            self.duty_phones,
+        )
+        return {dev_id: dev.zone for group in groups for dev_id, dev in group.items()}
+
     def perimeter_panels(self) -> tuple[str, ...]:
         """Panels with at least one input in a `buffer` zone (the isolation belt)."""
         return tuple(

@@ -16,19 +16,7 @@ log = logging.getLogger("sealwatch.dashboard")
 
 def zone_index(site: Any) -> dict[str, str]:
     """The zone each device belongs to (a door: its inner side)."""
-    out: dict[str, str] = {}
-    for group in (
-        site.jammers,
-        site.cameras,
-        site.alarm_panels,
-        site.alarm_inputs,
-        site.phone_detectors,
-        site.checkpoints,
-        site.consoles,
-        site.duty_phones,
-    ):
-        for dev_id, dev in group.items():
-            out[dev_id] = dev.zone
+    out: dict[str, str] = dict(site.device_zones())
     for door_id, door in site.doors.items():
         # a door belongs to the side inside: the sealed one, else its `b` side
         a_sealed = site.zones[door.a].sealed

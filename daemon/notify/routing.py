@@ -41,18 +41,8 @@ def zone_map(site: Site) -> dict[str, frozenset[str]]:
         return out
 
     out: dict[str, frozenset[str]] = {z: frozenset(up(z)) for z in site.zones}
-    for group in (
-        site.jammers,
-        site.cameras,
-        site.alarm_panels,
-        site.alarm_inputs,
-        site.phone_detectors,
-        site.checkpoints,
-        site.consoles,
-        site.duty_phones,
-    ):
-        for dev_id, dev in group.items():
-            out[dev_id] = frozenset(up(dev.zone))
+    for dev_id, zone in site.device_zones().items():
+        out[dev_id] = frozenset(up(zone))
     for door_id, door in site.doors.items():
         out[door_id] = frozenset(up(door.a) | up(door.b))
     return out

@@ -42,18 +42,7 @@ class Points:
         zone: dict[str, str] = {}
         for d in site.doors.values():
             zone[d.id] = d.b  # the side a→b leads into
-        for group in (
-            site.jammers,
-            site.cameras,
-            site.alarm_inputs,
-            site.alarm_panels,
-            site.phone_detectors,
-            site.checkpoints,
-            site.consoles,
-            site.duty_phones,
-        ):
-            for dev in group.values():
-                zone[dev.id] = dev.zone
+        zone.update(site.device_zones())
         self.zone = zone
         self.kind = dict(site.device_kind)
         self.floors = {j.id: {b.id: b.min_dbm for b in j.bands} for j in site.jammers.values()}
