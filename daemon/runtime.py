@@ -15,6 +15,7 @@ import faulthandler
 import gc
 import logging
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -197,7 +198,7 @@ class Daemon:
         self.notifier.stopping()
         # A stop that takes this long is a bug: every thread's stack goes to stderr (the log)
         # so that it can be found; systemd's TimeoutStopSec still ends the process.
-        faulthandler.dump_traceback_later(STOP_STACKS_AFTER_S, exit=False)
+        _dump_stacks_later()
         try:
             if self.devices is not None:
                 await self.devices.__aexit__(None, None, None)
@@ -277,6 +278,16 @@ class Daemon:
                 f"{budget:.0f} MB budget"
             )
             log.warning(pipeline.problems["size"])
+
+
+def _dump_stacks_later() -> None:
+    """Every thread's stack to the process's own stderr (the log) if the stop is slow."""
+    err = sys.__stderr__
+    try:
+        if err is not None:
+            faulthandler.dump_traceback_later(STOP_STACKS_AFTER_S, exit=False, file=err)
+    except (OSError, ValueError):  # no file descriptor behind stderr: nothing to dump to
+        pass
 
 
 def _telemetry(site: Site, opts: InfluxOptions, data_dir: Path, pipeline: Pipeline) -> Telemetry:

@@ -498,7 +498,7 @@ def test_influxdb_token_from_the_environment_variable_it_names() -> None:
         ),
         (
             {"url": "http://i:8086", "org": "o", "bucket": "b", "token_env": "NOPE_X"},
-            "daemon.influxdb.token_env: environment variable NOPE_X is not set",
+            "daemon.influxdb.token_env: the environment variable NOPE_X is not set",
         ),
         (
             {"url": "http://i:8086", "org": "o", "bucket": "b", "token_file": "/no/such"},

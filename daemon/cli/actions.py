@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -46,22 +47,34 @@ def alerts_table(alerts: list[dict[str, Any]]) -> str:
         )
     if not rows:
         return "no open alerts\n"
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(ALERT_COLUMNS)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(ALERT_COLUMNS, widths, strict=True))]
+    return _table(ALERT_COLUMNS, rows) + f"{len(rows)} open alert(s)\n"
+
+
+def _table(cols: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, headers in capitals."""
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(line.rstrip() for line in lines) + f"\n{len(rows)} open alert(s)\n"
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _show(
+    args: argparse.Namespace, what: str, path: str, kind: type, render: Callable[[Any], str]
+) -> int:
+    """GET `path` and print it for people (`render`), or as JSON with --json."""
+    if args.json:
+        return call(args, "GET", path)
+    status, result = fetch(args, "GET", path)
+    if status != 200 or not isinstance(result, kind):
+        reason = result.get("reason") if isinstance(result, dict) else result
+        print(f"{what}: {reason} ({status or 'no answer'})", file=sys.stderr)
+        return 2 if status == 0 else 1
+    sys.stdout.write(render(result))
+    return 0
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    if args.json:
-        return call(args, "GET", "/api/alerts")
-    status, result = fetch(args, "GET", "/api/alerts")
-    if status != 200 or not isinstance(result, list):
-        reason = result.get("reason") if isinstance(result, dict) else result
-        print(f"alerts: {reason} ({status or 'no answer'})", file=sys.stderr)
-        return 2 if status == 0 else 1
-    sys.stdout.write(alerts_table(result))
-    return 0
+    return _show(args, "alerts", "/api/alerts", list, alerts_table)
 
 
 def muster_table(m: dict[str, Any]) -> str:
@@ -90,26 +103,15 @@ def muster_table(m: dict[str, Any]) -> str:
     head = f"muster at {_when(m.get('ts'))}, site {m.get('site')}\n"
     if not rows:
         return head + "nobody inside\n"
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
     unseen = m.get("unseen") or []
     tail = f"{len(rows)} inside; {len(unseen)} unseen" + (
         f": {', '.join(unseen)}" if unseen else ""
     )
-    return head + "\n".join(line.rstrip() for line in lines) + "\n" + tail + "\n"
+    return head + _table(cols, rows) + tail + "\n"
 
 
 def cmd_muster(args: argparse.Namespace) -> int:
-    if args.json:
-        return call(args, "GET", "/api/muster")
-    status, result = fetch(args, "GET", "/api/muster")
-    if status != 200 or not isinstance(result, dict):
-        reason = result.get("reason") if isinstance(result, dict) else result
-        print(f"muster: {reason} ({status or 'no answer'})", file=sys.stderr)
-        return 2 if status == 0 else 1
-    sys.stdout.write(muster_table(result))
-    return 0
+    return _show(args, "muster", "/api/muster", dict, muster_table)
 
 
 def cmd_precheck(args: argparse.Namespace) -> int:

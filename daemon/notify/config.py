@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from daemon.secrets import read_secret
 from policies.engine import RULES
 from policies.schema import enum as _enum
 from policies.schema import ident as _ident
@@ -267,7 +268,7 @@ def _channels(
         c = v.mapping(cp, item, KEYS_BY_TYPE[kind])
         if kind == "webhook":
             url = _url(v, cp, c)
-            secret = _secret(v, cp, c, env, env_names, "secret", required=True)
+            secret = read_secret(v.err, cp, c, env, "secret", required=True, env_names=env_names)
             out[name] = Webhook(name, url, secret or "", c.get("timeout_s", 10.0))
         elif kind == "email":
             email = _email(v, cp, c, env, env_names, lang, name)
@@ -290,41 +291,6 @@ def _url(v: Validator, cp: str, c: dict[str, Any]) -> str:
     return str(url)
 
 
-def _secret(
-    v: Validator,
-    cp: str,
-    c: dict[str, Any],
-    env: Mapping[str, str],
-    env_names: set[str],
-    stem: str,
-    *,
-    required: bool,
-) -> str | None:
-    """A secret from `{stem}_file` or `{stem}_env`; never from the site file itself."""
-    f, e = c.get(f"{stem}_file"), c.get(f"{stem}_env")
-    if f is not None and e is not None:
-        v.err(cp, f"{stem}_file and {stem}_env: give one")
-        return None
-    if f is not None:
-        try:
-            value = Path(f).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            v.err(f"{cp}.{stem}_file", f"cannot read {f}: {exc.strerror}")
-            return None
-        if not value:
-            v.err(f"{cp}.{stem}_file", f"{f} is empty")
-        return value
-    if e is not None:
-        env_names.add(e)
-        value = env.get(e, "").strip()
-        if not value:
-            v.err(f"{cp}.{stem}_env", f"the environment variable {e} is not set")
-        return value
-    if required:
-        v.err(cp, f"needs {stem}_file or {stem}_env (the {stem} is never kept in the site file)")
-    return None
-
-
 def _email(
     v: Validator,
     cp: str,
@@ -340,7 +306,7 @@ def _email(
     security = c.get("security", "starttls")
     if "username" in c and "password_file" not in c and "password_env" not in c:
         v.err(cp, "username needs password_file or password_env")
-    password = _secret(v, cp, c, env, env_names, "password", required=False)
+    password = read_secret(v.err, cp, c, env, "password", required=False, env_names=env_names)
     if password is not None and "username" not in c:
         v.err(cp, "a password needs a username")
     if password is not None and security == "plain":
@@ -377,7 +343,7 @@ def _sms(
 ) -> Sms:
     url = _url(v, cp, c)
     _template(v, f"{cp}.url", url)
-    secret = _secret(v, cp, c, env, env_names, "secret", required=False)
+    secret = read_secret(v.err, cp, c, env, "secret", required=False, env_names=env_names)
     headers: list[tuple[str, str]] = []
     raw_headers = c.get("headers", {})
     if not isinstance(raw_headers, dict):

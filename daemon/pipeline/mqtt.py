@@ -139,7 +139,11 @@ class MqttSession:
             failure: BaseException | None = None
             try:
                 async with self._client() as client:
-                    await self._session(client)
+                    try:
+                        await self._session(client)
+                    except asyncio.CancelledError:
+                        _bound_disconnect(client)
+                        raise
             except* (aiomqtt.MqttError, OSError) as group:
                 failure = group.exceptions[0]
             was_up = self.connected.is_set()
@@ -208,15 +212,6 @@ class MqttSession:
                 )
             except (aiomqtt.MqttError, TimeoutError):
                 pass
-            # aiomqtt's exit waits for the broker's side of the disconnect without a time
-            # limit: bound it, so that a stop never hangs on the network.
-            disconnected = client._disconnected
-
-            def give_up() -> None:
-                if not disconnected.done():
-                    disconnected.set_result(None)
-
-            asyncio.get_running_loop().call_later(2.0, give_up)
             raise
 
     @staticmethod
@@ -342,3 +337,15 @@ class MqttSession:
 
 def wall_us() -> int:
     return time.time_ns() // 1000
+
+
+def _bound_disconnect(client: aiomqtt.Client, timeout_s: float = 2.0) -> None:
+    """aiomqtt's exit waits for the broker's side of the disconnect without a time limit (a
+    stop once hung there for good): give up on it after `timeout_s`."""
+    disconnected = client._disconnected
+
+    def give_up() -> None:
+        if not disconnected.done():
+            disconnected.set_result(None)
+
+    asyncio.get_running_loop().call_later(timeout_s, give_up)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from daemon.secrets import read_secret
 from policies.schema import int_range, number_range, text
 
 Converter = Callable[[str, Any], Any]
@@ -102,18 +103,7 @@ def build(
     missing = [k for k in REQUIRED if k not in raw]
     if missing:
         err(path, f"needs {', '.join(missing)}")
-    if "token_file" in checked and "token_env" in checked:
-        err(path, "token_file and token_env are alternatives; give one")
-    token = None
-    if "token_file" in checked:
-        try:
-            token = Path(checked["token_file"]).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            err(f"{path}.token_file", f"cannot read {checked['token_file']}: {exc.strerror}")
-    elif "token_env" in checked:
-        token = env.get(checked["token_env"])
-        if token is None:
-            err(f"{path}.token_env", f"environment variable {checked['token_env']} is not set")
+    token = read_secret(err, path, checked, env, "token", required=False)
     if "ca_file" in checked and not Path(checked["ca_file"]).is_file():
         err(f"{path}.ca_file", f"no such file: {checked['ca_file']}")
     lo = checked.get("retry_min_s", RETRY_MIN_S)
