@@ -297,3 +297,57 @@ async def test_escalation_chain_live_with_acknowledgement_stopping_it(
     assert mail.message["X-Sealwatch-Delivery"] == f"{a_id}-L2"
     ok = sealwatch_cli("audit", "verify", "--config", str(path), "--data-dir", str(data))
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+async def test_mail_server_down_then_up_every_mail_arrives_once(
+    tmp_path: Path, mosquitto_session: Mosquitto
+) -> None:
+    """The SMTP server is not there while alerts are raised: the mails wait in the outbox
+    (`/healthz` says so) and all arrive, one per delivery, once it is up."""
+    from tests.support.mosquitto import free_port
+
+    sid = site_id("smtp")
+    port = free_port()  # nothing listens here yet: the mail server is down
+    cfg = {
+        "notifications": {
+            "retry_initial_s": 0.05,
+            "retry_max_s": 0.5,
+            "channels": {
+                "mail": {
+                    "type": "email",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "security": "plain",
+                    "from": "sealwatch@jb.example",
+                }
+            },
+            "recipients": {"duty": {"channel": "mail", "to": "duty@jb.example"}},
+            "routes": [{"states": ["raised"], "notify": ["duty"]}],
+        }
+    }
+    path = write_site(tmp_path, sid, daemon=cfg)
+    data = tmp_path / "data"
+    d = DaemonProcess(path, mosquitto_session, data).start()
+    try:
+        await d.ready()
+        async with Gateway(mosquitto_session, sid) as gw:
+            await forced_and_closed(gw, 4)
+            await wait_until(lambda: len(stored(data)) >= 8 or None, 30, "8 transitions stored")
+            raised = [k for k, state in stored(data).items() if state == "raised"]
+            await wait_until_metric(d, "sealwatch_notification_outbox_depth", 1)
+            deadline = time.monotonic() + 30
+            while True:  # the first attempt fails: /healthz says the mails wait
+                _status, health = await ahttp(d.http_port, "GET", "/healthz")
+                if health.get("status") == "degraded" or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+            assert any("notifications by mail not delivered" in p for p in health["problems"])
+            with SmtpServer(port=port) as smtp:  # the mail server is back
+                await wait_until(lambda: len(smtp.mails) >= len(raised) or None, 60, "mails")
+                await wait_until_metric(d, "sealwatch_notification_outbox_depth", 0, below=True)
+                mails = list(smtp.mails)
+    finally:
+        d.terminate()
+    ids = [str(m.message["X-Sealwatch-Delivery"]) for m in mails]
+    assert sorted(ids) == sorted(raised)  # every raised alert, once each
+    assert all(m.rcpt_tos == ["duty@jb.example"] for m in mails)

@@ -135,11 +135,11 @@ class SmtpServer:
     """aiosmtpd on a free port (its own thread); `tls=(cert, key)` offers and requires
     STARTTLS."""
 
-    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, tls: tuple[Path, Path] | None = None, port: int | None = None) -> None:
         import ssl
 
         self.handler = _Handler()
-        self.port = free_port()
+        self.port = port or free_port()
         kwargs: dict[str, Any] = {}
         if tls is not None:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
