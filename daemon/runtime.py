@@ -145,7 +145,7 @@ class Daemon:
             ha = HomeAssistant(self.site, s.homeassistant, self.view)
             link.session_tasks.append(ha)
             pipeline.fanout.add(ha)
-            pipeline.state_taps.append(ha.note)
+            pipeline.fanout.taps.append(ha.note)
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         tg = self._tg

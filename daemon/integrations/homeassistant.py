@@ -82,7 +82,9 @@ class HomeAssistant:
 
     # -- what the pipeline calls ---------------------------------------------------------------
 
-    def note(self) -> None:
+    def note(self, _events: list[tuple[Any, ...]], _rows: list[Row]) -> None:
+        """A tap of the fan-out: after every released commit (the engine's state may have
+        changed: a door, a band, a seal coming into force)."""
         self.ready.set()
 
     def deliver(self, rows: list[Row]) -> None:

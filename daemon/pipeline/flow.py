@@ -101,9 +101,6 @@ class Pipeline:
         self.fanout.add(self.listeners)
         self._acker: Acker | None = None  # the broker session, once connected to it
         self.head: HeadPublisher | None = None  # the ledger's signed head (with a site key)
-        # called after each released batch (the engine's state may have changed); must
-        # return at once and never raise (Home Assistant's state publisher)
-        self.state_taps: list[Callable[[], None]] = []
         self.problems: dict[str, str] = {}  # component → what is wrong (for /healthz)
         self.health_states: dict[str, str] = {}  # component → last daemon.health state sent
         self.last_tick = time.monotonic()
@@ -389,8 +386,6 @@ class Pipeline:
                 if not fut.done():
                     fut.set_result(outcome)
             self.fanout.deliver(rows)
-            for tap in self.state_taps:
-                tap()
             self.fanout.tap(events, rows)
 
         self.persister.submit(Commit(result.writes, len(batch), release))

@@ -20,7 +20,9 @@ from daemon.pipeline.items import Row
 log = logging.getLogger("sealwatch.sinks")
 Rows = list[Row]
 Callback = Callable[[list[dict[str, Any]]], None]
-# A tap gets each commit's accepted events (store rows, store.Writes.events) and transitions.
+# A tap gets each released commit's accepted events (store rows, store.Writes.events) and
+# transitions — both may be empty: the engine's state may have changed anyway (a seal coming
+# into force on a tick).
 Tap = Callable[[list[tuple[Any, ...]], Rows], None]
 
 
@@ -62,7 +64,7 @@ class FanOut:
 
     def __init__(self, metrics: Metrics) -> None:
         self.sinks: list[Sink] = []
-        self.taps: list[Tap] = []  # telemetry: must return at once and never raise
+        self.taps: list[Tap] = []  # telemetry, Home Assistant: return at once, never raise
         self.metrics = metrics
         self._rlog = RateLimitedLog(log)
         metrics.counter("sealwatch_sink_errors_total", "Deliveries a sink failed on", ("sink",))
@@ -88,12 +90,10 @@ class FanOut:
                 )
 
     def tap(self, events: list[tuple[Any, ...]], rows: Rows) -> None:
-        """A committed batch's accepted events and transitions to every tap (telemetry)."""
-        if not (events or rows):
-            return
+        """A released commit's accepted events and transitions to every tap."""
         for tap in self.taps:
             try:
                 tap(events, rows)
             except Exception:
                 self.metrics.inc("sealwatch_sink_errors_total", "tap")
-                self._rlog.log(logging.ERROR, "tap", "a telemetry tap failed", exc_info=True)
+                self._rlog.log(logging.ERROR, "tap", "a tap failed", exc_info=True)

@@ -150,6 +150,8 @@ class Telemetry:
 
     def take(self, events: list[tuple[Any, ...]], rows: list[Row]) -> None:
         """The pipeline's tap: a committed batch's events and transitions (never blocks)."""
+        if not (events or rows):
+            return
         self._inbox.append((events, rows))
         self._pending += len(events) + len(rows)
         if self._pending >= self.opts.batch_size:
