@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 
 from daemon.central.link import ClusterLink
-from daemon.central.state import RECENT_MAX, SEVERITY_RANK, Centre
+from daemon.central.state import RECENT_MAX, SEVERITY_RANK, Centre, SiteState
 
 HERE = Path(__file__).resolve().parent
 STYLE = HERE.parent / "web" / "style.css"  # the site dashboard's colours and fonts
@@ -50,17 +50,15 @@ def build_app(centre: Centre, link: ClusterLink | None) -> web.Application:
     async def overview(_r: web.Request) -> web.Response:
         return _json(centre.overview())
 
-    def site_or_404(request: web.Request) -> Any:
-        site = centre.sites.get(request.match_info["site"])
-        if site is None:
-            raise web.HTTPNotFound(
-                body=orjson.dumps({"error": "no such site in the centre's sites list"}),
-                content_type="application/json",
-            )
-        return site
+    def site_of(request: web.Request) -> SiteState | None:
+        return centre.sites.get(request.match_info["site"])
+
+    missing = {"error": "no such site in the centre's sites list"}
 
     async def one_site(request: web.Request) -> web.Response:
-        site = site_or_404(request)
+        site = site_of(request)
+        if site is None:
+            return _json(missing, 404)
         alerts = sorted(
             site.active.values(),
             key=lambda a: (SEVERITY_RANK.get(str(a.get("severity")), -1), str(a.get("ts", ""))),
@@ -69,7 +67,9 @@ def build_app(centre: Centre, link: ClusterLink | None) -> web.Application:
         return _json({**centre.site_row(site), "active_alerts": alerts})
 
     async def transitions(request: web.Request) -> web.Response:
-        site = site_or_404(request)
+        site = site_of(request)
+        if site is None:
+            return _json(missing, 404)
         raw = request.query.get("limit", str(RECENT_MAX))
         if not raw.isdigit() or not 1 <= int(raw) <= RECENT_MAX:
             return _json({"error": f"limit: a whole number from 1 to {RECENT_MAX}"}, 400)
