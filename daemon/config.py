@@ -57,11 +57,12 @@ OTHER_TOOLS_ENV = frozenset(
 
 # Sections of features that are planned but not built: refused, so that nobody believes a
 # site is sending telemetry or notifications when nothing reads the section.
-NOT_BUILT = {
-    "central": "following many sites from one centre",
-}
+NOT_BUILT: dict[str, str] = {}
 # Sections that moved: refused with where they are now.
 MOVED = {
+    "central": "the centre is a program of its own with its own file: `sealwatch central "
+    "--config CENTRAL.yaml` (docs/central.md); a site only bridges its broker to it "
+    "(deploy/mosquitto/bridge/)",
     "webhooks": "webhooks are a channel of daemon.notifications (type: webhook; see "
     "docs/notifications.md)",
 }

@@ -30,6 +30,7 @@ from daemon.datadir import DataDirLock
 from daemon.devices import DeviceAdapters
 from daemon.http.app import build_app, mount_dashboard
 from daemon.integrations.homeassistant import HomeAssistant
+from daemon.integrations.summary import SiteSummary
 from daemon.notify.sink import NotificationSink
 from daemon.pipeline.flow import Pipeline, new_metrics
 from daemon.pipeline.mqtt import MqttSession
@@ -146,6 +147,9 @@ class Daemon:
             link.session_tasks.append(ha)
             pipeline.fanout.add(ha)
             pipeline.fanout.taps.append(ha.note)
+        summary = SiteSummary(self.view)  # for a centre, through the bridge (docs/central.md)
+        link.session_tasks.append(summary)
+        pipeline.fanout.taps.append(summary.note)
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         tg = self._tg

@@ -524,6 +524,12 @@ def test_webhooks_are_refused_pointing_at_notifications() -> None:
     assert len(errors("webhooks:\n")) == 1
 
 
+def test_central_in_a_site_file_points_at_sealwatch_central() -> None:
+    (error,) = errors("central:\n")
+    assert error.startswith("daemon.central: the centre is a program of its own")
+    assert "sealwatch central --config CENTRAL.yaml" in error
+
+
 @pytest.mark.parametrize("key", sorted(NOT_BUILT))
 def test_every_planned_section_is_refused_even_empty(key: str) -> None:
     (error,) = errors(f"{key}:\n")

@@ -6,6 +6,7 @@
     store     audit verify, export-events (read the store; the daemon may be stopped)
     backup    backup (online), restore (daemon stopped)
     actions   alerts, ack, shelve, seal, …  (over the running daemon's HTTP API)
+    central   central                   (many sites' view: daemon/central/app.py)
 
 Those modules import `daemon.cli.common` and the daemon's modules, never this package.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+from daemon.central import app as central
 from daemon.cli import actions, archive, backup, offline, run, store, users
 
 
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.register(sub)
     actions.register(sub)
     archive.register(sub)
+    central.register(sub)
     return p
 
 

@@ -93,6 +93,7 @@ def daemon_acls(site_id: str, client_id: str) -> list[dict[str, Any]]:
         *_send(f"{b}/alerts"),
         *_send(f"{b}/alerts/active/#"),
         *_send(f"{b}/audit/#"),
+        *_send(f"{b}/summary"),
     ]
 
 
@@ -104,6 +105,7 @@ def reader_acls(site_id: str) -> list[dict[str, Any]]:
         *_read(f"{b}/alerts/active/#"),
         *_read(f"{b}/daemon"),
         *_read(f"{b}/audit/#"),
+        *_read(f"{b}/summary"),
     ]
 
 
