@@ -1,7 +1,7 @@
 """Runtime settings: the site file's `daemon:` section and the environment, in one schema.
 
 Every key is checked (type, range, unknown keys with a did-you-mean) and every key accepted
-here is read by the daemon; a section for a feature that is not built yet is refused with a
+here is read by the daemon; a section that lives elsewhere (`webhooks`, `central`) is refused with a
 message, never ignored. The environment wins over the YAML (docs/interfaces.md §8). Secrets
 are never taken from the YAML itself: the section names a file (`mqtt.password_file`), or
 SEALWATCH_MQTT_PASSWORD_FILE does. Every problem is reported with its path, like the site
@@ -55,9 +55,6 @@ OTHER_TOOLS_ENV = frozenset(
     }
 )
 
-# Sections of features that are planned but not built: refused, so that nobody believes a
-# site is sending telemetry or notifications when nothing reads the section.
-NOT_BUILT: dict[str, str] = {}
 # Sections that moved: refused with where they are now.
 MOVED = {
     "central": "the centre is a program of its own with its own file: `sealwatch central "
@@ -222,13 +219,6 @@ def _moved(what: str) -> Converter:
     return conv
 
 
-def _not_built(what: str) -> Converter:
-    def conv(_p: str, _v: Any) -> Any:
-        raise ValueError(f"{what} is not built yet (planned); remove this section")
-
-    return conv
-
-
 # The scalar settings of `daemon:`; each is a Settings field of the same name.
 KNOBS: dict[str, Converter] = {
     "timer_lag_s": _range(0.0, 60.0),
@@ -268,7 +258,6 @@ AUDIT_KEYS: dict[str, Converter] = {"key_file": _path}
 DAEMON_KEYS: dict[str, Converter] = {
     **OTHER_KEYS,
     **KNOBS,
-    **{k: _not_built(what) for k, what in NOT_BUILT.items()},
     **{k: _moved(what) for k, what in MOVED.items()},
 }
 MQTT_KEYS: dict[str, Converter] = {
@@ -550,7 +539,7 @@ class _Validator:
                 self.err(sub, f"unknown key{suggest(str(key), spec)}")
                 continue
             try:
-                if item is not None or key in NOT_BUILT or key in MOVED:
+                if item is not None or key in MOVED:
                     out[key] = spec[key](sub, item)
             except ValueError as exc:
                 self.err(sub, str(exc))

@@ -18,7 +18,6 @@ from daemon.config import (
     DEVICE_KEYS,
     KNOBS,
     MQTT_KEYS,
-    NOT_BUILT,
     TLS_KEYS,
     ConfigError,
     DashboardOptions,
@@ -528,12 +527,6 @@ def test_central_in_a_site_file_points_at_sealwatch_central() -> None:
     (error,) = errors("central:\n")
     assert error.startswith("daemon.central: the centre is a program of its own")
     assert "sealwatch central --config CENTRAL.yaml" in error
-
-
-@pytest.mark.parametrize("key", sorted(NOT_BUILT))
-def test_every_planned_section_is_refused_even_empty(key: str) -> None:
-    (error,) = errors(f"{key}:\n")
-    assert error.startswith(f"daemon.{key}: ") and "not built yet (planned)" in error
 
 
 # -- the environment ----------------------------------------------------------------------
