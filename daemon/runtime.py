@@ -13,6 +13,7 @@ import asyncio
 import enum
 import faulthandler
 import gc
+import io
 import logging
 import signal
 import sys
@@ -203,6 +204,7 @@ class Daemon:
         # A stop that takes this long is a bug: every thread's stack goes to stderr (the log)
         # so that it can be found; systemd's TimeoutStopSec still ends the process.
         _dump_stacks_later()
+        slow = asyncio.get_running_loop().call_later(STOP_STACKS_AFTER_S, _log_tasks)
         try:
             if self.devices is not None:
                 await self.devices.__aexit__(None, None, None)
@@ -223,6 +225,7 @@ class Daemon:
                 self._lock.release()
                 self._lock = None
             faulthandler.cancel_dump_traceback_later()
+            slow.cancel()
             self.state = State.STOPPED
 
     async def _every(
@@ -282,6 +285,14 @@ class Daemon:
                 f"{budget:.0f} MB budget"
             )
             log.warning(pipeline.problems["size"])
+
+
+def _log_tasks() -> None:
+    """What every asyncio task of a slow stop is waiting for (thread stacks do not show it)."""
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(file=out)
+        log.error("stop is slow: task %s still running:\n%s", task.get_name(), out.getvalue())
 
 
 def _dump_stacks_later() -> None:
