@@ -107,9 +107,22 @@ class Outbox:
                 )
             c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            if c.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                c.execute("ROLLBACK")
             raise
         return added, new_steps
+
+    def mark_sent(self, marks: list[tuple[str, str, str, int]]) -> None:
+        """(delivery id, channel, address, when) of deliveries sent while the outbox could
+        not record it (its disk failing, or still in memory): recorded now, in one
+        transaction."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany(
+                "UPDATE outbox SET sent = ?4, attempts = attempts + 1 "
+                "WHERE delivery_id = ?1 AND channel = ?2 AND address = ?3 AND sent IS NULL",
+                marks,
+            )
 
     def lanes(self) -> list[tuple[str, str]]:
         """(channel, address) of every receiver with something to deliver."""
