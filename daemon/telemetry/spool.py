@@ -194,16 +194,17 @@ class Spool:
                 break
             gone = []
             for cid, points, csize in rows:
-                gone.append(cid)
-                dropped += points
+                gone.append((cid, points, csize))
                 need -= csize
+                if need <= 0:
+                    break
+            self._delete([g[0] for g in gone])  # counted only once it is gone (a full disk)
+            for cid, points, csize in gone:
+                dropped += points
                 self.bytes -= csize
                 self.points -= points
                 if cid in self._inflight:
                     self._dropped_inflight += points
-                if need <= 0:
-                    break
-            self._delete(gone)
         return dropped
 
     def _delete(self, ids: list[int]) -> None:
