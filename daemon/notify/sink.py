@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import random
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ import aiomqtt
 import orjson
 
 from adapters.base import RateLimitedLog
+from daemon.damaged import set_aside_since
 from daemon.notify import channels
 from daemon.notify.chain import ChainState, Step, TransitionIn
 from daemon.notify.config import Notifications
@@ -47,6 +49,8 @@ T = TypeVar("T")
 OUTBOX_FILE = "notifications.db"
 PRUNE_EVERY_S = 3600.0
 FEED_MAX = 10_000
+DAMAGE_NOTICE_S = 86_400.0  # a damaged outbox set aside is a /healthz problem this long …
+DAMAGE_CHECK_S = 60.0  # … (or until its file is moved away), looked at this often
 OPEN_RETRY_MAX_S = 10.0  # an outbox that cannot be opened is tried again at least this often
 Lane = tuple[str, str]  # channel, address
 Key = tuple[str, str, str]  # delivery id, channel, address
@@ -137,6 +141,10 @@ class NotificationSink:
             ("channel",),
             read=lambda: {(c,): float(self._depth.get(c, 0)) for c in self.config.channels},
         )
+        m.counter(
+            "sealwatch_notification_outbox_damaged_total",
+            "Outbox files found damaged and set aside (what they held was not sent)",
+        )
         m.gauge(
             "sealwatch_notification_outbox_unwritten",
             "Notifications routed or sent that the outbox file does not record yet (its disk "
@@ -167,6 +175,21 @@ class NotificationSink:
                     await asyncio.sleep(wait)
                     wait = min(wait * 2, OPEN_RETRY_MAX_S)
             self._problem("outbox", None)
+            if self.outbox.damaged is not None:
+                aside, why = self.outbox.damaged
+                self.p.metrics.inc("sealwatch_notification_outbox_damaged_total")
+                log.error(
+                    "notification outbox %s is damaged (%s): set aside as %s and started afresh "
+                    "from the newest stored transition. Deliveries that waited in it and "
+                    "transitions not yet routed are NOT sent (the store and the ledger still "
+                    "have every alert); escalation steps of open critical alerts are taken "
+                    "again. /healthz says so for %d h or until that file is moved away",
+                    self.path,
+                    why,
+                    aside.name,
+                    DAMAGE_NOTICE_S // 3600,
+                )
+            self._damage_check()
             # no pooled connections: a receiver that restarted is not met on a dead socket
             self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
             async with asyncio.TaskGroup() as tg:
@@ -227,6 +250,7 @@ class NotificationSink:
     async def _loop(self) -> None:
         next_prune = 0.0
         loop = asyncio.get_running_loop()
+        next_damage_check = loop.time() + DAMAGE_CHECK_S
         while True:
             self._wake.clear()
             if self._incoming:
@@ -243,7 +267,12 @@ class NotificationSink:
             if loop.time() >= next_prune:
                 next_prune = loop.time() + PRUNE_EVERY_S
                 await self._prune()
+            if loop.time() >= next_damage_check:
+                next_damage_check = loop.time() + DAMAGE_CHECK_S
+                self._damage_check()
             timeout: float | None = 1.0 if self._unsaved or self._unmarked else None
+            if "notify:outbox-damaged" in self.p.problems:
+                timeout = min(timeout or DAMAGE_CHECK_S, DAMAGE_CHECK_S)
             dues = [d for st in self._chains.values() if (d := st.next_due()) is not None]
             if dues:
                 wait = max(0.0, (min(dues) - self.p.clock()) / 1e6)
@@ -520,6 +549,22 @@ class NotificationSink:
             if not failing
             else f"notifications by {ch} not delivered ({failing[-1]}); "
             f"{self._depth.get(ch, 0)} waiting in the outbox, retried",
+        )
+
+    def _damage_check(self) -> None:
+        """A damaged outbox set aside in the last DAMAGE_NOTICE_S is a problem until its file
+        is moved out of the data dir (the operator's acknowledgement)."""
+        try:
+            found = set_aside_since(self.path, time.time() - DAMAGE_NOTICE_S)
+        except OSError:
+            found = []
+        self._problem(
+            "outbox-damaged",
+            None
+            if not found
+            else f"notification outbox was damaged and set aside as {found[-1].name}: the "
+            "notifications waiting in it were not sent (move that file out of the data dir "
+            "once seen)",
         )
 
     def _problem(self, what: str, text: str | None) -> None:
