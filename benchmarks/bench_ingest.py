@@ -19,7 +19,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -165,8 +167,16 @@ async def bare_gmqtt(broker: Mosquitto, n: int) -> float | None:
     return rate
 
 
-async def daemon(broker: Mosquitto, n: int, workdir: Path) -> tuple[float, int, int]:
-    site_path = write_site(workdir, SITE, daemon={"snapshot_interval_s": 3600})
+async def daemon(
+    broker: Mosquitto,
+    n: int,
+    workdir: Path,
+    extra: dict[str, Any] | None = None,
+    after: Callable[[Daemon, float], Awaitable[None]] | None = None,
+) -> tuple[float, int, int]:
+    """The daemon's drain rate; `extra` adds `daemon:` settings (bench_telemetry.py turns
+    telemetry on), `after(daemon, t0)` runs once every event is stored, before it stops."""
+    site_path = write_site(workdir, SITE, daemon={"snapshot_interval_s": 3600, **(extra or {})})
     site = load_site(site_path)
     settings = load_settings(
         site,
@@ -193,6 +203,8 @@ async def daemon(broker: Mosquitto, n: int, workdir: Path) -> tuple[float, int, 
         elapsed = time.perf_counter() - t0
         stored = store.last_event_seq() - base
         rejected = len(store.rejections(n))
+        if after is not None:
+            await after(d, t0)
     return stored / elapsed, stored, rejected
 
 

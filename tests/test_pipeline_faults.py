@@ -10,9 +10,7 @@ import itertools
 import os
 import signal
 import sqlite3
-import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from tests.support.daemon import (
     wait_until,
     write_site,
 )
+from tests.support.disk import fill, remount, small_disk
 from tests.support.gateways import BufferingGateway
 from tests.support.mosquitto import Mosquitto
 
@@ -49,41 +48,6 @@ async def health(d: DaemonProcess) -> dict[str, Any]:
     status, body = await ahttp(d.http_port, "GET", "/healthz")
     assert status == 200, body
     return dict(body)
-
-
-@contextlib.contextmanager
-def small_disk(path: Path, size: str = "6m") -> Iterator[Path]:
-    """A real, small file system (tmpfs) the test can fill up: needs root and mount rights."""
-    path.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip()}): run as root")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
-
-def remount(path: Path, mode: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
-
-
-def fill(path: Path) -> Path:
-    """Fill the file system under `path` to the last byte."""
-    filler = path / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        for size in (1 << 20, 65536, 4096, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, b"\0" * size)
-    finally:
-        os.close(fd)
-    return filler
 
 
 async def door_cycle(gw: Gateway, device: str, n: int) -> None:

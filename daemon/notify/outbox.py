@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from daemon.damaged import set_aside
 from daemon.notify.chain import Step
 from daemon.notify.routing import Delivery
 
@@ -48,13 +49,35 @@ class Pending:
 
 
 class Outbox:
+    """A file that is not an outbox (not SQLite, failing `quick_check`) is moved aside
+    (`damaged` says where, and why) and a fresh one started: what it held is lost, loudly (the
+    sink says so). A disk that cannot be read or written raises `sqlite3.OperationalError`."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA busy_timeout=5000")
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.executescript(SCHEMA)
+        self.damaged: tuple[Path, str] | None = None  # where the damaged file went, and why
+        try:
+            self.conn = self._connect()
+        except sqlite3.OperationalError:
+            raise  # its disk (full, read-only, gone): not damage
+        except sqlite3.DatabaseError as exc:
+            self.damaged = (set_aside(path), str(exc))
+            self.conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check}")
+            conn.executescript(SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def close(self) -> None:
         self.conn.close()
@@ -107,9 +130,22 @@ class Outbox:
                 )
             c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            if c.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                c.execute("ROLLBACK")
             raise
         return added, new_steps
+
+    def mark_sent(self, marks: list[tuple[str, str, str, int]]) -> None:
+        """(delivery id, channel, address, when) of deliveries sent while the outbox could
+        not record it (its disk failing, or still in memory): recorded now, in one
+        transaction."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany(
+                "UPDATE outbox SET sent = ?4, attempts = attempts + 1 "
+                "WHERE delivery_id = ?1 AND channel = ?2 AND address = ?3 AND sent IS NULL",
+                marks,
+            )
 
     def lanes(self) -> list[tuple[str, str]]:
         """(channel, address) of every receiver with something to deliver."""

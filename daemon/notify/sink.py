@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import random
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ import aiomqtt
 import orjson
 
 from adapters.base import RateLimitedLog
+from daemon.damaged import set_aside_since
 from daemon.notify import channels
 from daemon.notify.chain import ChainState, Step, TransitionIn
 from daemon.notify.config import Notifications
@@ -47,7 +49,11 @@ T = TypeVar("T")
 OUTBOX_FILE = "notifications.db"
 PRUNE_EVERY_S = 3600.0
 FEED_MAX = 10_000
+DAMAGE_NOTICE_S = 86_400.0  # a damaged outbox set aside is a /healthz problem this long …
+DAMAGE_CHECK_S = 60.0  # … (or until its file is moved away), looked at this often
+OPEN_RETRY_MAX_S = 10.0  # an outbox that cannot be opened is tried again at least this often
 Lane = tuple[str, str]  # channel, address
+Key = tuple[str, str, str]  # delivery id, channel, address
 
 
 class NotificationFeed:
@@ -101,6 +107,8 @@ class NotificationSink:
         self.cursor = 0
         self._incoming: deque[dict[str, Any]] = deque()
         self._unsaved: deque[_Batch] = deque()
+        # sent, but the outbox does not record it yet (its disk failing): not sent again
+        self._unmarked: dict[Key, int] = {}
         self._wake = asyncio.Event()
         self._chains: dict[str, ChainState] = {}
         self._latest: dict[str, dict[str, Any]] = {}  # alert id → its last line (for steps ≥ 2)
@@ -133,6 +141,16 @@ class NotificationSink:
             ("channel",),
             read=lambda: {(c,): float(self._depth.get(c, 0)) for c in self.config.channels},
         )
+        m.counter(
+            "sealwatch_notification_outbox_damaged_total",
+            "Outbox files found damaged and set aside (what they held was not sent)",
+        )
+        m.gauge(
+            "sealwatch_notification_outbox_unwritten",
+            "Notifications routed or sent that the outbox file does not record yet (its disk "
+            "refuses writes): held in memory, written when it can be",
+            read=lambda: float(sum(len(b.items) for b in self._unsaved) + len(self._unmarked)),
+        )
 
     # -- the sink ----------------------------------------------------------------------------------
 
@@ -144,13 +162,34 @@ class NotificationSink:
 
     async def run(self) -> None:
         try:
+            wait = self.config.retry_initial_s
             while self.outbox is None:
                 try:
                     self.outbox = await self._db(Outbox, self.path)
                 except (sqlite3.Error, OSError) as exc:
-                    self._problem("outbox", f"notification outbox {self.path} unusable ({exc})")
-                    await asyncio.sleep(self.config.retry_max_s)
+                    self._problem(
+                        "outbox",
+                        f"notification outbox {self.path} unusable ({exc}); "
+                        f"{len(self._incoming)} alert transitions wait in memory to be routed",
+                    )
+                    await asyncio.sleep(wait)
+                    wait = min(wait * 2, OPEN_RETRY_MAX_S)
             self._problem("outbox", None)
+            if self.outbox.damaged is not None:
+                aside, why = self.outbox.damaged
+                self.p.metrics.inc("sealwatch_notification_outbox_damaged_total")
+                log.error(
+                    "notification outbox %s is damaged (%s): set aside as %s and started afresh "
+                    "from the newest stored transition. Deliveries that waited in it and "
+                    "transitions not yet routed are NOT sent (the store and the ledger still "
+                    "have every alert); escalation steps of open critical alerts are taken "
+                    "again. /healthz says so for %d h or until that file is moved away",
+                    self.path,
+                    why,
+                    aside.name,
+                    DAMAGE_NOTICE_S // 3600,
+                )
+            self._damage_check()
             # no pooled connections: a receiver that restarted is not met on a dead socket
             self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
             async with asyncio.TaskGroup() as tg:
@@ -211,6 +250,7 @@ class NotificationSink:
     async def _loop(self) -> None:
         next_prune = 0.0
         loop = asyncio.get_running_loop()
+        next_damage_check = loop.time() + DAMAGE_CHECK_S
         while True:
             self._wake.clear()
             if self._incoming:
@@ -227,7 +267,12 @@ class NotificationSink:
             if loop.time() >= next_prune:
                 next_prune = loop.time() + PRUNE_EVERY_S
                 await self._prune()
-            timeout: float | None = 1.0 if self._unsaved else None
+            if loop.time() >= next_damage_check:
+                next_damage_check = loop.time() + DAMAGE_CHECK_S
+                self._damage_check()
+            timeout: float | None = 1.0 if self._unsaved or self._unmarked else None
+            if "notify:outbox-damaged" in self.p.problems:
+                timeout = min(timeout or DAMAGE_CHECK_S, DAMAGE_CHECK_S)
             dues = [d for st in self._chains.values() if (d := st.next_due()) is not None]
             if dues:
                 wait = max(0.0, (min(dues) - self.p.clock()) / 1e6)
@@ -309,7 +354,9 @@ class NotificationSink:
             self._unsaved.append(_Batch(items, steps, cursor))
 
     async def _flush(self) -> None:
-        """Write routed batches to the outbox, in order; a failing disk keeps them for later."""
+        """Write routed batches to the outbox, in order; a failing disk keeps them in memory
+        (their lanes deliver them from there meanwhile) and they are tried again each second;
+        then record what was sent meanwhile."""
         assert self.outbox is not None
         while self._unsaved:
             b = self._unsaved[0]
@@ -318,15 +365,13 @@ class NotificationSink:
                     self.outbox.add, b.items, b.steps, b.cursor, self.p.clock()
                 )
             except sqlite3.Error as exc:
-                waiting = sum(len(x.items) for x in self._unsaved)
-                self._problem(
-                    "outbox",
-                    f"notification outbox not writable ({exc}); {waiting} notifications wait "
-                    "in memory",
-                )
+                self._not_writable(exc)
+                for lane in dict.fromkeys(
+                    (d.channel, d.address) for x in self._unsaved for d in x.items
+                ):
+                    self._kick(lane)  # delivered from memory meanwhile
                 return
             self._unsaved.popleft()
-            self._problem("outbox", None)
             for s in new_steps:
                 self._record(
                     "notification.escalated",
@@ -341,7 +386,26 @@ class NotificationSink:
                 )
             for lane in dict.fromkeys((d.channel, d.address) for d in b.items):
                 self._kick(lane)
+        if self._unmarked:
+            keys = list(self._unmarked)
+            try:
+                await self._db(self.outbox.mark_sent, [(*k, self._unmarked[k]) for k in keys])
+            except sqlite3.Error as exc:
+                self._not_writable(exc)
+                return
+            for k in keys:
+                self._unmarked.pop(k, None)
+        self._problem("outbox", None)
         await self._refresh_depth()
+
+    def _not_writable(self, exc: sqlite3.Error) -> None:
+        waiting = sum(len(x.items) for x in self._unsaved)
+        self._problem(
+            "outbox",
+            f"notification outbox not writable ({exc}); {waiting} notifications wait in "
+            f"memory (delivered from there meanwhile), {len(self._unmarked)} sent not yet "
+            "recorded; all are lost if the daemon stops before it is writable again",
+        )
 
     async def _prune(self) -> None:
         assert self.outbox is not None
@@ -381,11 +445,14 @@ class NotificationSink:
         while True:
             kick.clear()
             try:
-                rows = await self._db(self.outbox.pending, *lane)
+                rows = await self._db(self.outbox.pending, *lane, 50 + len(self._unmarked))
             except sqlite3.Error as exc:
                 self._rlog.log(logging.ERROR, "pending", "notification outbox unreadable: %s", exc)
                 await asyncio.sleep(self.config.retry_max_s)
                 continue
+            rows = [r for r in rows if self._key(r) not in self._unmarked][:50]
+            if not rows:
+                rows = self._in_memory(lane)
             if not rows:
                 if kick.is_set():
                     continue
@@ -398,8 +465,22 @@ class NotificationSink:
                     backoff = min(backoff * 2, self.config.retry_max_s)
                 backoff = self.config.retry_initial_s
 
+    @staticmethod
+    def _key(item: Pending | Delivery) -> Key:
+        return item.delivery_id, item.channel, item.address
+
+    def _in_memory(self, lane: Lane) -> list[Pending]:
+        """The lane's deliveries the outbox could not take yet (newer than all it holds)."""
+        return [
+            Pending(-1, d.delivery_id, d.channel, d.address, d.alert_id, d.recipients, d.message, 0)
+            for b in self._unsaved
+            for d in b.items
+            if (d.channel, d.address) == lane and self._key(d) not in self._unmarked
+        ][:50]
+
     async def _attempt(self, lane: Lane, item: Pending) -> bool:
-        """Send one delivery; True once the receiver took it (and the outbox knows)."""
+        """Send one delivery; True once the receiver took it (and the outbox knows, or it is
+        noted to be recorded when the outbox can be written)."""
         assert self.outbox is not None and self._http is not None
         channel = self.config.channels[lane[0]]
         try:
@@ -415,14 +496,20 @@ class NotificationSink:
             self.p.metrics.inc("sealwatch_notifications_failed_total", lane[0])
             if item.attempts == 0:
                 self._record("notification.failed", {**self._about(lane, item), "error": error})
-            with contextlib.suppress(sqlite3.Error):
-                await self._db(self.outbox.failed, item.id, error)
+            if item.id >= 0:
+                with contextlib.suppress(sqlite3.Error):
+                    await self._db(self.outbox.failed, item.id, error)
             return False
         try:
-            await self._db(self.outbox.sent, item.id, self.p.clock())
-        except sqlite3.Error as exc:
-            # It went out; the outbox does not know: it may go again (same delivery id).
-            self._rlog.log(logging.ERROR, "sent", "notification outbox not writable: %s", exc)
+            if item.id < 0:  # from memory: recorded once its batch is in the outbox
+                self._unmarked[self._key(item)] = self.p.clock()
+            else:
+                await self._db(self.outbox.sent, item.id, self.p.clock())
+        except sqlite3.Error:
+            # It went out; the outbox does not know yet: noted, recorded when it can be (a
+            # daemon that dies meanwhile sends it again, under the same delivery id).
+            self._unmarked[self._key(item)] = self.p.clock()
+            self._wake.set()
         self.sent += 1
         self.p.metrics.inc("sealwatch_notifications_sent_total", lane[0])
         self._record(
@@ -462,6 +549,22 @@ class NotificationSink:
             if not failing
             else f"notifications by {ch} not delivered ({failing[-1]}); "
             f"{self._depth.get(ch, 0)} waiting in the outbox, retried",
+        )
+
+    def _damage_check(self) -> None:
+        """A damaged outbox set aside in the last DAMAGE_NOTICE_S is a problem until its file
+        is moved out of the data dir (the operator's acknowledgement)."""
+        try:
+            found = set_aside_since(self.path, time.time() - DAMAGE_NOTICE_S)
+        except OSError:
+            found = []
+        self._problem(
+            "outbox-damaged",
+            None
+            if not found
+            else f"notification outbox was damaged and set aside as {found[-1].name}: the "
+            "notifications waiting in it were not sent (move that file out of the data dir "
+            "once seen)",
         )
 
     def _problem(self, what: str, text: str | None) -> None:

@@ -55,6 +55,7 @@ class Telemetry:
         self._warned = False
         self.errors = 0  # items that could not become points (a bug), logged
         self.held_dropped = 0
+        self.spool_failing: str | None = None  # why the spool refuses writes, while it does
         self._rlog = RateLimitedLog(log, 30.0)
         self._register_metrics()
 
@@ -221,6 +222,11 @@ class Telemetry:
             parts.append(
                 f"telemetry spool at {spool.fill * 100:.0f}% of its {spool.max_bytes} bytes"
             )
+        if (failing := self.spool_failing) is not None:
+            parts.append(
+                f"telemetry spool {self.spool_path} not writable ({failing}); {len(self._held)} "
+                f"points held in memory, {self.held_dropped} dropped"
+            )
         if parts:
             problems["telemetry"] = "; ".join(parts) + f"; {spool.points} points spooled"
         else:
@@ -277,6 +283,16 @@ class Telemetry:
             except (sqlite3.Error, OSError) as exc:
                 self._hold(lines[i:], exc)
                 break
+        else:
+            if self.spool_failing is not None and lines:
+                self.spool_failing = None
+                log.warning(
+                    "telemetry spool %s writable again: the %d points held in memory are "
+                    "spooled (%d were dropped meanwhile)",
+                    self.spool_path,
+                    len(lines),
+                    self.held_dropped,
+                )
         self.writer.wake.set()
 
     def _hold(self, lines: list[str], exc: BaseException) -> None:
@@ -288,13 +304,14 @@ class Telemetry:
             keep = keep[1:]
             self.held_dropped += 1
         self._held = keep
-        self._rlog.log(
-            logging.ERROR,
-            "spool-write",
-            "telemetry spool %s cannot be written (%s): %d points held in memory meanwhile "
-            "(%d dropped at the bound)",
-            self.spool_path,
-            exc,
-            len(keep),
-            self.held_dropped,
-        )
+        if self.spool_failing is None:
+            log.error(
+                "telemetry spool %s cannot be written (%s): points are held in memory up to "
+                "%d bytes (daemon.influxdb.spool_max_bytes) and spooled when it can be; beyond, "
+                'the oldest are dropped (sealwatch_telemetry_dropped_total{reason="%s"})',
+                self.spool_path,
+                exc,
+                self.opts.spool_max_bytes,
+                "spool_unwritable",
+            )
+        self.spool_failing = f"{type(exc).__name__}: {exc}"

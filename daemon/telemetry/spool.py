@@ -20,12 +20,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.base import RateLimitedLog
+from daemon.damaged import set_aside
 
 log = logging.getLogger("sealwatch.telemetry")
 FORMAT = 1  # PRAGMA user_version of a spool file
@@ -105,13 +105,7 @@ class Spool:
         except sqlite3.OperationalError:
             raise  # cannot open or write the file (permissions, a full disk): not corruption
         except sqlite3.DatabaseError as exc:
-            aside = self.path.with_name(
-                f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
-            )
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(f"{self.path}{suffix}")
-                if src.exists():
-                    src.replace(Path(f"{aside}{suffix}"))
+            aside = set_aside(self.path)
             self.corrupt_files += 1
             log.error(
                 "telemetry spool %s is not a usable spool (%s): moved aside to %s and started "
@@ -194,16 +188,17 @@ class Spool:
                 break
             gone = []
             for cid, points, csize in rows:
-                gone.append(cid)
-                dropped += points
+                gone.append((cid, points, csize))
                 need -= csize
+                if need <= 0:
+                    break
+            self._delete([g[0] for g in gone])  # counted only once it is gone (a full disk)
+            for cid, points, csize in gone:
+                dropped += points
                 self.bytes -= csize
                 self.points -= points
                 if cid in self._inflight:
                     self._dropped_inflight += points
-                if need <= 0:
-                    break
-            self._delete(gone)
         return dropped
 
     def _delete(self, ids: list[int]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -115,8 +116,20 @@ class Writer:
                 self._stop.wait(random.uniform(delay / 2, delay))
                 delay = min(delay * 2, self.opts.retry_max_s)
                 continue
-            self.spool.remove(batch)
             self.written += batch.points - refused
+            try:
+                self.spool.remove(batch)
+            except sqlite3.Error as exc:  # its disk refuses writes: the batch goes again
+                self.spool.give_back()
+                self._rlog.log(
+                    logging.ERROR,
+                    "remove",
+                    "telemetry spool cannot be written (%s): a batch the database took stays "
+                    "in it and is written again (at least once)",
+                    exc,
+                )
+                self._stop.wait(self.opts.retry_max_s)
+                continue
             delay = self.opts.retry_min_s
             self._state(True, "")
 
