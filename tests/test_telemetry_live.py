@@ -173,20 +173,29 @@ async def test_the_daemon_writes_what_it_accepted(
         )
         assert band[0]["metric"]["device"] == "jam-work" and band[0]["metric"]["zone"] == "work"
         assert band[0]["values"] == [12.0]
-        assert vm.values(f'jammer_band_floor_dbm{{{tags},band="gsm900"}}') == [30.0]
-        assert vm.values(f'jammer_band_below_floor{{{tags},band="gsm900"}}') == [1.0]
-        assert vm.values(f'jammer_band_below_floor{{{tags},band="cdma800"}}') == [0.0]
-        assert vm.values(f"jammer_temperature_c{{{tags}}}") == [41.5]
-        assert vm.values(f"jammer_fault_fan{{{tags}}}") == [1.0]
-        assert vm.values(f"jammer_status_bits{{{tags}}}") == [9.0]  # output + fan (§6)
-        assert await wait_until(
-            lambda: vm.values(f'door_open{{{tags},device="gate-outer"}}') == [1.0, 0.0], 30, "doors"
+        # VictoriaMetrics makes a write searchable within about a second: await each one.
+        expected = [
+            (f'jammer_band_floor_dbm{{{tags},band="gsm900"}}', [30.0]),
+            (f'jammer_band_below_floor{{{tags},band="gsm900"}}', [1.0]),
+            (f'jammer_band_below_floor{{{tags},band="cdma800"}}', [0.0]),
+            (f"jammer_temperature_c{{{tags}}}", [41.5]),
+            (f"jammer_fault_fan{{{tags}}}", [1.0]),
+            (f'door_open{{{tags},device="gate-outer"}}', [1.0, 0.0]),
+            (f"jammer_status_bits{{{tags}}}", [9.0]),
+            (f'door_forced{{{tags},device="fire-exit-north"}}', [1.0]),
+            (f"camera_fps{{{tags}}}", [12.5]),
+            (f"camera_sharpness{{{tags}}}", [0.93]),
+            (f"camera_tamper{{{tags}}}", [0.0]),
+        ]
+        for match, values in expected:
+
+            def arrived(m: str = match, v: list[float] = values) -> bool | None:
+                return vm.values(m) == v or None
+
+            await wait_until(arrived, 30, match)
+        alarm = await wait_until(
+            lambda: series(f"alarm_input_state_code{{{tags}}}"), 30, "the alarm input"
         )
-        assert vm.values(f'door_forced{{{tags},device="fire-exit-north"}}') == [1.0]
-        assert vm.values(f"camera_fps{{{tags}}}") == [12.5]
-        assert vm.values(f"camera_sharpness{{{tags}}}") == [0.93]
-        assert vm.values(f"camera_tamper{{{tags}}}") == [0.0]
-        alarm = vm.export(f"alarm_input_state_code{{{tags}}}")
         assert alarm[0]["values"] == [1.0] and alarm[0]["metric"]["zone"] == "belt"
         raised = await wait_until(
             lambda: series(f'alert_count{{{tags},policy="door-forced",state="raised"}}'),
