@@ -51,3 +51,52 @@ async def test_a_stop_while_the_broker_is_frozen_ends(tmp_path: Path, broker: Mo
     finally:
         os.kill(broker.proc.pid, signal.SIGCONT)
     assert code == 0, d.log.read_text()[-3000:]
+
+
+async def test_a_cancel_is_not_lost_when_a_session_task_fails_meanwhile(
+    tmp_path: Path, mosquitto_session: Mosquitto
+) -> None:
+    """The MQTT session's tasks run in a TaskGroup: one that fails with an MQTT error while
+    the session is being cancelled turns the cancellation into an error group, which the
+    reconnect loop caught — and reconnected, so the daemon's stop waited for ever."""
+    import asyncio
+
+    import aiomqtt
+
+    from daemon.config import load_settings
+    from daemon.pipeline.flow import Pipeline, new_metrics
+    from daemon.pipeline.mqtt import MqttSession
+    from daemon.store import Store
+    from policies.site import load_site
+
+    path = write_site(tmp_path, f"stop-cancel-{os.getpid()}")
+    site = load_site(path)
+    env = {
+        "SEALWATCH_DATA_DIR": str(tmp_path / "data"),
+        "SEALWATCH_MQTT_URL": mosquitto_session.url,
+    }
+    (tmp_path / "data").mkdir()
+    settings = load_settings(site, env)
+    store = Store(settings.db_path)
+    link = MqttSession(
+        site.id, settings.mqtt, Pipeline(site, settings, store, metrics=new_metrics())
+    )
+
+    class FailsWhenCancelled:
+        async def run(self, client: aiomqtt.Client) -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                raise aiomqtt.MqttError("the connection went away meanwhile") from None
+
+    link.session_tasks.append(FailsWhenCancelled())
+    task = asyncio.create_task(link.run())
+    try:
+        await asyncio.wait_for(link.connected.wait(), 20)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=20)
+        assert task in done, "the session reconnected instead of ending"
+        assert task.cancelled()
+    finally:
+        task.cancel()
+        store.close()

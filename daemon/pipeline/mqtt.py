@@ -146,6 +146,12 @@ class MqttSession:
                         raise
             except* (aiomqtt.MqttError, OSError) as group:
                 failure = group.exceptions[0]
+            # A session task that failed while the session was being cancelled turns the
+            # cancellation into this error group (TaskGroup: "other errors have priority"):
+            # the daemon is stopping, so stop — never reconnect (a stop once hung here).
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             was_up = self.connected.is_set()
             self.connected.clear()
             self.client = None
