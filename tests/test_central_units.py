@@ -24,12 +24,39 @@ GOOD: dict[str, Any] = {
         {"id": "b", "name": "Works B", "lon": 117.2, "lat": 39.1},
     ],
 }
+NOTIFY: dict[str, Any] = {
+    "channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/h", "secret_env": "HOME"}},
+    "recipients": {"ops": {"channel": "hook"}, "boss": {"channel": "hook"}},
+    "routes": [{"sites": ["b"], "severity": "critical", "notify": "ops"}],
+}
 
 
 def test_config_reads_every_key() -> None:
     c = parse_central(GOOD)
     assert [b.label for b in c.brokers] == ["mqtt://127.0.0.1:1883", "mqtts://central-2:8883"]
     assert [s.id for s in c.sites] == ["a", "b"] and c.client_id == "sealwatch-central"
+    assert c.notifications is None and c.data_dir is None and c.timezone == "Asia/Shanghai"
+
+
+def test_config_reads_notifications(tmp_path: Path) -> None:
+    esc = {
+        "operators": ["ops"],
+        "supervisors": ["boss"],
+        "levels": [{"after_s": 60, "notify": "boss"}],
+    }
+    c = parse_central(
+        {
+            **GOOD,
+            "data_dir": "data",
+            "timezone": "UTC",
+            "notifications": {**NOTIFY, "escalation": esc},
+        },
+        base=tmp_path,
+    )
+    assert c.data_dir == tmp_path / "data" and c.timezone == "UTC"
+    n = c.notifications
+    assert n is not None and n.routes[0].sites == frozenset({"b"})
+    assert n.escalation is not None and n.escalation.supervisors == ("boss",)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +71,37 @@ def test_config_reads_every_key() -> None:
         ({"sites": [{"id": "a", "lon": 200, "lat": 0}]}, "sites[0].lon: degrees"),
         ({"sites": [{"id": "a", "lon": 1, "lat": 1, "x": 2}]}, "sites[0].x: unknown key"),
         ({"sitez": []}, "sitez: unknown key"),
-        ({"notifications": {}}, "notifications: not built yet at the centre"),
+        ({"notifications": NOTIFY}, "data_dir: needed with notifications"),
+        ({"data_dir": "d"}, "data_dir: only the notification outbox"),
+        ({"timezone": "Mars/Base"}, "timezone: unknown time zone"),
+        (
+            {
+                "data_dir": "d",
+                "notifications": {**NOTIFY, "routes": [{"sites": "c", "notify": "ops"}]},
+            },
+            "notifications.routes[0].sites: no site 'c'",
+        ),
+        (
+            {
+                "data_dir": "d",
+                "notifications": {**NOTIFY, "routes": [{"zone": "w", "notify": "ops"}]},
+            },
+            "notifications.routes[0].zone: no zones at the centre",
+        ),
+        (
+            {
+                "data_dir": "d",
+                "notifications": {
+                    **NOTIFY,
+                    "recipients": {"ops": {"channel": "hook", "badge": "S1"}},
+                },
+            },
+            "notifications.recipients.ops.badge: no badges at the centre",
+        ),
+        (
+            {"data_dir": "d", "notifications": {**NOTIFY, "escalation": {"operators": ["ops"]}}},
+            "notifications.escalation.supervisors: missing",
+        ),
         ({"mqtt": {"password_file": "/no/such"}}, "mqtt.password_file:"),
     ],
 )

@@ -137,6 +137,10 @@ def test_no_section_no_notifications() -> None:
             lambda n: n["recipients"]["chen-sms"].update(to="chen@jb.example"),
             "daemon.notifications.recipients.chen-sms.to: expected a phone number",
         ),
+        (
+            lambda n: n["routes"][0].update(sites=["works-a"]),
+            "daemon.notifications.routes[0].sites: only at the centre",
+        ),
     ],
 )
 def test_bad_keys_are_refused_with_their_path(tmp_path: Path, change: Any, expected: str) -> None:

@@ -6,12 +6,18 @@
     offline_after_s: 90
     sites:
       - {id: works-a, name: 第一印刷厂, lon: 116.40, lat: 39.90}
+    data_dir: /var/lib/sealwatch-central   # the notification outbox (with notifications:)
+    timezone: Asia/Shanghai                # times in mails and SMS
+    notifications: {channels: …, recipients: …, routes: …, escalation: …}
 
+`notifications:` has a site's `daemon.notifications` schema (daemon/notify/config.py parses
+it), with `sites:` instead of `zone:` in routes and recipients by name as the supervisors.
 Every mistake is reported with its path; every key accepted does something.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +27,22 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from daemon.config import _Validator
+from daemon.notify.config import Notifications, parse_notifications
+from policies.schema import tzname
+
 SITE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TOP = {"brokers", "mqtt", "http", "offline_after_s", "sites", "name", "notifications"}
+TOP = {
+    "brokers",
+    "mqtt",
+    "http",
+    "offline_after_s",
+    "sites",
+    "name",
+    "notifications",
+    "data_dir",
+    "timezone",
+}
 MQTT_KEYS = {"client_id", "username", "password_file", "tls"}
 TLS_KEYS = {"ca_file", "cert_file", "key_file"}
 SITE_KEYS = {"id", "name", "lon", "lat"}
@@ -67,6 +87,16 @@ class CentralConfig:
     http_port: int
     offline_after_s: float
     sites: tuple[SiteRef, ...]
+    data_dir: Path | None = None
+    timezone: str = "Asia/Shanghai"
+    notifications: Notifications | None = None
+
+
+class _CentreValidator(_Validator):
+    """daemon/config.py's validator, with the centre's paths (`notifications.…`)."""
+
+    def err(self, path: str, msg: str) -> None:
+        super().err(path.replace("daemon.notifications", "notifications", 1), msg)
 
 
 def load_central(path: Path) -> CentralConfig:
@@ -82,12 +112,7 @@ def parse_central(raw: Any, base: Path = Path(".")) -> CentralConfig:
     if not isinstance(raw, dict):
         raise CentralConfigError(["the file must be a mapping (brokers:, sites:, …)"])
     for key in raw:
-        if key == "notifications":
-            errors.append(
-                "notifications: not built yet at the centre (each site's daemon notifies its "
-                "own people, docs/notifications.md); remove this section"
-            )
-        elif key not in TOP:
+        if key not in TOP:
             errors.append(f"{key}: unknown key (known: {', '.join(sorted(TOP))})")
     brokers = []
     urls = raw.get("brokers")
@@ -125,6 +150,22 @@ def parse_central(raw: Any, base: Path = Path(".")) -> CentralConfig:
         errors.append(f"offline_after_s: a number of seconds ≥ 1, got {offline!r}")
         offline = 90
     sites = _sites(raw.get("sites"), errors)
+    timezone = str(raw.get("timezone", "Asia/Shanghai"))
+    try:
+        tzname("timezone", timezone)
+    except ValueError as exc:
+        errors.append(f"timezone: {exc}")
+    notifications = None
+    if raw.get("notifications") is not None:
+        v = _CentreValidator()
+        ids = frozenset(s.id for s in sites)
+        notifications = parse_notifications(v, raw["notifications"], os.environ, None, ids)
+        errors += v.errors
+    data_dir = base / str(raw["data_dir"]) if raw.get("data_dir") else None
+    if notifications is not None and data_dir is None:
+        errors.append("data_dir: needed with notifications (the outbox is kept there)")
+    if notifications is None and data_dir is not None:
+        errors.append("data_dir: only the notification outbox is kept there: add notifications")
     if errors:
         raise CentralConfigError(errors)
 
@@ -144,6 +185,9 @@ def parse_central(raw: Any, base: Path = Path(".")) -> CentralConfig:
         http_port=int(port),
         offline_after_s=float(offline),
         sites=sites,
+        data_dir=data_dir,
+        timezone=timezone,
+        notifications=notifications,
     )
 
 

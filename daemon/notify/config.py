@@ -107,6 +107,7 @@ class Route:
     policy: frozenset[str] | None = None
     zone: frozenset[str] | None = None
     seal: frozenset[str] | None = None
+    sites: frozenset[str] | None = None  # at the centre only: the sites it came from
     subject: frozenset[str] | None = None
     states: frozenset[str] = DEFAULT_ROUTE_STATES
 
@@ -189,7 +190,7 @@ KEYS_BY_TYPE = {"webhook": WEBHOOK_KEYS, "email": EMAIL_KEYS, "sms": SMS_KEYS}
 RECIPIENT_KEYS: dict[str, Converter] = {"channel": _text, "to": _text, "badge": _text}
 ROUTE_KEYS: dict[str, Converter] = {
     k: (lambda _p, v: v)
-    for k in ("severity", "policy", "zone", "seal", "subject", "states", "notify")
+    for k in ("severity", "policy", "zone", "seal", "subject", "states", "notify", "sites")
 }
 ESCALATION_KEYS: dict[str, Converter] = {
     "operators": lambda _p, v: v,
@@ -200,9 +201,17 @@ LEVEL_KEYS: dict[str, Converter] = {"after_s": _range(1.0, 7 * 86_400.0), "notif
 
 
 def parse_notifications(
-    v: Validator, raw: Any, env: Mapping[str, str], site: Site
+    v: Validator,
+    raw: Any,
+    env: Mapping[str, str],
+    site: Site | None,
+    sites: frozenset[str] = frozenset(),
 ) -> Notifications | None:
-    """The `daemon.notifications` section, or None when it is absent; problems go to `v`."""
+    """The `daemon.notifications` section, or None when it is absent; problems go to `v`.
+
+    `site` None: the centre's `notifications:` (CENTRAL.yaml, docs/central.md), where there is
+    no site file: routes filter by `sites` (ids among `sites`) instead of `zone`, and
+    `escalation.supervisors` names recipients, as there are no badges."""
     if raw is None:
         return None
     top = v.mapping("daemon.notifications", raw, TOP_KEYS)
@@ -212,7 +221,7 @@ def parse_notifications(
     env_names: set[str] = set()
     channels = _channels(v, top.get("channels"), env, env_names, top.get("lang", "zh"))
     recipients = _recipients(v, top.get("recipients"), channels, site)
-    routes = tuple(_routes(v, top.get("routes"), recipients, site))
+    routes = tuple(_routes(v, top.get("routes"), recipients, site, sites))
     escalation = _escalation(v, top.get("escalation"), recipients, site)
     if not channels and "channels" not in top:
         v.err(f"{p}.channels", "at least one channel is needed (webhook, email or sms)")
@@ -425,7 +434,7 @@ def _walk_json(v: Validator, path: str, value: Any) -> None:
 
 
 def _recipients(
-    v: Validator, raw: Any, channels: Mapping[str, Channel], site: Site
+    v: Validator, raw: Any, channels: Mapping[str, Channel], site: Site | None
 ) -> dict[str, Recipient]:
     p = "daemon.notifications.recipients"
     out: dict[str, Recipient] = {}
@@ -457,7 +466,13 @@ def _recipients(
         elif channel.type == "sms" and not to.lstrip("+").isdigit():
             v.err(f"{rp}.to", f"expected a phone number (digits, optional +), got {to!r}")
         badge = r.get("badge")
-        if badge is not None and badge not in site.people:
+        if badge is not None and site is None:
+            v.err(
+                f"{rp}.badge",
+                "no badges at the centre: name the supervisors' recipients in "
+                "escalation.supervisors",
+            )
+        elif badge is not None and site is not None and badge not in site.people:
             v.err(f"{rp}.badge", f"no person with badge '{badge}'{suggest(badge, site.people)}")
         out[name] = Recipient(name, ch, to, badge)
     return out
@@ -496,7 +511,13 @@ def _notify(
     return tuple(dict.fromkeys(str(x) for x in items if str(x) in names))
 
 
-def _routes(v: Validator, raw: Any, recipients: Mapping[str, Recipient], site: Site) -> list[Route]:
+def _routes(
+    v: Validator,
+    raw: Any,
+    recipients: Mapping[str, Recipient],
+    site: Site | None,
+    sites: frozenset[str],
+) -> list[Route]:
     p = "daemon.notifications.routes"
     out: list[Route] = []
     if raw is None:
@@ -509,15 +530,20 @@ def _routes(v: Validator, raw: Any, recipients: Mapping[str, Recipient], site: S
         r = v.mapping(rp, item, ROUTE_KEYS)
         if not isinstance(item, dict):
             continue
+        if site is None and "zone" in r:
+            v.err(f"{rp}.zone", "no zones at the centre (it has no site file): route by sites")
+        if site is not None and "sites" in r:
+            v.err(f"{rp}.sites", "only at the centre (CENTRAL.yaml): a site routes its own")
         known: dict[str, Any] = {
             "severity": frozenset(SEVERITIES),
             "policy": POLICY_IDS,
-            "zone": site.zones,
+            "zone": site.zones if site is not None else None,
+            "sites": sites if site is None else None,
             "seal": None,  # seals may also be started at run time
             "subject": None,
             "states": frozenset(STATES),
         }
-        what = {"states": "state", "subject": "subject", "seal": "seal"}
+        what = {"states": "state", "subject": "subject", "seal": "seal", "sites": "site"}
         got: dict[str, frozenset[str] | None] = {}
         for key, names in known.items():
             if key in r:
@@ -529,6 +555,7 @@ def _routes(v: Validator, raw: Any, recipients: Mapping[str, Recipient], site: S
                 policy=got.get("policy"),
                 zone=got.get("zone"),
                 seal=got.get("seal"),
+                sites=got.get("sites"),
                 subject=got.get("subject"),
                 states=got.get("states") or DEFAULT_ROUTE_STATES,
             )
@@ -537,7 +564,7 @@ def _routes(v: Validator, raw: Any, recipients: Mapping[str, Recipient], site: S
 
 
 def _escalation(
-    v: Validator, raw: Any, recipients: Mapping[str, Recipient], site: Site
+    v: Validator, raw: Any, recipients: Mapping[str, Recipient], site: Site | None
 ) -> Escalation | None:
     p = "daemon.notifications.escalation"
     if raw is None:
@@ -546,7 +573,10 @@ def _escalation(
     if not isinstance(raw, dict):
         return None
     operators = _notify(v, f"{p}.operators", e.get("operators"), recipients)
-    supervisors = _supervisors(v, p, e.get("supervisors"), recipients, site)
+    if site is None:  # the centre: no badges, the supervisors are recipients by name
+        supervisors = _notify(v, f"{p}.supervisors", e.get("supervisors"), recipients)
+    else:
+        supervisors = _supervisors(v, p, e.get("supervisors"), recipients, site)
     levels: list[Level] = []
     raw_levels = e.get("levels", [])
     if not isinstance(raw_levels, list):

@@ -12,11 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from daemon.notify.chain import Step
 from daemon.notify.config import Notifications, Route
 from policies.site import Site
+
+
+class Place(Protocol):
+    """Where a message says it comes from: a `Site` at a site, a site of CENTRAL.yaml at the
+    centre (daemon/central/notify.py)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def timezone(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +65,16 @@ def zones_of(zones: Mapping[str, frozenset[str]], subject: str) -> frozenset[str
 
 
 def matches(
-    route: Route, line: Mapping[str, Any], zones: frozenset[str], seals: frozenset[str]
+    route: Route,
+    line: Mapping[str, Any],
+    zones: frozenset[str],
+    seals: frozenset[str],
+    site_id: str | None = None,
 ) -> bool:
+    """`site_id`: the site a transition came from (at the centre; `sites` filters by it)."""
     if line.get("state") not in route.states:
+        return False
+    if route.sites is not None and site_id not in route.sites:
         return False
     if route.severity is not None and line.get("severity") not in route.severity:
         return False
@@ -69,18 +88,22 @@ def matches(
 
 
 def routed(
-    config: Notifications, line: Mapping[str, Any], zones: frozenset[str], seals: frozenset[str]
+    config: Notifications,
+    line: Mapping[str, Any],
+    zones: frozenset[str],
+    seals: frozenset[str],
+    site_id: str | None = None,
 ) -> tuple[str, ...]:
     """The recipients the routes name for this transition, in order, once each."""
     names: dict[str, None] = {}
     for route in config.routes:
-        if matches(route, line, zones, seals):
+        if matches(route, line, zones, seals, site_id):
             names.update(dict.fromkeys(route.notify))
     return tuple(names)
 
 
 def message(
-    site: Site,
+    site: Place,
     line: Mapping[str, Any],
     zones: Iterable[str],
     seals: Iterable[str],
@@ -107,7 +130,7 @@ def message(
 
 def deliveries(
     config: Notifications,
-    site: Site,
+    site: Place,
     line: Mapping[str, Any],
     delivery_id: str,
     recipients: Iterable[str],
