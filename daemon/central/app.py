@@ -15,6 +15,7 @@ from aiohttp import web
 
 from daemon.central.config import CentralConfig, CentralConfigError, load_central
 from daemon.central.link import ClusterLink
+from daemon.central.notify import CentralNotifications
 from daemon.central.state import Centre
 from daemon.central.web import build_app
 
@@ -28,26 +29,34 @@ class Central:
         self.config = config
         self.centre = Centre(config)
         self.link = ClusterLink(config, self.centre.handle)
+        self.notify: CentralNotifications | None = None
+        if config.notifications is not None:
+            c = self.centre
+            self.notify = CentralNotifications(config, c.metrics, c.problems, c.seals_of)
+            c.on_transition.append(self.notify.take)
         self.http_port = config.http_port
         self._runner: web.AppRunner | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Central:
-        self._runner = web.AppRunner(build_app(self.centre, self.link), access_log=None)
+        app = build_app(self.centre, self.link, self.notify)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http_host, self.config.http_port)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         if sockets:
             self.http_port = sockets[0].getsockname()[1]
-        self._task = asyncio.create_task(self.link.run(), name="central-link")
+        if self.notify is not None:
+            self._tasks.append(asyncio.create_task(self.notify.run(), name="central-notify"))
+        self._tasks.append(asyncio.create_task(self.link.run(), name="central-link"))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in reversed(self._tasks):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         if self._runner is not None:
             await self._runner.cleanup()
 

@@ -27,6 +27,7 @@ import orjson
 
 from adapters.base import RateLimitedLog
 from daemon.central.config import CentralConfig, SiteRef
+from daemon.metrics import Metrics
 
 log = logging.getLogger("sealwatch.central")
 SEVERITY_RANK = {"minor": 0, "major": 1, "critical": 2}
@@ -87,6 +88,38 @@ class Centre:
         # called with (site id, transition) for each new transition (the benchmark's probe)
         self.on_transition: list[Callable[[str, dict[str, Any]], None]] = []
         self._rlog = RateLimitedLog(log)
+        self.problems: dict[str, str] = {}  # component → what is wrong (for /healthz)
+        self.metrics = Metrics()
+        m = self.metrics
+        m.counter(
+            "sealwatch_central_messages_total",
+            "Messages received from the cluster",
+            read=lambda: float(self.messages),
+        )
+        m.counter(
+            "sealwatch_central_transitions_total",
+            "Alert transitions received (each counted once), by site",
+            ("site",),
+            read=lambda: {(k,): float(s.transitions) for k, s in self.sites.items()},
+        )
+        m.counter(
+            "sealwatch_central_rejected_total",
+            "Messages rejected, by reason",
+            ("reason",),
+            read=lambda: {(k,): float(n) for k, n in self.rejected.items()},
+        )
+
+    def seals_of(self, site_id: str) -> frozenset[str]:
+        """The seals in force at a site, by its latest summary."""
+        site = self.sites.get(site_id)
+        seals = (site.summary or {}).get("seals") if site is not None else None
+        if not isinstance(seals, list):
+            return frozenset()
+        return frozenset(
+            str(s["id"])
+            for s in seals
+            if isinstance(s, dict) and "id" in s and s.get("status") == "active"
+        )
 
     def handle(self, topic: str, payload: bytes) -> None:
         self.messages += 1

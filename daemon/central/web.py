@@ -6,7 +6,9 @@ No outside network: the page, its script and the dashboard's style sheet ship wi
     GET /api/overview                  every site (availability, worst alert, seals, counts)
     GET /api/sites/SITE                one site and its active alerts (the drill-down)
     GET /api/sites/SITE/transitions    the transitions seen, oldest first (?limit=, ≤ 20,000)
-    GET /healthz                       the cluster node followed, messages, rejections
+    GET /healthz                       the cluster node followed, messages, rejections,
+                                       problems (notifications failing), notification counts
+    GET /metrics                       Prometheus text: messages, transitions, notifications
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from daemon.central.link import ClusterLink
+from daemon.central.notify import CentralNotifications
 from daemon.central.state import RECENT_MAX, SEVERITY_RANK, Centre, SiteState
 
 HERE = Path(__file__).resolve().parent
@@ -28,7 +31,9 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def build_app(centre: Centre, link: ClusterLink | None) -> web.Application:
+def build_app(
+    centre: Centre, link: ClusterLink | None, notify: CentralNotifications | None = None
+) -> web.Application:
     app = web.Application(client_max_size=1024)
 
     async def page(_r: web.Request) -> web.Response:
@@ -78,14 +83,22 @@ def build_app(centre: Centre, link: ClusterLink | None) -> web.Application:
 
     async def healthz(_r: web.Request) -> web.Response:
         node = link.connected.label if link is not None and link.connected else None
+        problems = [f"{k}: {v}" for k, v in sorted(centre.problems.items())]
         return _json(
             {
-                "status": "ok" if node else "degraded",
+                "status": "ok" if node and not problems else "degraded",
                 "broker": node,
                 "connections": link.connections if link is not None else 0,
                 "messages": centre.messages,
                 "rejected": dict(centre.rejected),
+                "problems": problems,
+                "notifications": notify.status() if notify is not None else None,
             }
+        )
+
+    async def metrics(_r: web.Request) -> web.Response:
+        return web.Response(
+            text=centre.metrics.render(), content_type="text/plain", charset="utf-8"
         )
 
     app.router.add_get("/", page)
@@ -95,4 +108,5 @@ def build_app(centre: Centre, link: ClusterLink | None) -> web.Application:
     app.router.add_get("/api/sites/{site}", one_site)
     app.router.add_get("/api/sites/{site}/transitions", transitions)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     return app

@@ -27,6 +27,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import tzinfo
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -35,6 +37,7 @@ import orjson
 
 from adapters.base import RateLimitedLog
 from daemon.damaged import set_aside_since
+from daemon.metrics import Metrics
 from daemon.notify import channels
 from daemon.notify.chain import ChainState, Step, TransitionIn
 from daemon.notify.config import Notifications
@@ -96,13 +99,41 @@ class _Batch:
 class NotificationSink:
     name = "notifications"
 
+    outbox_class: Callable[[Path], Outbox] = Outbox
+
     def __init__(self, config: Notifications, pipeline: Pipeline) -> None:
-        self.config = config
         self.p = pipeline
         self.site = pipeline.site
-        self.path = pipeline.settings.data_dir / OUTBOX_FILE
         self.zones = zone_map(self.site)
         self.feed = NotificationFeed(self.site.id)
+        # where routing starts when notifications are newly configured: after what is stored
+        # now, before what recovery is about to release
+        self._floor = pipeline.store.next_ids()["transitions"]
+        self._setup(
+            config,
+            pipeline.settings.data_dir / OUTBOX_FILE,
+            pipeline.metrics,
+            pipeline.problems,
+            pipeline.clock,
+            self.site.tz,
+        )
+
+    def _setup(
+        self,
+        config: Notifications,
+        path: Path,
+        metrics: Metrics,
+        problems: dict[str, str],
+        clock: Callable[[], int],
+        tz: tzinfo,
+    ) -> None:
+        """What every host shares (the site's pipeline, or the centre: daemon/central)."""
+        self.config = config
+        self.path = path
+        self.metrics = metrics
+        self.problems = problems
+        self.clock = clock
+        self.tz = tz
         self.outbox: Outbox | None = None
         self.cursor = 0
         self._incoming: deque[dict[str, Any]] = deque()
@@ -121,10 +152,7 @@ class NotificationSink:
         self._tg: asyncio.TaskGroup | None = None
         self._rlog = RateLimitedLog(log)
         self.sent = 0
-        # where routing starts when notifications are newly configured: after what is stored
-        # now, before what recovery is about to release
-        self._floor = pipeline.store.next_ids()["transitions"]
-        m = pipeline.metrics
+        m = metrics
         m.counter(
             "sealwatch_notifications_sent_total",
             "Notifications delivered, by channel",
@@ -165,7 +193,7 @@ class NotificationSink:
             wait = self.config.retry_initial_s
             while self.outbox is None:
                 try:
-                    self.outbox = await self._db(Outbox, self.path)
+                    self.outbox = await self._db(self.outbox_class, self.path)
                 except (sqlite3.Error, OSError) as exc:
                     self._problem(
                         "outbox",
@@ -177,7 +205,7 @@ class NotificationSink:
             self._problem("outbox", None)
             if self.outbox.damaged is not None:
                 aside, why = self.outbox.damaged
-                self.p.metrics.inc("sealwatch_notification_outbox_damaged_total")
+                self.metrics.inc("sealwatch_notification_outbox_damaged_total")
                 log.error(
                     "notification outbox %s is damaged (%s): set aside as %s and started afresh "
                     "from the newest stored transition. Deliveries that waited in it and "
@@ -219,7 +247,7 @@ class NotificationSink:
         cursor = await self._db(self.outbox.cursor)
         if cursor is None:  # notifications newly configured: from now on, not the history
             cursor = self._floor
-            await self._db(self.outbox.add, [], [], cursor, self.p.clock())
+            await self._db(self.outbox.add, [], [], cursor, self.clock())
         self.cursor = cursor
         if self.config.escalation is not None:
             taken = await self._db(self.outbox.taken)
@@ -256,7 +284,7 @@ class NotificationSink:
             if self._incoming:
                 self._route(list(self._incoming))
                 self._incoming.clear()
-            now = self.p.clock()
+            now = self.clock()
             timer_steps = [s for st in self._chains.values() for s in st.advance(now)]
             if timer_steps:
                 self._save(self._step_items(timer_steps), timer_steps, None)
@@ -271,11 +299,11 @@ class NotificationSink:
                 next_damage_check = loop.time() + DAMAGE_CHECK_S
                 self._damage_check()
             timeout: float | None = 1.0 if self._unsaved or self._unmarked else None
-            if "notify:outbox-damaged" in self.p.problems:
+            if "notify:outbox-damaged" in self.problems:
                 timeout = min(timeout or DAMAGE_CHECK_S, DAMAGE_CHECK_S)
             dues = [d for st in self._chains.values() if (d := st.next_due()) is not None]
             if dues:
-                wait = max(0.0, (min(dues) - self.p.clock()) / 1e6)
+                wait = max(0.0, (min(dues) - self.clock()) / 1e6)
                 timeout = wait if timeout is None else min(timeout, wait)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -362,7 +390,7 @@ class NotificationSink:
             b = self._unsaved[0]
             try:
                 _added, new_steps = await self._db(
-                    self.outbox.add, b.items, b.steps, b.cursor, self.p.clock()
+                    self.outbox.add, b.items, b.steps, b.cursor, self.clock()
                 )
             except sqlite3.Error as exc:
                 self._not_writable(exc)
@@ -379,7 +407,7 @@ class NotificationSink:
                         "alert_id": s.alert_id,
                         "level": s.level,
                         "recipients": list(s.recipients),
-                        "due": format_ts(s.due, self.site.tz),
+                        "due": format_ts(s.due, self.tz),
                         "cause": s.cause,
                         "transition_id": s.transition_id,
                     },
@@ -409,7 +437,7 @@ class NotificationSink:
 
     async def _prune(self) -> None:
         assert self.outbox is not None
-        before = self.p.clock() - round(self.config.keep_sent_days * 86_400e6)
+        before = self.clock() - round(self.config.keep_sent_days * 86_400e6)
         try:
             await self._db(self.outbox.prune, before, list(self._chains))
         except sqlite3.Error as exc:
@@ -493,7 +521,7 @@ class NotificationSink:
                 log.exception("sending a notification by %s failed unexpectedly", lane[0])
             # visible at once (problem, log on change, metric), then noted in the outbox
             self._lane_state(lane, error)
-            self.p.metrics.inc("sealwatch_notifications_failed_total", lane[0])
+            self.metrics.inc("sealwatch_notifications_failed_total", lane[0])
             if item.attempts == 0:
                 self._record("notification.failed", {**self._about(lane, item), "error": error})
             if item.id >= 0:
@@ -502,16 +530,16 @@ class NotificationSink:
             return False
         try:
             if item.id < 0:  # from memory: recorded once its batch is in the outbox
-                self._unmarked[self._key(item)] = self.p.clock()
+                self._unmarked[self._key(item)] = self.clock()
             else:
-                await self._db(self.outbox.sent, item.id, self.p.clock())
+                await self._db(self.outbox.sent, item.id, self.clock())
         except sqlite3.Error:
             # It went out; the outbox does not know yet: noted, recorded when it can be (a
             # daemon that dies meanwhile sends it again, under the same delivery id).
-            self._unmarked[self._key(item)] = self.p.clock()
+            self._unmarked[self._key(item)] = self.clock()
             self._wake.set()
         self.sent += 1
-        self.p.metrics.inc("sealwatch_notifications_sent_total", lane[0])
+        self.metrics.inc("sealwatch_notifications_sent_total", lane[0])
         self._record(
             "notification.sent", {**self._about(lane, item), "attempts": item.attempts + 1}
         )
@@ -569,7 +597,7 @@ class NotificationSink:
 
     def _problem(self, what: str, text: str | None) -> None:
         key = f"notify:{what}"
-        problems = self.p.problems
+        problems = self.problems
         if text is None:
             if problems.pop(key, None) is not None and what == "outbox":
                 log.warning("notification outbox writable again")
@@ -579,8 +607,13 @@ class NotificationSink:
             problems[key] = text
 
     def _record(self, kind: str, body: dict[str, Any]) -> None:
-        """An audit-ledger record; published on MQTT once it is written."""
+        """A `notification.*` record: logged, and kept by `_keep`."""
         if kind != "notification.failed":
             log.info("%s %s", kind, orjson.dumps(body).decode())
-        record = {"kind": kind, "ts": format_ts(self.p.clock(), self.site.tz), **body}
+        self._keep(kind, body)
+
+    def _keep(self, kind: str, body: dict[str, Any]) -> None:
+        """At a site: an audit-ledger record, published on MQTT once it is written (the centre
+        keeps it in its outbox's log table instead: daemon/central/notify.py)."""
+        record = {"kind": kind, "ts": format_ts(self.clock(), self.tz), **body}
         self.p.audit(kind, body, release=lambda: self.feed.put(record))
