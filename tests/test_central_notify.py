@@ -138,7 +138,13 @@ async def test_routes_by_site_and_the_chain_runs_at_the_centre(
         sink._wake.set()
         await wait_until(lambda: "director" in got(receiver), 20, "level 2")
         assert got(receiver)["director"] == ["works-b:B2-L2"]
-        assert sink.status() == {"sent": 10, "waiting": 0, "chains_open": 1, "failing": []}
+        assert sink.status() == {
+            "sent": 10,
+            "waiting": 0,
+            "chains_open": 1,
+            "chains": ["works-b:B2"],
+            "failing": [],
+        }
 
     with sqlite3.connect(tmp_path / "data" / "notifications.db") as db:
         steps = sorted(db.execute("SELECT alert_id, level FROM steps"))

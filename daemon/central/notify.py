@@ -125,6 +125,7 @@ class CentralNotifications(NotificationSink):
             "sent": self.sent,
             "waiting": sum(self._depth.values()),
             "chains_open": len(self._chains),
+            "chains": sorted(self._chains)[:100],  # SITE:ALERT_ID of the first hundred
             "failing": sorted({ch for ch, _ in self._failing}),
         }
 

@@ -531,6 +531,7 @@ class NotificationSink:
         try:
             if item.id < 0:  # from memory: recorded once its batch is in the outbox
                 self._unmarked[self._key(item)] = self.clock()
+                self._wake.set()  # (the loop may be waiting with nothing left to write)
             else:
                 await self._db(self.outbox.sent, item.id, self.clock())
         except sqlite3.Error:

@@ -64,7 +64,13 @@ class BridgedMosquitto(Mosquitto):
 class CentralProcess:
     """`sealwatch central --config CENTRAL.yaml` as a subprocess."""
 
-    def __init__(self, workdir: Path, nodes: list[RabbitNode], sites: list[str]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        nodes: list[RabbitNode],
+        sites: list[str],
+        extra: dict[str, Any] | None = None,  # more of CENTRAL.yaml (notifications, data_dir)
+    ) -> None:
         self.http_port = free_port()
         self.config = workdir / "central.yaml"
         self.config.write_text(
@@ -79,6 +85,7 @@ class CentralProcess:
                         {"id": s, "name": s, "lon": 116.0 + i, "lat": 39.0 + i / 2}
                         for i, s in enumerate(sites)
                     ],
+                    **(extra or {}),
                 }
             )
         )
