@@ -208,6 +208,8 @@ class Daemon:
         try:
             if self.devices is not None:
                 await self.devices.__aexit__(None, None, None)
+            if self.link is not None:
+                self.link.close()
             for task in self._tasks:
                 task.cancel()
             if self._tg is not None:

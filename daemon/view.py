@@ -41,7 +41,6 @@ Both sit on the running `daemon.pipeline.flow.Pipeline`; only their insides know
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -53,6 +52,7 @@ from urllib.request import pathname2url
 import orjson
 
 from daemon import audit
+from daemon.aio import within
 from daemon.lifecycle import AlertView
 from daemon.pipeline.flow import Pipeline
 from daemon.pipeline.items import Outcome
@@ -638,19 +638,15 @@ class Actions:
     async def command(self, event: dict[str, Any], *, origin: str, actor: str | None) -> Outcome:
         """Feed an operator action as an event; its outcome once stored (or refused).
         Raises TimeoutError if the engine does not answer within COMMAND_TIMEOUT_S."""
-        return await asyncio.wait_for(
-            self._p.command(event, origin=origin, actor=actor), COMMAND_TIMEOUT_S
-        )
+        return await within(self._p.command(event, origin=origin, actor=actor), COMMAND_TIMEOUT_S)
 
     async def add_comment(self, alert_id: str, badge: str, text: str, origin: str) -> Outcome:
-        return await asyncio.wait_for(
-            self._p.comment(alert_id, badge, text, origin), COMMAND_TIMEOUT_S
-        )
+        return await within(self._p.comment(alert_id, badge, text, origin), COMMAND_TIMEOUT_S)
 
     async def add_suppression(
         self, device: str, start: str, end: str, reason: str, badge: str, origin: str
     ) -> Outcome:
-        return await asyncio.wait_for(
+        return await within(
             self._p.suppression(device, start, end, reason, badge, origin), COMMAND_TIMEOUT_S
         )
 

@@ -93,6 +93,7 @@ async def test_a_cancel_is_not_lost_when_a_session_task_fails_meanwhile(
     task = asyncio.create_task(link.run())
     try:
         await asyncio.wait_for(link.connected.wait(), 20)
+        link.close()  # what the daemon's stop does before it cancels its tasks
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=20)
         assert task in done, "the session reconnected instead of ending"

@@ -22,6 +22,7 @@ from typing import Any
 import aiomqtt
 import orjson
 
+from daemon.aio import wait_event
 from daemon.http.state import SEVERITY_RANK, StateBuilder
 from daemon.lifecycle import AlertView
 from daemon.pipeline.items import Row
@@ -92,10 +93,7 @@ class SiteSummary:
     async def run(self, client: aiomqtt.Client) -> None:
         self.ready.set()  # a new connection: send the latest at once
         while True:
-            try:
-                await asyncio.wait_for(self.ready.wait(), self.period_s)
-            except TimeoutError:
-                pass
+            await wait_event(self.ready, self.period_s)
             self.ready.clear()
             started = time.monotonic()
             await client.publish(self.topic, orjson.dumps(self.build()), qos=1, retain=True)

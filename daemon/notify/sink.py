@@ -36,6 +36,7 @@ import aiomqtt
 import orjson
 
 from adapters.base import RateLimitedLog
+from daemon.aio import wait_event
 from daemon.damaged import set_aside_since
 from daemon.metrics import Metrics
 from daemon.notify import channels
@@ -305,8 +306,7 @@ class NotificationSink:
             if dues:
                 wait = max(0.0, (min(dues) - self.clock()) / 1e6)
                 timeout = wait if timeout is None else min(timeout, wait)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await wait_event(self._wake, timeout)
 
     # -- routing -----------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ import paho.mqtt.client as mqtt
 
 from adapters.base import RateLimitedLog
 from adapters.mqtt_mapping import MappingRule, topic_filters
+from daemon.aio import within
 from daemon.config import Mqtt
 from daemon.metrics import Metrics
 from daemon.pipeline.items import Incoming, Kind
@@ -82,6 +83,7 @@ class MqttSession:
         self.daemon_topic = f"{base}/daemon"
         self.sync_topic = f"{base}/daemon/sync/{settings.client_id}"
         self.connected = asyncio.Event()
+        self.closing = False  # set by close(): the daemon is stopping, never reconnect
         self.session_tasks: list[SessionTask] = []
         self.client: aiomqtt.Client | None = None
         self._generation = 0
@@ -94,6 +96,10 @@ class MqttSession:
             "1 while the daemon's broker session is up",
             read=lambda: float(self.connected.is_set()),
         )
+
+    def close(self) -> None:
+        """The daemon is stopping: the session ends with the cancellation that follows."""
+        self.closing = True
 
     def _client(self) -> aiomqtt.Client:
         s = self.settings
@@ -148,9 +154,10 @@ class MqttSession:
                 failure = group.exceptions[0]
             # A session task that failed while the session was being cancelled turns the
             # cancellation into this error group (TaskGroup: "other errors have priority"):
-            # the daemon is stopping, so stop — never reconnect (a stop once hung here).
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
+            # when the daemon is stopping, stop — never reconnect. (Python 3.11's
+            # Task.cancelling() cannot tell: a TaskGroup may leave it raised after a
+            # connection is lost, so the daemon says so itself.)
+            if self.closing:
                 raise asyncio.CancelledError
             was_up = self.connected.is_set()
             self.connected.clear()
@@ -213,9 +220,7 @@ class MqttSession:
             # Shutting down: say so on the availability topic (a clean disconnect sends no
             # last will), then let the cancellation through.
             try:
-                await asyncio.wait_for(
-                    client.publish(self.daemon_topic, b"offline", qos=1, retain=True), 2.0
-                )
+                await within(client.publish(self.daemon_topic, b"offline", qos=1, retain=True), 2.0)
             except (aiomqtt.MqttError, TimeoutError):
                 pass
             raise
