@@ -45,3 +45,28 @@ async def test_within_gives_the_result_or_times_out() -> None:
     assert await within(asyncio.sleep(0, "done"), 5) == "done"
     with pytest.raises(TimeoutError):
         await within(asyncio.Event().wait(), 0.01)
+
+
+async def test_a_cancel_lost_in_a_library_wait_for_is_raised_at_the_next_wait() -> None:
+    """aiomqtt waits for each PUBACK with 3.11's wait_for, which loses a cancel that comes as
+    the PUBACK does: the session task parks in wait_event next, which raises it."""
+    puback, ready = asyncio.Event(), asyncio.Event()
+    swallowed: list[bool] = []
+
+    async def session_task() -> None:
+        while True:
+            try:  # what aiomqtt's publish does
+                await asyncio.wait_for(puback.wait(), 30)
+            except TimeoutError:
+                pass
+            swallowed.append(True)  # the cancel did not come through here
+            await wait_event(ready, None)
+
+    task = asyncio.create_task(session_task())
+    for _ in range(3):
+        await asyncio.sleep(0)
+    puback.set()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=10)
+    assert task in done and task.cancelled()
+    assert swallowed == [True]  # 3.11's wait_for did lose it: the test shows the rescue

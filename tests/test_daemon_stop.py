@@ -27,7 +27,7 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     b.stop()
 
 
-@pytest.mark.parametrize("round_", range(5))
+@pytest.mark.parametrize("round_", range(10))
 async def test_a_stop_right_after_the_start_ends(
     tmp_path: Path, broker: Mosquitto, round_: int
 ) -> None:

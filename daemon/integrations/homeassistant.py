@@ -33,6 +33,7 @@ from typing import Any
 import aiomqtt
 import orjson
 
+from daemon.aio import wait_event
 from daemon.config import HomeAssistantOptions
 from daemon.pipeline.items import Row
 from daemon.view import ReadView
@@ -200,7 +201,7 @@ class HomeAssistant:
         sent: dict[str, str] = {}
         self.ready.set()  # a new connection: everything again
         while True:
-            await self.ready.wait()
+            await wait_event(self.ready, None)
             self.ready.clear()
             sends = []
             for e in self.entities():

@@ -78,7 +78,7 @@ class NotificationFeed:
         while True:
             if not self.queue:
                 self.ready.clear()
-                await self.ready.wait()
+                await wait_event(self.ready, None)
                 continue
             payload = self.queue.popleft()
             try:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import aiomqtt
 
+from daemon.aio import wait_event
 from daemon.pipeline.items import Row
 
 PUBLISH_BATCH = 200
@@ -49,7 +50,7 @@ class AlertPublisher:
         while True:
             if not self.outbox:
                 self.ready.clear()
-                await self.ready.wait()
+                await wait_event(self.ready, None)
                 continue
             batch = [self.outbox.popleft() for _ in range(min(PUBLISH_BATCH, len(self.outbox)))]
             try:

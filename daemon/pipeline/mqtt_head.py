@@ -15,6 +15,7 @@ import time
 import aiomqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from daemon.aio import wait_event
 from daemon.audit import SignedHead, sign_head
 
 
@@ -49,7 +50,7 @@ class HeadPublisher:
         while True:
             if self.latest is None or self.latest == self.sent:
                 self.ready.clear()
-                await self.ready.wait()
+                await wait_event(self.ready, None)
                 continue
             head = self.signed()
             assert head is not None
