@@ -36,7 +36,7 @@ import orjson
 
 from daemon.central.config import CentralConfig
 from daemon.metrics import Metrics
-from daemon.notify.chain import ChainState, Step, TransitionIn
+from daemon.notify.chain import Step, TransitionIn
 from daemon.notify.outbox import Outbox
 from daemon.notify.routing import Delivery, deliveries, routed
 from daemon.notify.sink import OUTBOX_FILE, NotificationSink
@@ -164,17 +164,9 @@ class CentralNotifications(NotificationSink):
 
     def _feed(self, site_id: str, key: str, line: dict[str, Any]) -> list[tuple[Step, bool]]:
         """The chain's steps for this transition: (step, taken by this transition itself)."""
-        esc = self.config.escalation
-        if esc is None:
-            return []
-        st = self._chains.get(key)
+        st = self._chain_for(key, line)
         if st is None:
-            if line.get("severity") != "critical" or line.get("state") not in (
-                "raised",
-                "escalated",
-            ):
-                return []
-            st = self._chains[key] = ChainState(esc, key)
+            return []
         t = TransitionIn.of({**line, "alert_id": key, "id": None})
         timers = st.advance(t.ts, inclusive=False)
         own = st.feed(t)

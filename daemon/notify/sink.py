@@ -313,20 +313,28 @@ class NotificationSink:
     def _seals(self) -> frozenset[str]:
         return frozenset(s.id for s in self.p.stage.engine.seals() if s.status == "active")
 
-    def _chain_feed(self, line: dict[str, Any]) -> list[Step]:
-        """The chain steps this transition takes (timer steps due before it first)."""
+    def _chain_for(self, key: str, line: dict[str, Any]) -> ChainState | None:
+        """The alert's escalation chain: kept, started by a critical raise or escalation, or
+        None (no chain configured, or none for this alert)."""
         esc = self.config.escalation
         if esc is None:
-            return []
-        alert_id = str(line["alert_id"])
-        st = self._chains.get(alert_id)
+            return None
+        st = self._chains.get(key)
         if st is None:
             if line.get("severity") != "critical" or line.get("state") not in (
                 "raised",
                 "escalated",
             ):
-                return []
-            st = self._chains[alert_id] = ChainState(esc, alert_id)
+                return None
+            st = self._chains[key] = ChainState(esc, key)
+        return st
+
+    def _chain_feed(self, line: dict[str, Any]) -> list[Step]:
+        """The chain steps this transition takes (timer steps due before it first)."""
+        alert_id = str(line["alert_id"])
+        st = self._chain_for(alert_id, line)
+        if st is None:
+            return []
         t = TransitionIn.of(line)
         steps = st.advance(t.ts, inclusive=False) + st.feed(t)
         self._latest[alert_id] = line
