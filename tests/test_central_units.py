@@ -239,3 +239,59 @@ async def test_http_api_and_page() -> None:
             assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
     finally:
         await runner.cleanup()
+
+
+def test_the_centre_off_loopback_needs_a_login(tmp_path: Path) -> None:
+    with pytest.raises(CentralConfigError) as exc:
+        parse_central({**GOOD, "http": "0.0.0.0:8090"})
+    assert exc.value.errors[0].startswith("http: 0.0.0.0 is reachable from other machines")
+    short = tmp_path / "short"
+    short.write_text("too short\n")
+    with pytest.raises(CentralConfigError) as exc:
+        parse_central({**GOOD, "access": {"username": "duty", "password_file": str(short)}})
+    assert "access.password: at least 12 characters" in exc.value.errors
+    with pytest.raises(CentralConfigError) as exc:
+        parse_central({**GOOD, "access": {"username": "duty", "password": "in the file"}})
+    assert any(e.startswith("access.password: unknown") for e in exc.value.errors), exc.value
+    good = tmp_path / "pw"
+    good.write_text("a long duty password\n")
+    cfg = parse_central(
+        {**GOOD, "http": "0.0.0.0:8090", "access": {"username": "duty", "password_file": str(good)}}
+    )
+    assert cfg.access == ("duty", "a long duty password")
+    assert "a long duty password" not in repr(cfg)
+
+
+async def test_with_a_login_every_route_but_healthz_asks_for_it() -> None:
+    import base64
+    import urllib.request
+
+    from aiohttp import web
+
+    c = Centre(parse_central(GOOD))
+    runner = web.AppRunner(build_app(c, None, None, ("duty", "a long duty password")))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    def get(path: str, login: str | None) -> int:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+        if login is not None:
+            req.add_header("Authorization", "Basic " + base64.b64encode(login.encode()).decode())
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as e:
+            assert e.headers["WWW-Authenticate"].startswith('Basic realm="sealwatch central"')
+            return int(e.code)
+
+    import asyncio
+
+    try:
+        for path in ("/", "/api/overview", "/api/sites/a", "/metrics", "/page.js"):
+            assert await asyncio.to_thread(get, path, None) == 401
+            assert await asyncio.to_thread(get, path, "duty:wrong password!!") == 401
+            assert await asyncio.to_thread(get, path, "duty:a long duty password") == 200
+        assert await asyncio.to_thread(get, "/healthz", None) == 200
+    finally:
+        await runner.cleanup()

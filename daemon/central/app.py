@@ -39,7 +39,7 @@ class Central:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Central:
-        app = build_app(self.centre, self.link, self.notify)
+        app = build_app(self.centre, self.link, self.notify, self.config.access)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.http_host, self.config.http_port)

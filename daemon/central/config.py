@@ -17,10 +17,11 @@ Every mistake is reported with its path; every key accepted does something.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ import yaml
 
 from daemon.config import _Validator
 from daemon.notify.config import Notifications, parse_notifications
+from daemon.secrets import read_secret
 from policies.schema import tzname
 
 SITE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -42,7 +44,9 @@ TOP = {
     "notifications",
     "data_dir",
     "timezone",
+    "access",
 }
+ACCESS_KEYS = {"username", "password_file", "password_env"}
 MQTT_KEYS = {"client_id", "username", "password_file", "tls"}
 TLS_KEYS = {"ca_file", "cert_file", "key_file"}
 SITE_KEYS = {"id", "name", "lon", "lat"}
@@ -90,6 +94,8 @@ class CentralConfig:
     data_dir: Path | None = None
     timezone: str = "Asia/Shanghai"
     notifications: Notifications | None = None
+    # HTTP Basic login for every route but /healthz; None: loopback only
+    access: tuple[str, str] | None = field(default=None, repr=False)
 
 
 class _CentreValidator(_Validator):
@@ -166,6 +172,7 @@ def parse_central(raw: Any, base: Path = Path(".")) -> CentralConfig:
         errors.append("data_dir: needed with notifications (the outbox is kept there)")
     if notifications is None and data_dir is not None:
         errors.append("data_dir: only the notification outbox is kept there: add notifications")
+    access = _access(raw.get("access"), base, host.strip("[]") or "127.0.0.1", errors)
     if errors:
         raise CentralConfigError(errors)
 
@@ -188,6 +195,7 @@ def parse_central(raw: Any, base: Path = Path(".")) -> CentralConfig:
         data_dir=data_dir,
         timezone=timezone,
         notifications=notifications,
+        access=access,
     )
 
 
@@ -240,3 +248,44 @@ def _sites(raw: Any, errors: list[str]) -> tuple[SiteRef, ...]:
             coords.append(float(v))
         out.append(SiteRef(sid, str(s.get("name") or sid), coords[0], coords[1]))
     return tuple(out)
+
+
+def _access(raw: Any, base: Path, host: str, errors: list[str]) -> tuple[str, str] | None:
+    """`access: {username, password_file | password_env}`: the login the page and the API ask
+    for. Without it the centre answers on a loopback address only: its view names every site's
+    alerts."""
+    if raw is None:
+        if not _loopback(host):
+            errors.append(
+                f"http: {host} is reachable from other machines: add access (username and "
+                "password_file) or keep http on 127.0.0.1"
+            )
+        return None
+    if not isinstance(raw, dict):
+        errors.append("access: a mapping {username, password_file | password_env}")
+        return None
+    _unknown("access", raw, ACCESS_KEYS, errors)
+    user = raw.get("username")
+    if not isinstance(user, str) or not user or ":" in user:
+        errors.append("access.username: a name without ':'")
+        user = ""
+    if isinstance(raw.get("password_file"), str):  # relative to this file, like every path
+        raw = {**raw, "password_file": str(base / raw["password_file"])}
+    password = read_secret(
+        lambda where, msg: errors.append(f"{where}: {msg}"),
+        "access",
+        raw,
+        os.environ,
+        "password",
+        required=True,
+    )
+    if password is not None and password and len(password) < 12:
+        errors.append("access.password: at least 12 characters")
+    return (user, password) if user and password else None
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -9,10 +9,16 @@ No outside network: the page, its script and the dashboard's style sheet ship wi
     GET /healthz                       the cluster node followed, messages, rejections,
                                        problems (notifications failing), notification counts
     GET /metrics                       Prometheus text: messages, transitions, notifications
+
+With `access` configured every route but /healthz asks for that login (HTTP Basic: the
+browser's own prompt, Prometheus's `basic_auth`); without it the centre listens on loopback
+only (daemon/central/config.py refuses anything else).
 """
 
 from __future__ import annotations
 
+import base64
+import hmac
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +37,38 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
+def _login(access: tuple[str, str] | None) -> Any:
+    """Every route but /healthz behind HTTP Basic `access` (compared in constant time)."""
+    want = None
+    if access is not None:
+        want = base64.b64encode(f"{access[0]}:{access[1]}".encode()).decode()
+
+    @web.middleware
+    async def login(request: web.Request, handler: Any) -> web.StreamResponse:
+        if want is None or request.path == "/healthz":
+            response: web.StreamResponse = await handler(request)
+            return response
+        given = request.headers.get("Authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() == "basic" and hmac.compare_digest(token.strip(), want):
+            response = await handler(request)
+            return response
+        return web.Response(
+            status=401,
+            text="log in",
+            headers={"WWW-Authenticate": 'Basic realm="sealwatch central", charset="UTF-8"'},
+        )
+
+    return login
+
+
 def build_app(
-    centre: Centre, link: ClusterLink | None, notify: CentralNotifications | None = None
+    centre: Centre,
+    link: ClusterLink | None,
+    notify: CentralNotifications | None = None,
+    access: tuple[str, str] | None = None,
 ) -> web.Application:
-    app = web.Application(client_max_size=1024)
+    app = web.Application(client_max_size=1024, middlewares=[_login(access)])
 
     async def page(_r: web.Request) -> web.Response:
         return web.Response(
