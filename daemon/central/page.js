@@ -47,7 +47,12 @@ function draw(data) {
     const colour = s.availability !== "online" ? "var(--muted)" : s.worst ? `var(--${s.worst.severity})` : "var(--ok)";
     const dot = el("svg:circle", { cx: x, cy: y, r: 9, fill: colour, "data-site": s.id });
     dot.onclick = () => { chosen = s.id; detail(); };
-    map.append(dot, el("svg:text", { x: x + 12, y: y + 4 }, s.name));
+    // the name beside its dot, on the side with room (never past the map's edge)
+    const right = x < 600;
+    const label = el("svg:text", {
+      x: right ? x + 14 : x - 14, y: y + 7, "text-anchor": right ? "start" : "end", "data-site": s.id,
+    }, s.name);
+    map.append(dot, label);
   }
 }
 
