@@ -168,12 +168,15 @@ async def test_muster_api_and_cli_list_who_is_inside_and_who_is_unseen(
         for badge, ago in (("B1001", -7200), ("B1002", 0), ("G3001", 0)):
             for door in ("gate-outer", "gate-inner"):
                 await gw.event(door, "badge.granted", badge=badge, direction="in", ts=now_ts(ago))
-        await wait_until(
+        await wait_until(  # through both doors: each is in the work zone
             lambda: (
                 d.pipeline is not None
-                and {"B1001", "B1002", "G3001"} <= set(d.pipeline.stage.engine.world.location)
+                and all(
+                    d.pipeline.stage.engine.world.location.get(b) == "work"
+                    for b in ("B1001", "B1002", "G3001")
+                )
             ),
-            what="three people placed",
+            what="three people in the work zone",
         )
         m = await get(d, "/api/muster")
         assert m["unseen_min"] == 30
