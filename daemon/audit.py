@@ -89,6 +89,7 @@ SUPPRESSION_COLUMNS = 'id, device, start, "end", reason, by_badge, created'
 SEAL_COLUMNS = (
     'id, name, classification, start, "end", planned_end, status, started_by, ended_by, precheck'
 )
+SEAL_KEYS = tuple(c.strip().strip('"') for c in SEAL_COLUMNS.split(","))  # as dict keys
 LEDGER_TABLES: dict[str, tuple[str, str]] = {
     "events": ("seq", EVENT_COLUMNS),
     "rejections": ("id", REJECTION_COLUMNS),

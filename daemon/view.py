@@ -292,23 +292,10 @@ class ReadView:
     # -- seals, maintenance, events, rejections ------------------------------------------------
 
     def seal_records(self) -> list[dict[str, Any]]:
-        keys = (
-            "id",
-            "name",
-            "classification",
-            "start",
-            "end",
-            "planned_end",
-            "status",
-            "started_by",
-            "ended_by",
-            "precheck",
-        )
         rows = self._conn.execute(
-            'SELECT id, name, classification, start, "end", planned_end, status, '
-            "started_by, ended_by, precheck FROM seals ORDER BY start"
+            f"SELECT {audit.SEAL_COLUMNS} FROM seals ORDER BY start"
         ).fetchall()
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [dict(zip(audit.SEAL_KEYS, r, strict=True)) for r in rows]
 
     def latest_event(self, event_type: str) -> EventRow | None:
         """The newest stored event of one type (e.g. the last `precheck.recorded`)."""

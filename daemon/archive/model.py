@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from daemon.audit import SEAL_COLUMNS, SEAL_KEYS
 from daemon.snapshot import site_fingerprint
 from daemon.view import format_time
 from policies.site import Site
@@ -104,26 +105,12 @@ class Rows:
 
     def seal(self, seal_id: str) -> Json | None:
         row = self.conn.execute(
-            'SELECT id, name, classification, start, "end", planned_end, status, '
-            "started_by, ended_by, precheck FROM seals WHERE id = ?",
-            (seal_id,),
+            f"SELECT {SEAL_COLUMNS} FROM seals WHERE id = ?", (seal_id,)
         ).fetchone()
-        keys = (
-            "id",
-            "name",
-            "classification",
-            "start",
-            "end",
-            "planned_end",
-            "status",
-            "started_by",
-            "ended_by",
-            "precheck",
-        )
         if row is None:
             return None
         self.used["seals"].add(row[0])
-        return dict(zip(keys, row, strict=True))
+        return dict(zip(SEAL_KEYS, row, strict=True))
 
     def last_event_ts(self) -> int | None:
         row = self.conn.execute(
