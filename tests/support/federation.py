@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from tests.support.daemon import ROOT, http, wait_until
-from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.mosquitto import Mosquitto, free_port, stop_process
 from tests.support.rabbit import RabbitNode
 
 BRIDGE_CONF = ROOT / "deploy" / "mosquitto" / "bridge" / "bridge.conf"
@@ -122,11 +122,5 @@ class CentralProcess:
         return await wait_until(up, 60, "the central's /healthz with a broker")
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        stop_process(self.proc)
+        self.proc = None

@@ -29,6 +29,18 @@ def free_port() -> int:
     raise RuntimeError("no free port between 20000 and 32000")
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout_s: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within `timeout_s` (test servers)."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_port(host: str, port: int, timeout_s: float = 10.0) -> None:
     """Block until something accepts TCP connections on host:port."""
     deadline = time.monotonic() + timeout_s
@@ -73,14 +85,8 @@ class Mosquitto:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        stop_process(self.proc, 10.0)
+        self.proc = None
 
     def restart(self) -> None:
         self.stop()

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.support.mosquitto import free_port, wait_port
+from tests.support.mosquitto import free_port, stop_process, wait_port
 
 EXE = "victoria-metrics"
 
@@ -54,14 +54,8 @@ class VictoriaMetrics:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        stop_process(self.proc)
+        self.proc = None
 
     def _get(self, path: str) -> bytes:
         with urllib.request.urlopen(self.url + path, timeout=30) as resp:
