@@ -25,6 +25,7 @@ from tests.support.daemon import (
     Gateway,
     ahttp,
     now_ts,
+    poll_until,
     sealwatch_cli,
     wait_until,
     write_site,
@@ -160,20 +161,13 @@ async def test_receiver_down_then_up_nothing_lost_retries_idempotent(
 async def wait_until_metric(
     d: DaemonProcess, name: str, value: float, *, below: bool = False, timeout_s: float = 30
 ) -> str:
-    text = ""
-
-    async def check() -> bool:
-        nonlocal text
-        text = await metrics(d)
+    def reached(text: str) -> bool:
         v = metric(text, name)
         return v <= value if below else v >= value
 
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{name} never {'<=' if below else '>='} {value}: {text}")
-        await asyncio.sleep(0.05)
-    return text
+    return await poll_until(
+        lambda: metrics(d), reached, timeout_s, f"{name} {'<=' if below else '>='} {value}"
+    )
 
 
 async def test_held_notifications_survive_a_kill_and_go_out_after_restart(

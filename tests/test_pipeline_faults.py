@@ -24,6 +24,7 @@ from tests.support.daemon import (
     Gateway,
     ahttp,
     now_ts,
+    poll_until,
     wait_until,
     write_site,
 )
@@ -93,19 +94,7 @@ async def test_disk_full_alerting_goes_on_held_events_written_when_space_returns
 
 
 async def wait_until_async(d: DaemonProcess, pred: Any, timeout_s: float = 20.0) -> dict[str, Any]:
-    last: dict[str, Any] = {}
-
-    async def check() -> bool:
-        nonlocal last
-        last = await health(d)
-        return bool(pred(last))
-
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"/healthz never matched: {last}")
-        await asyncio.sleep(0.05)
-    return last
+    return await poll_until(lambda: health(d), lambda b: bool(pred(b)), timeout_s, "/healthz")
 
 
 async def test_daemon_starts_and_alerts_on_a_full_disk(

@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ EXAMPLE_SITE = ROOT / "deploy" / "examples" / "site.yaml"
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 # Timers short enough for tests, long enough that nothing goes off on its own.
 TEST_POLICIES = {
@@ -96,6 +97,24 @@ async def wait_until(pred: Callable[[], T | None], timeout_s: float = 15.0, what
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or pred}")
         await asyncio.sleep(0.02)
+
+
+async def poll_until(
+    fetch: Callable[[], Awaitable[U]],
+    holds: Callable[[U], bool],
+    timeout_s: float = 20.0,
+    what: str = "",
+) -> U:
+    """Fetch (an HTTP answer, a metrics page …) until `holds(it)` or the deadline passes;
+    returns the last fetched, or fails showing it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = await fetch()
+        if holds(got):
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: last {str(got)[-2000:]}")
+        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
